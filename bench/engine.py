@@ -1,0 +1,115 @@
+"""Engine overhead on the in-memory adapters: a 3-step workflow over N runs.
+
+Prints one JSON line and a table: transitions per second, and CPU microseconds per transition (process CPU time
+over the stored step transitions, triggering included). Target: <= 30 us CPU per transition.
+
+    python bench/engine.py [--runs 20000] [--parallel 1] [--uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import enum
+import gc
+import json
+import platform
+import sys
+import time
+
+from pydantic import BaseModel
+
+from conveyor import Builder, RecordFilter, Run, RunState
+from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
+
+
+class Item(BaseModel):
+    id: str = ""
+    steps: int = 0
+
+
+class Stage(enum.IntEnum):
+    RECEIVED = 1
+    CHECKED = 2
+    PRICED = 3
+    DONE = 4
+
+
+async def check(run: Run[Item, Stage]) -> Stage:
+    run.object.steps += 1
+    return Stage.CHECKED
+
+
+async def price(run: Run[Item, Stage]) -> Stage:
+    run.object.steps += 1
+    return Stage.PRICED
+
+
+async def finish(run: Run[Item, Stage]) -> Stage:
+    run.object.steps += 1
+    return Stage.DONE
+
+
+async def measure(runs: int, parallel: int) -> dict[str, float | int | str]:
+    b = Builder("bench-engine", Item, Stage)
+    b.add_step(Stage.RECEIVED, check, Stage.CHECKED).with_options(parallel_count=parallel)
+    b.add_step(Stage.CHECKED, price, Stage.PRICED).with_options(parallel_count=parallel)
+    b.add_step(Stage.PRICED, finish, Stage.DONE).with_options(parallel_count=parallel)
+    store = MemoryRecordStore()
+    wf = b.build(MemoryStreamer(), store, MemoryRoleScheduler(), pause_retry=None)
+    transitions = runs * 3
+    async with wf:
+        gc.collect()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        last = ""
+        for i in range(runs):
+            last = await wf.trigger(f"item-{i}")
+        # Runs are processed in order per step, so the last run finishing means all did.
+        await wf.wait_for(f"item-{runs - 1}", last, Stage.DONE, timeout=600)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    completed = len(
+        await store.list("bench-engine", limit=runs, filter=RecordFilter(run_states=[RunState.COMPLETED]))
+    )
+    return {
+        "bench": "engine",
+        "runs": runs,
+        "completed": completed,
+        "parallel_count": parallel,
+        "transitions": transitions,
+        "seconds": round(wall, 3),
+        "transitions_per_second": round(transitions / wall),
+        "cpu_us_per_transition": round(cpu / transitions * 1e6, 1),
+        "target_cpu_us_per_transition": 30,
+        "python": platform.python_version(),
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20_000)
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
+    result = asyncio.run(measure(args.runs, args.parallel))
+    print(json.dumps(result))
+    rows = [
+        ("runs", f"{result['runs']} ({result['completed']} completed)"),
+        ("transitions", str(result["transitions"])),
+        ("wall time", f"{result['seconds']} s"),
+        ("transitions/s", str(result["transitions_per_second"])),
+        ("CPU us/transition", f"{result['cpu_us_per_transition']} (target <= 30)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    if result["completed"] != args.runs:
+        sys.exit("not every run completed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The order-processing example: the reference's order workflow, written with conveyor."""

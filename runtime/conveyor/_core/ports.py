@@ -1,0 +1,255 @@
+"""The four adapter protocols (plus connectors) that the engine drives. `conveyor.adapters.base` re-exports
+them for adapter authors; `conveyor.testing.conformance` checks any implementation against them.
+
+Lifecycle: constructors take configuration only; `open()` connects and `close()` disconnects. The workflow
+opens its adapters when it starts running and closes them when it stops. Both are idempotent, and an adapter
+shared by several workflows of one process counts its opens.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import enum
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from conveyor._core.records import Event, OutboxEvent, OutgoingEvent, Record, TimeoutRecord
+from conveyor._core.runstate import RunState
+
+
+class Order(enum.IntEnum):
+    ASCENDING = 1
+    DESCENDING = 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """Filters of RecordStore.list; every field given must match (a field's values are alternatives)."""
+
+    foreign_ids: Sequence[str] = ()
+    statuses: Sequence[int] = ()
+    run_states: Sequence[RunState] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def matches(self, record: Record) -> bool:
+        if self.foreign_ids and record.foreign_id not in self.foreign_ids:
+            return False
+        if self.statuses and record.status not in self.statuses:
+            return False
+        if self.run_states and record.run_state not in self.run_states:
+            return False
+        if self.created_after is not None and not record.created_at > self.created_after:
+            return False
+        return not (self.created_before is not None and not record.created_at < self.created_before)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` (from 1) of `count`: a receiver given a shard gets exactly the events whose foreign id maps
+    to it, and every event maps to exactly one shard."""
+
+    index: int = 1
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index} of {self.count}: expected 1 <= index <= count")
+
+
+class OutboxSignal(Protocol):
+    async def wait(self) -> None:
+        """Return once an outbox event may have been written since the previous return (spurious returns are
+        fine; a missed write is not). The relay still polls as a safety net."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def store(self, record: Record, *, expected_version: int | None = None) -> None:
+        """Write `record` and its outbox event (`conveyor.adapters.base.outbox_data(record)`) atomically, and add the
+        record to the run's history.
+
+        The caller has already set `record.meta.version`. With `expected_version=None` the run is new: raise
+        WorkflowInProgress if the workflow has an unfinished run for the same foreign id. Otherwise the stored
+        version must equal `expected_version`, or raise VersionConflict and write nothing."""
+        ...
+
+    async def lookup(self, run_id: str) -> Record:
+        """The run's current record; RecordNotFound if there is none."""
+        ...
+
+    async def latest(self, workflow_name: str, foreign_id: str) -> Record:
+        """The most recently created run of the workflow for the foreign id; RecordNotFound if there is none."""
+        ...
+
+    async def list(
+        self,
+        workflow_name: str | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 25,
+        order: Order = Order.ASCENDING,
+        filter: RecordFilter | None = None,
+    ) -> builtins.list[Record]:
+        """Runs in creation order (or its reverse), after skipping `offset` matches, at most `limit` of them."""
+        ...
+
+    async def history(self, run_id: str) -> builtins.list[Record]:
+        """Every version of the run that was stored, oldest first (empty if the run is unknown)."""
+        ...
+
+    async def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
+        """Unpublished events of the workflow, oldest first."""
+        ...
+
+    async def delete_outbox_events(self, ids: Sequence[str]) -> None:
+        """Forget published events; unknown ids are ignored."""
+        ...
+
+    def outbox_signal(self, workflow_name: str) -> OutboxSignal: ...
+
+
+@runtime_checkable
+class EventSender(Protocol):
+    async def send(self, events: Sequence[OutgoingEvent]) -> None:
+        """Publish the events, in order; when this returns they are durable."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventReceiver(Protocol):
+    async def recv(self) -> Event:
+        """The next event of this receiver's topic and shard, waiting for one if needed."""
+        ...
+
+    async def ack(self, event: Event) -> None:
+        """Mark `event` (and everything before it) consumed for this receiver's name. An event never acked is
+        delivered again to the next receiver of the same name."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventStreamer(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def sender(self, topic: str) -> EventSender: ...
+
+    async def receiver(
+        self,
+        topic: str,
+        name: str,
+        *,
+        shard: Shard = Shard(),
+        poll_frequency: float = 0.5,
+        from_latest: bool = False,
+    ) -> EventReceiver:
+        """A receiver named `name`: consumption resumes where the last receiver of that name acknowledged; with
+        `from_latest` and no acknowledged position, it starts after the events already published."""
+        ...
+
+
+@runtime_checkable
+class RoleLease(Protocol):
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def held(self) -> bool:
+        """False from the moment the holder can no longer be sure it holds the role."""
+        ...
+
+    async def wait_lost(self) -> None:
+        """Return when the role is lost (never, while it is held)."""
+        ...
+
+
+@runtime_checkable
+class RoleScheduler(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def hold(self, role: str) -> AbstractAsyncContextManager[RoleLease]:
+        """Wait until this process holds `role`, exclusively, and keep it until the block exits."""
+        ...
+
+
+@runtime_checkable
+class TimeoutStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create(
+        self,
+        workflow_name: str,
+        foreign_id: str,
+        run_id: str,
+        status: int,
+        expire_at: datetime,
+        *,
+        timer: int = 0,
+        record_version: int = 0,
+    ) -> TimeoutRecord:
+        """Schedule a timeout. Idempotent: the same (workflow, run, status, timer, record_version) gives back the
+        timeout already scheduled instead of a second one."""
+        ...
+
+    async def complete(self, timeout_id: int) -> None:
+        """Mark as fired; TimeoutNotFound if unknown."""
+        ...
+
+    async def cancel(self, timeout_id: int) -> None:
+        """Remove; TimeoutNotFound if unknown."""
+        ...
+
+    async def list(self, workflow_name: str) -> builtins.list[TimeoutRecord]:
+        """Every timeout of the workflow not cancelled, completed ones included, in creation order."""
+        ...
+
+    async def list_valid(self, workflow_name: str, status: int, now: datetime) -> builtins.list[TimeoutRecord]:
+        """Timeouts at `status` that are not completed and expire at or before `now`, in creation order."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectorEvent:
+    """An event from outside the workflow (another workflow, a queue, a webhook log) that a connector delivers."""
+
+    id: str
+    foreign_id: str
+    type: str = ""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+@runtime_checkable
+class ConnectorConsumer(Protocol):
+    async def recv(self) -> ConnectorEvent: ...
+
+    async def ack(self, event: ConnectorEvent) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    async def make(self, consumer_name: str) -> ConnectorConsumer:
+        """A consumer that resumes after the last event acknowledged under `consumer_name`."""
+        ...

@@ -1,0 +1,188 @@
+"""The stored and streamed shapes: Record (a run as persisted), Event, OutboxEvent, TimeoutRecord.
+
+These are the wire contract between the engine and the adapters, so they are plain slotted dataclasses
+holding bytes and ints, never the user's types; the engine turns a Record into a typed Run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+
+from conveyor._core.runstate import RunState
+
+# Event headers, named as the reference names them.
+HEADER_WORKFLOW_NAME: Final = "workflow_name"
+HEADER_FOREIGN_ID: Final = "foreign_id"
+HEADER_TOPIC: Final = "topic"
+HEADER_RUN_ID: Final = "run_id"
+HEADER_RUN_STATE: Final = "run_state"
+HEADER_RECORD_VERSION: Final = "record_version"
+HEADER_CONNECTOR_DATA: Final = "connector_data"
+
+
+@dataclasses.dataclass(slots=True)
+class Meta:
+    """Context kept beside a run: why its state is what it is, and the optimistic-concurrency version."""
+
+    run_state_reason: str = ""
+    status_description: str = ""
+    # Incremented on every store; an event carries the version it was written with, so a consumer can tell a
+    # duplicate or stale event (record already newer) from a lagging read (record older).
+    version: int = 0
+    trace_origin: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class Record:
+    """A run as the record store keeps it. `object` is the encoded user object, or None once data is deleted."""
+
+    workflow_name: str
+    foreign_id: str
+    run_id: str
+    run_state: RunState
+    status: int
+    object: bytes | None
+    created_at: datetime
+    updated_at: datetime
+    meta: Meta = dataclasses.field(default_factory=Meta)
+
+    def copy(self) -> Record:
+        return Record(
+            self.workflow_name,
+            self.foreign_id,
+            self.run_id,
+            self.run_state,
+            self.status,
+            self.object,
+            self.created_at,
+            self.updated_at,
+            Meta(
+                self.meta.run_state_reason,
+                self.meta.status_description,
+                self.meta.version,
+                self.meta.trace_origin,
+            ),
+        )
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Event:
+    """A notification that a run changed: it tells what happened, never the new state itself."""
+
+    id: int
+    foreign_id: str
+    type: int
+    headers: Mapping[str, str]
+    created_at: datetime
+
+    @property
+    def run_id(self) -> str:
+        return self.headers.get(HEADER_RUN_ID, "")
+
+    @property
+    def record_version(self) -> int | None:
+        raw = self.headers.get(HEADER_RECORD_VERSION)
+        return int(raw) if raw is not None else None
+
+    @property
+    def run_state(self) -> RunState | None:
+        raw = self.headers.get(HEADER_RUN_STATE)
+        return RunState(int(raw)) if raw is not None else None
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class OutgoingEvent:
+    """What a sender publishes; the streamer assigns the id and the timestamp."""
+
+    foreign_id: str
+    type: int
+    headers: Mapping[str, str]
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class OutboxEvent:
+    """An event written in the same transaction as the record change it announces."""
+
+    id: str
+    workflow_name: str
+    data: bytes
+    created_at: datetime
+
+    def decode(self) -> OutgoingEvent:
+        return decode_outbox_data(self.data)
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class TimeoutRecord:
+    """A scheduled timeout of a run at a status. `timer` is the index of the timeout among the status's timeouts,
+    `record_version` the run's version when it was scheduled: together they make scheduling idempotent."""
+
+    id: int
+    workflow_name: str
+    foreign_id: str
+    run_id: str
+    status: int
+    expire_at: datetime
+    created_at: datetime
+    completed: bool = False
+    timer: int = 0
+    record_version: int = 0
+
+
+def topic(workflow_name: str, status: int) -> str:
+    return f"{_topic_prefix(workflow_name)}-{status}"
+
+
+def delete_topic(workflow_name: str) -> str:
+    return f"{_topic_prefix(workflow_name)}-delete"
+
+
+def run_state_change_topic(workflow_name: str) -> str:
+    return f"{_topic_prefix(workflow_name)}-run-state-change"
+
+
+def _topic_prefix(workflow_name: str) -> str:
+    return workflow_name.replace(" ", "_")
+
+
+_STATE_CHANGE_STATES = frozenset(
+    {RunState.PAUSED, RunState.CANCELLED, RunState.DATA_DELETED, RunState.COMPLETED}
+)
+
+
+def event_topic(record: Record) -> str:
+    """The topic an event about this record goes to, by the reference's rules: data-deletion requests to the
+    delete topic, stops and completions to the run-state-change topic, everything else to its status's topic."""
+    if record.run_state is RunState.REQUESTED_DATA_DELETED:
+        return delete_topic(record.workflow_name)
+    if record.run_state in _STATE_CHANGE_STATES:
+        return run_state_change_topic(record.workflow_name)
+    return topic(record.workflow_name, record.status)
+
+
+def event_headers(record: Record) -> dict[str, str]:
+    return {
+        HEADER_FOREIGN_ID: record.foreign_id,
+        HEADER_WORKFLOW_NAME: record.workflow_name,
+        HEADER_TOPIC: event_topic(record),
+        HEADER_RUN_ID: record.run_id,
+        HEADER_RUN_STATE: str(int(record.run_state)),
+        HEADER_RECORD_VERSION: str(record.meta.version),
+    }
+
+
+def outbox_data(record: Record) -> bytes:
+    """The outbox payload for a record change: every store writes this in the same transaction as the record."""
+    return json.dumps(
+        {"foreign_id": record.foreign_id, "type": record.status, "headers": event_headers(record)},
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_outbox_data(data: bytes) -> OutgoingEvent:
+    raw = json.loads(data)
+    return OutgoingEvent(foreign_id=raw["foreign_id"], type=int(raw["type"]), headers=raw["headers"])

@@ -1,0 +1,82 @@
+"""Prometheus metrics with the reference's names and labels (luno/workflow internal/metrics), recorded by the
+engine into the default registry so that any exporter of the process serves them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+WORKFLOW = "workflow_name"
+PROCESS = "process_name"
+
+CONSUMER_LAG = Gauge(
+    "workflow_process_lag_seconds", "lag between now and the current event timestamp in seconds", [WORKFLOW, PROCESS]
+)
+CONSUMER_LAG_ALERT = Gauge(
+    "workflow_process_lag_alert", "Whether or not the consumer lag crosses its alert threshold", [WORKFLOW, PROCESS]
+)
+PROCESS_STATES = Gauge("workflow_process_states", "The current states of all the processes", [WORKFLOW, PROCESS])
+PROCESS_LATENCY = Histogram(
+    "workflow_process_latency_seconds",
+    "Event loop latency in seconds",
+    [WORKFLOW, PROCESS],
+    buckets=(0.01, 0.1, 1, 5, 10, 60, 300),
+)
+PROCESS_ERRORS = Counter("workflow_process_error_count", "Number of errors processing events", [WORKFLOW, PROCESS])
+PROCESS_SKIPPED_EVENTS = Counter(
+    "workflow_process_skipped_events_count", "Number of events skipped by consumer", [WORKFLOW, PROCESS, "reason"]
+)
+RUN_STATE_CHANGES = Counter(
+    "workflow_run_state_changes",
+    "The number of workflow run state changes going from state to a new state",
+    [WORKFLOW, "previous_run_state", "current_run_state"],
+)
+ROLE_HELD = Gauge("conveyor_role_held", "1 while this process holds the role", [WORKFLOW, "role"])
+
+
+class WorkflowMetrics:
+    """The metrics of one workflow, label lookups cached for the hot path."""
+
+    def __init__(self, workflow_name: str) -> None:
+        self.workflow = workflow_name
+        self._skipped: dict[tuple[str, str], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
+        self._changes: dict[tuple[str, str], Counter] = {}
+
+    def skipped(self, process: str, reason: str) -> None:
+        child = self._skipped.get((process, reason))
+        if child is None:
+            child = self._skipped[(process, reason)] = PROCESS_SKIPPED_EVENTS.labels(self.workflow, process, reason)
+        child.inc()
+
+    def skipped_count(self, process: str, reason: str) -> float:
+        child = self._skipped.get((process, reason))
+        return child._value.get() if child is not None else 0.0
+
+    def latency(self, process: str, seconds: float) -> None:
+        child = self._latency.get(process)
+        if child is None:
+            child = self._latency[process] = PROCESS_LATENCY.labels(self.workflow, process)
+        child.observe(seconds)
+
+    def run_state_change(self, previous: str, current: str) -> None:
+        child = self._changes.get((previous, current))
+        if child is None:
+            child = self._changes[(previous, current)] = RUN_STATE_CHANGES.labels(self.workflow, previous, current)
+        child.inc()
+
+    def error(self, process: str) -> None:
+        PROCESS_ERRORS.labels(self.workflow, process).inc()
+
+    def state(self, process: str, value: int) -> None:
+        PROCESS_STATES.labels(self.workflow, process).set(value)
+
+    def role_held(self, role: str, held: bool) -> None:
+        ROLE_HELD.labels(self.workflow, role).set(1 if held else 0)
+
+    def lag(self, process: str, event_time: datetime, now: datetime, alert_after: float) -> None:
+        lag = (now - event_time).total_seconds()
+        CONSUMER_LAG.labels(self.workflow, process).set(lag)
+        if alert_after > 0:
+            CONSUMER_LAG_ALERT.labels(self.workflow, process).set(1 if lag > alert_after else 0)

@@ -1,0 +1,400 @@
+"""The processes of a workflow, one function each: step consumers, the outbox relay, timeouts, hooks, data
+deletion, the paused-run retry, connectors and schedules. Each runs only while its role is held."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from conveyor._core.ports import EventReceiver, EventSender, Shard
+from conveyor._core.records import Event, OutgoingEvent, Record, delete_topic, run_state_change_topic, topic
+from conveyor._core.runstate import RunState
+from conveyor._core.sharding import shard_of
+from conveyor._engine.options import OUTBOX_BATCH_LIMIT, OUTBOX_POLLING_FREQUENCY
+from conveyor._engine.runtime import Runtime
+from conveyor._engine.spec import ConnectorSpec, StepSpec, TimeoutSpec
+from conveyor._engine.supervise import first_of
+from conveyor.errors import RecordNotFound, StaleRead, TimeoutNotFound, WorkflowInProgress
+
+if TYPE_CHECKING:
+    from conveyor._engine.workflow import Workflow
+
+T = TypeVar("T")
+S = TypeVar("S", bound=enum.IntEnum)
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+async def consume(
+    rt: Runtime[Any, Any],
+    receiver: EventReceiver,
+    process: str,
+    handle: Handler,
+    *,
+    err_backoff: float,
+    consume_lag: float = 0.0,
+    lag_alert: float = 0.0,
+    accept: Callable[[Event], bool] | None = None,
+) -> None:
+    """Receive, handle and acknowledge events one at a time; a failed event is retried after a back-off and not
+    acknowledged until it succeeds, so nothing is lost and order is kept."""
+    try:
+        while True:
+            event = await receiver.recv()
+            if consume_lag > 0:
+                await _wait_until_age(rt, event.created_at, consume_lag)
+            rt.metrics.lag(process, event.created_at, rt.clock.now(), lag_alert)
+            async with rt.drain.working():
+                if accept is not None and not accept(event):
+                    rt.metrics.skipped(process, "filtered out")
+                else:
+                    await rt.retrying(process, err_backoff, lambda e=event: handle(e))  # type: ignore[misc]
+                await receiver.ack(event)
+    finally:
+        await receiver.close()
+
+
+async def _wait_until_age(rt: Runtime[Any, Any], created_at: datetime, age: float) -> None:
+    while True:
+        remaining = age - (rt.clock.now() - created_at).total_seconds()
+        if remaining <= 0:
+            return
+        await rt.clock.sleep(remaining)
+
+
+async def _current(rt: Runtime[Any, Any], event: Event, process: str, expected_status: int | None) -> Record | None:
+    """The record an event is about, if the event is still current; None (counted skipped) when it is not."""
+    run_id = event.run_id
+    if not run_id:
+        rt.metrics.skipped(process, "event without run id")
+        return None
+    try:
+        record = await rt.store.lookup(run_id)
+    except RecordNotFound:
+        rt.metrics.skipped(process, "record not found")
+        return None
+    version = event.record_version
+    if version is not None:
+        if record.meta.version > version:
+            rt.metrics.skipped(process, "event record version lower than latest record version")
+            rt.decisions.log("skipped: event already superseded", record, process=process, event_version=version)
+            return None
+        if record.meta.version < version:
+            # The store answered from behind the event (replication lag): retry rather than act on old data.
+            raise StaleRead(run_id, version, record.meta.version)
+    if expected_status is not None and record.status != expected_status:
+        rt.metrics.skipped(process, "record status not in expected state")
+        return None
+    if record.run_state.stopped():
+        rt.metrics.skipped(process, "record stopped")
+        rt.decisions.log("skipped: run is stopped", record, process=process)
+        return None
+    return record
+
+
+# -- steps ---------------------------------------------------------------------------------------------------------
+
+
+async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, role: str, process: str) -> None:
+    opts = rt.options(step.options)
+    receiver = await rt.streamer.receiver(
+        topic(rt.name, int(step.status)), role, shard=shard, poll_frequency=opts.polling_frequency
+    )
+
+    async def handle(event: Event) -> None:
+        before = await _current(rt, event, process, int(step.status))
+        if before is None:
+            return
+        try:
+            run = rt.to_run(before, processing=True)
+            rt.decisions.log("running step", before, process=process)
+            result = await rt.call(step.fn, run)
+            after = rt.decide(before, run, result, step.destinations, f"step from {step.status.name}")
+        except Exception as exc:
+            if await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
+                return
+            raise
+        if after is None:
+            rt.metrics.skipped(process, "next value specified skip")
+            rt.decisions.log("skipped: the step asked to skip", before, process=process)
+            return
+        await rt.commit(before, after, process)
+
+    await consume(
+        rt,
+        receiver,
+        process,
+        handle,
+        err_backoff=opts.err_backoff,
+        consume_lag=opts.consume_lag,
+        lag_alert=opts.lag_alert,
+    )
+
+
+# -- outbox ------------------------------------------------------------------------------------------------------
+
+
+async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
+    """Publish the outbox in batches, woken by the store's signal, polling only as the safety net."""
+    signal = rt.store.outbox_signal(rt.name)
+    senders: dict[str, EventSender] = {}
+    poll = OUTBOX_POLLING_FREQUENCY.total_seconds()
+    try:
+        while True:
+            events = await rt.store.list_outbox_events(rt.name, OUTBOX_BATCH_LIMIT)
+            if not events:
+                await first_of(signal.wait(), rt.clock.sleep(poll))
+                continue
+            now = rt.clock.now()
+            rt.metrics.lag(process, events[0].created_at, now, 60.0)
+            by_topic: dict[str, list[OutgoingEvent]] = {}
+            for item in events:
+                outgoing = item.decode()
+                by_topic.setdefault(outgoing.headers["topic"], []).append(outgoing)
+            for name, batch in by_topic.items():
+                sender = senders.get(name)
+                if sender is None:
+                    sender = senders[name] = await rt.streamer.sender(name)
+                await sender.send(batch)
+            await rt.store.delete_outbox_events([item.id for item in events])
+            rt.decisions.log("published outbox events", None, count=len(events))
+    finally:
+        for sender in senders.values():
+            await sender.close()
+        await signal.close()
+
+
+# -- timeouts ----------------------------------------------------------------------------------------------------
+
+
+async def timeout_inserter(
+    rt: Runtime[T, S], status: S, timeouts: list[TimeoutSpec[T, S]], role: str, process: str
+) -> None:
+    """Schedule the status's timeouts for every run that reaches it."""
+    opts = rt.options(rt.spec.timeout_options.get(int(status)) or rt.defaults)
+    store = rt.timeout_store
+    assert store is not None
+    receiver = await rt.streamer.receiver(topic(rt.name, int(status)), role, poll_frequency=opts.polling_frequency)
+
+    async def handle(event: Event) -> None:
+        before = await _current(rt, event, process, int(status))
+        if before is None:
+            return
+        run = rt.to_run(before, processing=True)
+        for index, spec in enumerate(timeouts):
+            expire_at = await rt.call(spec.timer, run, rt.clock.now())
+            if expire_at is None:
+                continue
+            if not isinstance(expire_at, datetime) or expire_at.tzinfo is None:
+                raise TypeError(f"timer of {status.name} returned {expire_at!r}; expected an aware datetime or None")
+            await store.create(
+                rt.name,
+                before.foreign_id,
+                before.run_id,
+                int(status),
+                expire_at,
+                timer=index,
+                record_version=before.meta.version,
+            )
+            rt.decisions.log("scheduled timeout", before, process=process, expire_at=expire_at.isoformat())
+
+    await consume(rt, receiver, process, handle, err_backoff=opts.err_backoff, lag_alert=opts.lag_alert)
+
+
+async def timeout_poller(rt: Runtime[T, S], status: S, timeouts: list[TimeoutSpec[T, S]], process: str) -> None:
+    """Fire expired timeouts of the status, each at most once."""
+    opts = rt.options(rt.spec.timeout_options.get(int(status)) or rt.defaults)
+    store = rt.timeout_store
+    assert store is not None
+    while True:
+        now = rt.clock.now()
+        for due in await store.list_valid(rt.name, int(status), now):
+            async with rt.drain.working():
+                await rt.retrying(process, opts.err_backoff, lambda d=due: _fire(rt, d, status, timeouts, process))  # type: ignore[misc]
+        await rt.drain.sleep(rt.clock.sleep, opts.polling_frequency)
+
+
+async def _fire(rt: Runtime[T, S], due: Any, status: S, timeouts: list[TimeoutSpec[T, S]], process: str) -> None:
+    store = rt.timeout_store
+    assert store is not None
+    opts = rt.options(rt.spec.timeout_options.get(int(status)) or rt.defaults)
+    try:
+        before = await rt.store.lookup(due.run_id)
+    except RecordNotFound:
+        await _forget_timeout(rt, due.id)
+        return
+    if before.status != int(status) or before.run_state.finished() or not 0 <= due.timer < len(timeouts):
+        # The run moved on: the timeout no longer applies.
+        await _forget_timeout(rt, due.id)
+        rt.decisions.log("cancelled timeout: run moved on", before, process=process)
+        return
+    if before.run_state.stopped():
+        return  # paused: keep it for when the run resumes
+    spec = timeouts[due.timer]
+    try:
+        run = rt.to_run(before, processing=True)
+        result = await rt.call(spec.fn, run, rt.clock.now())
+        after = rt.decide(before, run, result, spec.destinations, f"timeout of {status.name}")
+    except Exception as exc:
+        if await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
+            return
+        raise
+    if after is not None and not await rt.commit(before, after, process):
+        return  # the run changed meanwhile: look again at the next poll
+    await store.complete(due.id)
+    rt.decisions.log("fired timeout", before, process=process, skipped=after is None)
+
+
+async def _forget_timeout(rt: Runtime[Any, Any], timeout_id: int) -> None:
+    assert rt.timeout_store is not None
+    try:
+        await rt.timeout_store.cancel(timeout_id)
+    except TimeoutNotFound:
+        pass
+
+
+# -- run-state changes: hooks, deletion, paused-run retry ---------------------------------------------------------
+
+
+async def hook_consumer(rt: Runtime[T, S], state: RunState, hook: Any, role: str, process: str) -> None:
+    opts = rt.options(rt.defaults)
+    receiver = await rt.streamer.receiver(
+        run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency
+    )
+
+    async def handle(event: Event) -> None:
+        try:
+            record = await rt.store.lookup(event.run_id)
+        except RecordNotFound:
+            rt.metrics.skipped(process, "record not found")
+            return
+        try:
+            run = rt.to_run(record)
+        except Exception:
+            rt.metrics.skipped(process, "unable to unmarshal object")
+            return
+        rt.decisions.log(f"running on_{state.name.lower()} hook", record, process=process)
+        await rt.call(hook, run)
+
+    await consume(
+        rt,
+        receiver,
+        process,
+        handle,
+        err_backoff=opts.err_backoff,
+        lag_alert=opts.lag_alert,
+        accept=lambda e: e.run_state is state,
+    )
+
+
+async def delete_consumer(rt: Runtime[T, S], role: str, process: str) -> None:
+    opts = rt.options(rt.defaults)
+    receiver = await rt.streamer.receiver(delete_topic(rt.name), role, poll_frequency=opts.polling_frequency)
+
+    async def handle(event: Event) -> None:
+        try:
+            before = await rt.store.lookup(event.run_id)
+        except RecordNotFound:
+            rt.metrics.skipped(process, "record not found")
+            return
+        if before.run_state is not RunState.REQUESTED_DATA_DELETED:
+            rt.metrics.skipped(process, "record not awaiting deletion")
+            return
+        replacement: bytes | None = None
+        if rt.custom_delete is not None:
+            run = rt.to_run(before)
+            value = await rt.call(rt.custom_delete, run)
+            if value is not None:
+                replacement = rt.spec.codec.encode(rt.spec.codec.coerce(value, "custom_delete result"))
+        after = rt.next_record(before, status=before.status, run_state=RunState.DATA_DELETED, object=replacement)
+        await rt.commit(before, after, process)
+
+    await consume(rt, receiver, process, handle, err_backoff=opts.err_backoff, lag_alert=opts.lag_alert)
+
+
+async def paused_retry_consumer(rt: Runtime[Any, Any], role: str, process: str) -> None:
+    """Resume runs that have been paused for `pause_retry`, as the reference does by default."""
+    assert rt.pause_retry is not None
+    resume_after = rt.pause_retry.total_seconds()
+    opts = rt.options(rt.defaults)
+    receiver = await rt.streamer.receiver(
+        run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency
+    )
+
+    async def handle(event: Event) -> None:
+        try:
+            before = await rt.store.lookup(event.run_id)
+        except RecordNotFound:
+            return
+        if before.run_state is not RunState.PAUSED or before.meta.version != event.record_version:
+            return  # resumed or paused again since: a later event covers it
+        # Paused for `resume_after` on the workflow's clock (record times are the engine's, not the streamer's).
+        while (remaining := resume_after - (rt.clock.now() - before.updated_at).total_seconds()) > 0:
+            await rt.drain.sleep(rt.clock.sleep, remaining)
+        after = rt.next_record(before, status=before.status, run_state=RunState.RUNNING, object=before.object, reason="")
+        if await rt.commit(before, after, process):
+            rt.decisions.log("resumed paused run automatically", before, process=process)
+
+    await consume(
+        rt,
+        receiver,
+        process,
+        handle,
+        err_backoff=opts.err_backoff,
+        lag_alert=max(resume_after * 3, resume_after + 300),
+        accept=lambda e: e.run_state is RunState.PAUSED,
+    )
+
+
+# -- connectors and schedules -------------------------------------------------------------------------------------
+
+
+async def connector_consumer(
+    rt: Runtime[T, S], workflow: Workflow[T, S], spec: ConnectorSpec[T, S], shard: Shard, role: str
+) -> None:
+    opts = rt.options(spec.options)
+    consumer = await spec.connector.make(role)
+    try:
+        while True:
+            event = await consumer.recv()
+            if event.created_at is not None:
+                if opts.consume_lag > 0:
+                    await _wait_until_age(rt, event.created_at, opts.consume_lag)
+                rt.metrics.lag(role, event.created_at, rt.clock.now(), opts.lag_alert)
+            async with rt.drain.working():
+                if shard_of(event.foreign_id, shard.count) == shard.index:
+                    await rt.retrying(role, opts.err_backoff, lambda e=event: rt.call(spec.fn, workflow, e))  # type: ignore[misc]
+                await consumer.ack(event)
+    finally:
+        await consumer.close()
+
+
+async def scheduler(
+    rt: Runtime[T, S],
+    workflow: Workflow[T, S],
+    foreign_id: str,
+    next_after: Callable[[datetime], datetime],
+    initial_value: T | None,
+    should_trigger: Callable[[], Any] | None,
+) -> None:
+    last_run: datetime | None = None
+    while True:
+        if last_run is None:
+            try:
+                last_run = (await rt.store.latest(rt.name, foreign_id)).created_at
+            except RecordNotFound:
+                last_run = rt.clock.now()
+        due = next_after(last_run)
+        while (remaining := (due - rt.clock.now()).total_seconds()) > 0:
+            await rt.drain.sleep(rt.clock.sleep, remaining)
+        trigger = True if should_trigger is None else bool(await rt.call(should_trigger))
+        last_run = rt.clock.now()
+        if not trigger:
+            rt.decisions.log("schedule slot filtered out", None, foreign_id=foreign_id)
+            continue
+        try:
+            await workflow.trigger(foreign_id, initial_value=initial_value)
+        except WorkflowInProgress:
+            rt.decisions.log("schedule slot skipped: a run is in progress", None, foreign_id=foreign_id)

@@ -1,0 +1,64 @@
+"""Role names, exactly as the reference makes them: each names one process of one workflow, and exactly one
+holder at a time may act as it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from conveyor._core.runstate import RunState
+
+
+def make_role(*parts: object) -> str:
+    return "-".join(str(p) for p in parts).lower().replace(" ", "_")
+
+
+def step_role(workflow: str, status: int, shard: int, shards: int) -> str:
+    return make_role(workflow, status, "consumer", shard, "of", shards)
+
+
+def outbox_role(workflow: str) -> str:
+    return make_role(workflow, "outbox", "consumer")
+
+
+def timeout_role(workflow: str, status: int) -> str:
+    return make_role(workflow, status, "timeout-consumer")
+
+
+def timeout_inserter_role(workflow: str, status: int) -> str:
+    return make_role(workflow, status, "timeout-auto-inserter-consumer")
+
+
+def hook_role(workflow: str, state: RunState) -> str:
+    return make_role(workflow, state.label, "run-state-change-hook", "consumer")
+
+
+def delete_role(workflow: str) -> str:
+    return make_role(workflow, "delete", "consumer")
+
+
+def paused_retry_role(workflow: str) -> str:
+    return make_role(workflow, "paused", "records", "retry", "consumer")
+
+
+def connector_role(connector: str, workflow: str, shard: int, shards: int) -> str:
+    return make_role(connector, "connector", "to", workflow, "consumer", shard, "of", shards)
+
+
+def schedule_role(workflow: str, foreign_id: str, spec: str) -> str:
+    return make_role(workflow, foreign_id, "scheduler", spec)
+
+
+def await_name(workflow: str, status: int, foreign_id: str) -> str:
+    return make_role("await", workflow, status, foreign_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Process:
+    """One role's work: `body` runs while the role is held and is restarted after `err_backoff` if it fails."""
+
+    role: str
+    name: str
+    body: Callable[[], Awaitable[None]]
+    err_backoff: float
+    system: bool = False

@@ -1,0 +1,128 @@
+"""What a built workflow is made of: its steps, callbacks, timeouts, connectors and hooks, frozen at build time."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
+from conveyor._core.codec import Codec
+from conveyor._core.ports import Connector, ConnectorEvent
+from conveyor._engine.graph import StatusGraph
+from conveyor._engine.options import Options
+from conveyor._engine.run import Run, Special
+
+if TYPE_CHECKING:
+    from conveyor._engine.workflow import Workflow
+
+T = TypeVar("T")
+S = TypeVar("S", bound=enum.IntEnum)
+
+StepResult: TypeAlias = S | Special
+StepFn: TypeAlias = Callable[[Run[T, S]], "StepResult[S] | Awaitable[StepResult[S]]"]
+CallbackFn: TypeAlias = Callable[[Run[T, S], bytes], "StepResult[S] | Awaitable[StepResult[S]]"]
+TimeoutFn: TypeAlias = Callable[[Run[T, S], datetime], "StepResult[S] | Awaitable[StepResult[S]]"]
+TimerFn: TypeAlias = Callable[[Run[T, S], datetime], "datetime | None | Awaitable[datetime | None]"]
+HookFn: TypeAlias = Callable[[Run[T, S]], "None | Awaitable[None]"]
+ConnectorFn: TypeAlias = Callable[["Workflow[T, S]", ConnectorEvent], "None | Awaitable[None]"]
+CustomDeleteFn: TypeAlias = Callable[[Run[T, S]], "T | None | Awaitable[T | None]"]
+
+
+class DurationTimer:
+    """Expire `duration` after the run reached the status."""
+
+    def __init__(self, duration: timedelta) -> None:
+        self.duration = duration
+
+    def __call__(self, run: Run[Any, Any], now: datetime) -> datetime:
+        return now + self.duration
+
+    def __repr__(self) -> str:
+        return f"duration_timer({self.duration!r})"
+
+
+class TimeTimer:
+    """Expire at a fixed time."""
+
+    def __init__(self, when: datetime) -> None:
+        self.when = when
+
+    def __call__(self, run: Run[Any, Any], now: datetime) -> datetime:
+        return self.when
+
+    def __repr__(self) -> str:
+        return f"time_timer({self.when!r})"
+
+
+def duration_timer(duration: timedelta) -> DurationTimer:
+    """A timer for `add_timeout` that expires `duration` after the run reached the status."""
+    if not isinstance(duration, timedelta) or duration < timedelta(0):
+        from conveyor.errors import InvalidInput
+
+        raise InvalidInput("duration", "a timedelta >= 0", duration)
+    return DurationTimer(duration)
+
+
+def time_timer(when: datetime) -> TimeTimer:
+    """A timer for `add_timeout` that expires at `when` (timezone-aware)."""
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        from conveyor.errors import InvalidInput
+
+        raise InvalidInput("when", "a timezone-aware datetime", when)
+    return TimeTimer(when)
+
+
+def is_async(fn: object) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+
+
+@dataclasses.dataclass(slots=True)
+class StepSpec(Generic[T, S]):
+    status: S
+    fn: StepFn[T, S]
+    destinations: tuple[S, ...]
+    options: Options = Options()
+
+
+@dataclasses.dataclass(slots=True)
+class CallbackSpec(Generic[T, S]):
+    status: S
+    fn: CallbackFn[T, S]
+    destinations: tuple[S, ...]
+
+
+@dataclasses.dataclass(slots=True)
+class TimeoutSpec(Generic[T, S]):
+    status: S
+    timer: TimerFn[T, S]
+    fn: TimeoutFn[T, S]
+    destinations: tuple[S, ...]
+
+
+@dataclasses.dataclass(slots=True)
+class ConnectorSpec(Generic[T, S]):
+    name: str
+    connector: Connector
+    fn: ConnectorFn[T, S]
+    options: Options = Options()
+
+
+@dataclasses.dataclass(slots=True)
+class WorkflowSpec(Generic[T, S]):
+    """A checked workflow definition; `build()` pairs it with adapters."""
+
+    name: str
+    object_type: type[T]
+    status_type: type[S]
+    codec: Codec[T]
+    graph: StatusGraph
+    steps: dict[int, StepSpec[T, S]]
+    callbacks: dict[int, list[CallbackSpec[T, S]]]
+    timeouts: dict[int, list[TimeoutSpec[T, S]]]
+    timeout_options: dict[int, Options]
+    connectors: list[ConnectorSpec[T, S]]
+    hooks: dict[int, HookFn[T, S]]
+    default_start: S

@@ -1,0 +1,61 @@
+"""Command definitions. Errors a user can fix exit with status 2 (bad usage) and a message naming the argument;
+a demo that does not finish exits with status 1."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from conveyor.cli._demo import run_demo
+from conveyor.cli._load import load_builder
+
+DEFAULT_DEMO = "orders.workflow:builder"
+DEFAULT_DEMO_PATH = "examples/order_processing"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="conveyor")
+def cli() -> None:
+    """conveyor: durable, event-driven workflows for Python."""
+
+
+@cli.command()
+@click.argument("entrypoint", default=DEFAULT_DEMO)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    default=(DEFAULT_DEMO_PATH,),
+    show_default=True,
+    help="Directory to import the entrypoint from (repeatable).",
+)
+@click.option("--runs", type=click.IntRange(1, 10_000), default=None, help="How many runs (default: the samples).")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True)
+@click.option("--debug", is_flag=True, help="Log every decision the engine takes.")
+def demo(entrypoint: str, paths: tuple[str, ...], runs: int | None, timeout: float, debug: bool) -> None:
+    """Run a workflow on the in-memory adapters and show each run moving through its statuses."""
+    builder = load_builder(entrypoint, paths)
+    ok = asyncio.run(run_demo(builder, entrypoint, runs=runs, timeout=timeout, debug=debug, out=click.echo))
+    if not ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("entrypoint")
+@click.option("--path", "paths", multiple=True, default=(".",), show_default=True, help="Import path (repeatable).")
+@click.option("--direction", type=click.Choice(["LR", "TB", "RL", "BT"]), default="LR", show_default=True)
+def graph(entrypoint: str, paths: tuple[str, ...], direction: str) -> None:
+    """Print the workflow's state diagram (mermaid)."""
+    from conveyor._engine.visualise import mermaid
+
+    builder = load_builder(entrypoint, paths)
+    click.echo(mermaid(builder.spec(), direction), nl=False)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="conveyor")
+
+
