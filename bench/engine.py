@@ -67,9 +67,7 @@ async def measure(runs: int, parallel: int) -> dict[str, float | int | str]:
         # Runs are processed in order per step, so the last run finishing means all did.
         await wf.wait_for(f"item-{runs - 1}", last, Stage.DONE, timeout=600)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    completed = len(
-        await store.list("bench-engine", limit=runs, filter=RecordFilter(run_states=[RunState.COMPLETED]))
-    )
+    completed = len(await store.list("bench-engine", limit=runs, filter=RecordFilter(run_states=[RunState.COMPLETED])))
     return {
         "bench": "engine",
         "runs": runs,

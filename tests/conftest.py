@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from conveyor import Builder, Workflow
-from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
+from conveyor.adapters.memory import (
+    MemoryRecordStore,
+    MemoryRoleScheduler,
+    MemoryStreamer,
+    MemoryTimeoutStore,
+)
 from conveyor.testing import FakeClock
 
 

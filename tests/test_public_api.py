@@ -58,18 +58,37 @@ def test_errors() -> None:
 
 def test_memory_adapters() -> None:
     assert sorted(conveyor.adapters.memory.__all__) == sorted(
-        ["MemoryConnector", "MemoryRecordStore", "MemoryRoleScheduler", "MemoryStreamer", "MemoryTimeoutStore"]
+        [
+            "MemoryConnector",
+            "MemoryRecordStore",
+            "MemoryRoleScheduler",
+            "MemoryStreamer",
+            "MemoryTimeoutStore",
+        ]
     )
 
 
 def test_testing() -> None:
     assert sorted(conveyor.testing.__all__) == sorted(
-        ["FakeClock", "await_status", "await_timeout_insert", "new_testing_run", "require", "trigger_callback_on"]
+        [
+            "FakeClock",
+            "await_status",
+            "await_timeout_insert",
+            "new_testing_run",
+            "require",
+            "trigger_callback_on",
+        ]
     )
 
 
 def test_every_public_name_exists() -> None:
-    for module in (conveyor, conveyor.errors, conveyor.adapters.base, conveyor.adapters.memory, conveyor.testing):
+    for module in (
+        conveyor,
+        conveyor.errors,
+        conveyor.adapters.base,
+        conveyor.adapters.memory,
+        conveyor.testing,
+    ):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 

@@ -18,9 +18,9 @@ def test_misuse_fails_type_checking() -> None:
         check=False,
         cwd=Path(__file__).parent.parent,
     )
-    reported = {
-        int(m.group(1)) for m in re.finditer(r"misuse\.py:(\d+): error", result.stdout)
-    }
+    reported = {int(m.group(1)) for m in re.finditer(r"misuse\.py:(\d+): error", result.stdout)}
     expected = {i for i, line in enumerate(MISUSE.read_text().splitlines(), 1) if "  # E:" in line}
     assert expected, "no misuse marked"
-    assert reported == expected, f"missed: {sorted(expected - reported)}, unexpected: {sorted(reported - expected)}\n{result.stdout}"
+    assert reported == expected, (
+        f"missed: {sorted(expected - reported)}, unexpected: {sorted(reported - expected)}\n{result.stdout}"
+    )

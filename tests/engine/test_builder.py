@@ -8,7 +8,12 @@ from datetime import timedelta
 import pytest
 
 from conveyor import Builder, Options
-from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
+from conveyor.adapters.memory import (
+    MemoryRecordStore,
+    MemoryRoleScheduler,
+    MemoryStreamer,
+    MemoryTimeoutStore,
+)
 from conveyor.errors import InvalidInput, InvalidWorkflow
 from tests.engine._orders import Order, Other, Status
 
@@ -187,7 +192,13 @@ def test_roles_are_the_references() -> None:
             "order_processing-paused-records-retry-consumer",
         ]
     )
-    no_retry = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore(), pause_retry=None)
+    no_retry = b.build(
+        MemoryStreamer(),
+        MemoryRecordStore(),
+        MemoryRoleScheduler(),
+        timeout_store=MemoryTimeoutStore(),
+        pause_retry=None,
+    )
     assert "order_processing-paused-records-retry-consumer" not in no_retry.roles()
 
 

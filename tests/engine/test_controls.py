@@ -144,9 +144,17 @@ async def test_hooks_run_once_per_state_change(start: Start) -> None:
     await eventually(lambda: len(seen) == 3)
     await asyncio.sleep(0.05)
     assert sorted(seen) == sorted(
-        [("complete", RunState.COMPLETED, "c"), ("pause", RunState.CANCELLED, "p"), ("cancel", RunState.CANCELLED, "p")]
+        [
+            ("complete", RunState.COMPLETED, "c"),
+            ("pause", RunState.CANCELLED, "p"),
+            ("cancel", RunState.CANCELLED, "p"),
+        ]
     ) or sorted(seen) == sorted(
-        [("complete", RunState.COMPLETED, "c"), ("pause", RunState.PAUSED, "p"), ("cancel", RunState.CANCELLED, "p")]
+        [
+            ("complete", RunState.COMPLETED, "c"),
+            ("pause", RunState.PAUSED, "p"),
+            ("cancel", RunState.CANCELLED, "p"),
+        ]
     )
 
 

@@ -10,7 +10,12 @@ from typing import Any
 from conveyor import Builder, Run, RunState
 from conveyor._core.sharding import shard_of
 from conveyor.adapters.base import Event, EventReceiver, Shard
-from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
+from conveyor.adapters.memory import (
+    MemoryRecordStore,
+    MemoryRoleScheduler,
+    MemoryStreamer,
+    MemoryTimeoutStore,
+)
 from tests.engine._orders import Order, Status
 
 
@@ -66,7 +71,12 @@ async def test_each_run_is_handled_by_exactly_one_shard() -> None:
 
 async def test_two_processes_share_the_roles_and_the_second_takes_over() -> None:
     """Two workflow instances on shared adapters stand for two worker processes."""
-    streamer, store, roles, timeouts = MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), MemoryTimeoutStore()
+    streamer, store, roles, timeouts = (
+        MemoryStreamer(),
+        MemoryRecordStore(),
+        MemoryRoleScheduler(),
+        MemoryTimeoutStore(),
+    )
     handled: list[tuple[str, str]] = []
 
     def make(worker: str) -> Any:

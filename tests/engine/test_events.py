@@ -140,7 +140,10 @@ async def test_schedule_triggers_on_cron(start: Start, clock: FakeClock, memory:
     clock.set(datetime.fromisoformat("2024-03-03T02:00:00+00:00"))
     await eventually_runs(memory, wf.name, 2)
     runs = await memory.store.list(wf.name)
-    assert [r.created_at.isoformat() for r in runs] == ["2024-03-02T02:00:00+00:00", "2024-03-03T02:00:00+00:00"]
+    assert [r.created_at.isoformat() for r in runs] == [
+        "2024-03-02T02:00:00+00:00",
+        "2024-03-03T02:00:00+00:00",
+    ]
 
 
 async def eventually_runs(memory: Memory, name: str, count: int) -> None:
@@ -149,7 +152,9 @@ async def eventually_runs(memory: Memory, name: str, count: int) -> None:
             await asyncio.sleep(0.002)
 
 
-async def test_schedule_every_skips_slots_with_a_run_in_progress(start: Start, clock: FakeClock, memory: Memory) -> None:
+async def test_schedule_every_skips_slots_with_a_run_in_progress(
+    start: Start, clock: FakeClock, memory: Memory
+) -> None:
     b = Builder("every", Order, Status)
     b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)  # type: ignore[arg-type,return-value]
     wf = await start(b, clock=clock)

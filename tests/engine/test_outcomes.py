@@ -4,9 +4,8 @@ and the stale-outcome rule."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
-
-import pytest
 
 from conveyor import Builder, Run, RunState
 from conveyor._engine.runtime import AUTO_PAUSE_REASON
@@ -196,7 +195,7 @@ async def test_duplicate_and_stale_events_are_acknowledged_and_skipped(start: St
     # The same event again (at-least-once delivery) and the event of the first version once more.
     first_record = record.copy()
     first_record.status, first_record.run_state = int(Status.CREATED), RunState.INITIATED
-    first_record.meta.version = first.meta.version
+    first_record.meta = dataclasses.replace(first_record.meta, version=first.meta.version)
     event = OutgoingEvent(foreign_id="o", type=int(Status.CREATED), headers=event_headers(first_record))
     await sender.send([event, event])
     await eventually(

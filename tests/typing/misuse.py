@@ -61,6 +61,6 @@ b.add_callback(Status.PAID, pay, Status.PAID)  # E: a callback takes the payload
 async def use() -> None:
     wf = b.build(None, None, None)  # E: adapters are required
     run = await wf.get_run("x")
-    run.object.number  # E: the object is an Order
+    print(run.object.number)  # E: the object is an Order
     await wf.trigger("x", start_at=Other.START)  # E: start_at is a Status
     await wf.callback("x", Status.PAID, "text")  # E: the payload is bytes

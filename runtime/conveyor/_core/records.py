@@ -7,6 +7,7 @@ holding bytes and ints, never the user's types; the engine turns a Record into a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -24,7 +25,7 @@ HEADER_RECORD_VERSION: Final = "record_version"
 HEADER_CONNECTOR_DATA: Final = "connector_data"
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, frozen=True)
 class Meta:
     """Context kept beside a run: why its state is what it is, and the optimistic-concurrency version."""
 
@@ -60,12 +61,7 @@ class Record:
             self.object,
             self.created_at,
             self.updated_at,
-            Meta(
-                self.meta.run_state_reason,
-                self.meta.status_description,
-                self.meta.version,
-                self.meta.trace_origin,
-            ),
+            self.meta,  # immutable: shared, not copied
         )
 
 
@@ -103,17 +99,58 @@ class OutgoingEvent:
     headers: Mapping[str, str]
 
 
-@dataclasses.dataclass(slots=True, frozen=True)
 class OutboxEvent:
-    """An event written in the same transaction as the record change it announces."""
+    """An event written in the same transaction as the record change it announces.
 
-    id: str
-    workflow_name: str
-    data: bytes
-    created_at: datetime
+    `data` is the stored payload (`outbox_data(record)`). A store that keeps the event in memory may give the
+    decoded event instead and let `data` be encoded only if someone asks for it."""
+
+    __slots__ = ("_data", "_event", "created_at", "id", "workflow_name")
+
+    def __init__(
+        self,
+        id: str,
+        workflow_name: str,
+        data: bytes | None,
+        created_at: datetime,
+        *,
+        event: OutgoingEvent | None = None,
+    ) -> None:
+        if data is None and event is None:
+            raise ValueError("OutboxEvent: expected data or event")
+        self.id = id
+        self.workflow_name = workflow_name
+        self.created_at = created_at
+        self._data = data
+        self._event = event
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            assert self._event is not None
+            self._data = encode_outbox_event(self._event)
+        return self._data
 
     def decode(self) -> OutgoingEvent:
-        return decode_outbox_data(self.data)
+        if self._event is None:
+            self._event = decode_outbox_data(self.data)
+        return self._event
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OutboxEvent):
+            return NotImplemented
+        return (self.id, self.workflow_name, self.data, self.created_at) == (
+            other.id,
+            other.workflow_name,
+            other.data,
+            other.created_at,
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"OutboxEvent(id={self.id!r}, workflow_name={self.workflow_name!r}, event={self.decode()!r})"
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -133,14 +170,17 @@ class TimeoutRecord:
     record_version: int = 0
 
 
+@functools.lru_cache(maxsize=4096)
 def topic(workflow_name: str, status: int) -> str:
     return f"{_topic_prefix(workflow_name)}-{status}"
 
 
+@functools.lru_cache(maxsize=1024)
 def delete_topic(workflow_name: str) -> str:
     return f"{_topic_prefix(workflow_name)}-delete"
 
 
+@functools.lru_cache(maxsize=1024)
 def run_state_change_topic(workflow_name: str) -> str:
     return f"{_topic_prefix(workflow_name)}-run-state-change"
 
@@ -149,9 +189,7 @@ def _topic_prefix(workflow_name: str) -> str:
     return workflow_name.replace(" ", "_")
 
 
-_STATE_CHANGE_STATES = frozenset(
-    {RunState.PAUSED, RunState.CANCELLED, RunState.DATA_DELETED, RunState.COMPLETED}
-)
+_STATE_CHANGE_STATES = frozenset({RunState.PAUSED, RunState.CANCELLED, RunState.DATA_DELETED, RunState.COMPLETED})
 
 
 def event_topic(record: Record) -> str:
@@ -175,10 +213,19 @@ def event_headers(record: Record) -> dict[str, str]:
     }
 
 
+def outbox_event(record: Record) -> OutgoingEvent:
+    """The event announcing a record change."""
+    return OutgoingEvent(foreign_id=record.foreign_id, type=record.status, headers=event_headers(record))
+
+
 def outbox_data(record: Record) -> bytes:
     """The outbox payload for a record change: every store writes this in the same transaction as the record."""
+    return encode_outbox_event(outbox_event(record))
+
+
+def encode_outbox_event(event: OutgoingEvent) -> bytes:
     return json.dumps(
-        {"foreign_id": record.foreign_id, "type": record.status, "headers": event_headers(record)},
+        {"foreign_id": event.foreign_id, "type": event.type, "headers": dict(event.headers)},
         separators=(",", ":"),
     ).encode()
 

@@ -50,12 +50,8 @@ _LABELS = {
     RunState.REQUESTED_DATA_DELETED: "Requested Data Deleted",
 }
 
-_FINISHED = frozenset(
-    {RunState.COMPLETED, RunState.CANCELLED, RunState.REQUESTED_DATA_DELETED, RunState.DATA_DELETED}
-)
-_STOPPED = frozenset(
-    {RunState.PAUSED, RunState.CANCELLED, RunState.REQUESTED_DATA_DELETED, RunState.DATA_DELETED}
-)
+_FINISHED = frozenset({RunState.COMPLETED, RunState.CANCELLED, RunState.REQUESTED_DATA_DELETED, RunState.DATA_DELETED})
+_STOPPED = frozenset({RunState.PAUSED, RunState.CANCELLED, RunState.REQUESTED_DATA_DELETED, RunState.DATA_DELETED})
 
 # The reference's table. INITIATED -> PAUSED is in its code though not in its diagram: a run whose first step
 # keeps failing is paused before it ever ran successfully.

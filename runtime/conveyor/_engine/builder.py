@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from conveyor._core.clock import Clock
 from conveyor._core.codec import codec_for
@@ -313,5 +313,3 @@ class Builder(Generic[T, S]):
             custom_delete=custom_delete,
             pause_retry=pause_retry,
         )
-
-

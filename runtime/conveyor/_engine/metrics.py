@@ -11,10 +11,14 @@ WORKFLOW = "workflow_name"
 PROCESS = "process_name"
 
 CONSUMER_LAG = Gauge(
-    "workflow_process_lag_seconds", "lag between now and the current event timestamp in seconds", [WORKFLOW, PROCESS]
+    "workflow_process_lag_seconds",
+    "lag between now and the current event timestamp in seconds",
+    [WORKFLOW, PROCESS],
 )
 CONSUMER_LAG_ALERT = Gauge(
-    "workflow_process_lag_alert", "Whether or not the consumer lag crosses its alert threshold", [WORKFLOW, PROCESS]
+    "workflow_process_lag_alert",
+    "Whether or not the consumer lag crosses its alert threshold",
+    [WORKFLOW, PROCESS],
 )
 PROCESS_STATES = Gauge("workflow_process_states", "The current states of all the processes", [WORKFLOW, PROCESS])
 PROCESS_LATENCY = Histogram(
@@ -25,7 +29,9 @@ PROCESS_LATENCY = Histogram(
 )
 PROCESS_ERRORS = Counter("workflow_process_error_count", "Number of errors processing events", [WORKFLOW, PROCESS])
 PROCESS_SKIPPED_EVENTS = Counter(
-    "workflow_process_skipped_events_count", "Number of events skipped by consumer", [WORKFLOW, PROCESS, "reason"]
+    "workflow_process_skipped_events_count",
+    "Number of events skipped by consumer",
+    [WORKFLOW, PROCESS, "reason"],
 )
 RUN_STATE_CHANGES = Counter(
     "workflow_run_state_changes",
@@ -43,6 +49,7 @@ class WorkflowMetrics:
         self._skipped: dict[tuple[str, str], Counter] = {}
         self._latency: dict[str, Histogram] = {}
         self._changes: dict[tuple[str, str], Counter] = {}
+        self._lag: dict[str, tuple[Gauge, Gauge]] = {}
 
     def skipped(self, process: str, reason: str) -> None:
         child = self._skipped.get((process, reason))
@@ -76,7 +83,13 @@ class WorkflowMetrics:
         ROLE_HELD.labels(self.workflow, role).set(1 if held else 0)
 
     def lag(self, process: str, event_time: datetime, now: datetime, alert_after: float) -> None:
+        children = self._lag.get(process)
+        if children is None:
+            children = self._lag[process] = (
+                CONSUMER_LAG.labels(self.workflow, process),
+                CONSUMER_LAG_ALERT.labels(self.workflow, process),
+            )
         lag = (now - event_time).total_seconds()
-        CONSUMER_LAG.labels(self.workflow, process).set(lag)
+        children[0].set(lag)
         if alert_after > 0:
-            CONSUMER_LAG_ALERT.labels(self.workflow, process).set(1 if lag > alert_after else 0)
+            children[1].set(1 if lag > alert_after else 0)

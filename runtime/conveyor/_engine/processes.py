@@ -3,6 +3,7 @@ deletion, the paused-run retry, connectors and schedules. Each runs only while i
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -249,10 +250,8 @@ async def _fire(rt: Runtime[T, S], due: Any, status: S, timeouts: list[TimeoutSp
 
 async def _forget_timeout(rt: Runtime[Any, Any], timeout_id: int) -> None:
     assert rt.timeout_store is not None
-    try:
+    with contextlib.suppress(TimeoutNotFound):
         await rt.timeout_store.cancel(timeout_id)
-    except TimeoutNotFound:
-        pass
 
 
 # -- run-state changes: hooks, deletion, paused-run retry ---------------------------------------------------------
@@ -260,9 +259,7 @@ async def _forget_timeout(rt: Runtime[Any, Any], timeout_id: int) -> None:
 
 async def hook_consumer(rt: Runtime[T, S], state: RunState, hook: Any, role: str, process: str) -> None:
     opts = rt.options(rt.defaults)
-    receiver = await rt.streamer.receiver(
-        run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency
-    )
+    receiver = await rt.streamer.receiver(run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency)
 
     async def handle(event: Event) -> None:
         try:
@@ -319,9 +316,7 @@ async def paused_retry_consumer(rt: Runtime[Any, Any], role: str, process: str) 
     assert rt.pause_retry is not None
     resume_after = rt.pause_retry.total_seconds()
     opts = rt.options(rt.defaults)
-    receiver = await rt.streamer.receiver(
-        run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency
-    )
+    receiver = await rt.streamer.receiver(run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency)
 
     async def handle(event: Event) -> None:
         try:
@@ -333,7 +328,9 @@ async def paused_retry_consumer(rt: Runtime[Any, Any], role: str, process: str) 
         # Paused for `resume_after` on the workflow's clock (record times are the engine's, not the streamer's).
         while (remaining := resume_after - (rt.clock.now() - before.updated_at).total_seconds()) > 0:
             await rt.drain.sleep(rt.clock.sleep, remaining)
-        after = rt.next_record(before, status=before.status, run_state=RunState.RUNNING, object=before.object, reason="")
+        after = rt.next_record(
+            before, status=before.status, run_state=RunState.RUNNING, object=before.object, reason=""
+        )
         if await rt.commit(before, after, process):
             rt.decisions.log("resumed paused run automatically", before, process=process)
 

@@ -121,12 +121,7 @@ class Runtime(Generic[T, S]):
             object=cast(T, value),
             created_at=record.created_at,
             updated_at=record.updated_at,
-            meta=Meta(
-                record.meta.run_state_reason,
-                record.meta.status_description,
-                record.meta.version,
-                record.meta.trace_origin,
-            ),
+            meta=record.meta,
         )
 
     def next_record(
@@ -225,7 +220,11 @@ class Runtime(Generic[T, S]):
         if not acting_state.can_become(RunState.PAUSED):
             return False
         paused = self.next_record(
-            before, status=before.status, run_state=RunState.PAUSED, object=before.object, reason=AUTO_PAUSE_REASON
+            before,
+            status=before.status,
+            run_state=RunState.PAUSED,
+            object=before.object,
+            reason=AUTO_PAUSE_REASON,
         )
         await self.commit(before, paused, process)
         self.decisions.log("paused after too many errors", before, process=process, count=count)

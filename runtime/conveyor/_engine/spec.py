@@ -25,10 +25,10 @@ StepResult: TypeAlias = S | Special
 StepFn: TypeAlias = Callable[[Run[T, S]], "StepResult[S] | Awaitable[StepResult[S]]"]
 CallbackFn: TypeAlias = Callable[[Run[T, S], bytes], "StepResult[S] | Awaitable[StepResult[S]]"]
 TimeoutFn: TypeAlias = Callable[[Run[T, S], datetime], "StepResult[S] | Awaitable[StepResult[S]]"]
-TimerFn: TypeAlias = Callable[[Run[T, S], datetime], "datetime | None | Awaitable[datetime | None]"]
-HookFn: TypeAlias = Callable[[Run[T, S]], "None | Awaitable[None]"]
-ConnectorFn: TypeAlias = Callable[["Workflow[T, S]", ConnectorEvent], "None | Awaitable[None]"]
-CustomDeleteFn: TypeAlias = Callable[[Run[T, S]], "T | None | Awaitable[T | None]"]
+TimerFn: TypeAlias = Callable[[Run[T, S], datetime], "datetime | Awaitable[datetime | None] | None"]
+HookFn: TypeAlias = Callable[[Run[T, S]], "Awaitable[None] | None"]
+ConnectorFn: TypeAlias = Callable[["Workflow[T, S]", ConnectorEvent], "Awaitable[None] | None"]
+CustomDeleteFn: TypeAlias = Callable[[Run[T, S]], "T | Awaitable[T | None] | None"]
 
 
 class DurationTimer:
@@ -84,7 +84,7 @@ class StepSpec(Generic[T, S]):
     status: S
     fn: StepFn[T, S]
     destinations: tuple[S, ...]
-    options: Options = Options()
+    options: Options = dataclasses.field(default_factory=Options)
 
 
 @dataclasses.dataclass(slots=True)
@@ -107,7 +107,7 @@ class ConnectorSpec(Generic[T, S]):
     name: str
     connector: Connector
     fn: ConnectorFn[T, S]
-    options: Options = Options()
+    options: Options = dataclasses.field(default_factory=Options)
 
 
 @dataclasses.dataclass(slots=True)

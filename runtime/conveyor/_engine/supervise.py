@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from conveyor._core.ports import RoleLease
 
@@ -22,20 +22,23 @@ class Drain:
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._working = _Working(self)
 
-    @contextlib.asynccontextmanager
-    async def working(self) -> AsyncIterator[None]:
+    def working(self) -> _Working:
+        """`async with drain.working():` around the handling of one event."""
+        return self._working
+
+    async def _enter(self) -> None:
         if self.stopping.is_set():
             # Hold here until stop() cancels us: starting new work now could not finish in time.
             await asyncio.Event().wait()
         self._busy += 1
         self._idle.clear()
-        try:
-            yield
-        finally:
-            self._busy -= 1
-            if self._busy == 0:
-                self._idle.set()
+
+    def _exit(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._idle.set()
 
     async def wait_idle(self, timeout: float) -> bool:
         try:
@@ -58,6 +61,21 @@ class Drain:
             stop_task.cancel()
         if self.stopping.is_set():
             raise Stopping
+
+
+class _Working:
+    """A reusable async context manager (cheaper than a generator-based one on the per-event path)."""
+
+    __slots__ = ("_drain",)
+
+    def __init__(self, drain: Drain) -> None:
+        self._drain = drain
+
+    async def __aenter__(self) -> None:
+        await self._drain._enter()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._drain._exit()
 
 
 async def until_lost(body: Awaitable[None], lease: RoleLease) -> bool:

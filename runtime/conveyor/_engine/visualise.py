@@ -19,7 +19,7 @@ def mermaid(spec: WorkflowSpec[Any, Any], direction: str = "LR") -> str:
     lines = ["---", f"title: {spec.name}", "---", "stateDiagram-v2", f"\tdirection {direction}"]
     for value in graph.nodes:
         label = node(value).replace("_", " ").title()
-        lines.append(f'\t{node(value)}: {label}')
+        lines.append(f"\t{node(value)}: {label}")
     lines.append("")
     for value in graph.starting:
         lines.append(f"\t[*]-->{node(value)}")

@@ -265,7 +265,12 @@ class Workflow(Generic[T, S]):
                 role = roles.timeout_role(name, status_value)
                 pname = roles.make_role(status.name, "timeout-consumer")
                 found.append(
-                    Process(role, pname, _bind(processes.timeout_poller, rt, status, timeouts, pname), opts.err_backoff)
+                    Process(
+                        role,
+                        pname,
+                        _bind(processes.timeout_poller, rt, status, timeouts, pname),
+                        opts.err_backoff,
+                    )
                 )
                 role = roles.timeout_inserter_role(name, status_value)
                 iname = roles.make_role(status.name, "timeout-auto-inserter-consumer")
@@ -342,9 +347,7 @@ class Workflow(Generic[T, S]):
         _check_foreign_id(foreign_id)
         status = self._start_status(start_at)
         value = (
-            rt.spec.codec.coerce(initial_value, "initial_value")
-            if initial_value is not None
-            else self._zero_value()
+            rt.spec.codec.coerce(initial_value, "initial_value") if initial_value is not None else self._zero_value()
         )
         now = rt.clock.now()
         run_id = str(uuid.uuid4())

@@ -8,9 +8,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conveyor._core.runstate import RunState
 from conveyor._engine.builder import Builder
-from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
+from conveyor.adapters.memory import (
+    MemoryRecordStore,
+    MemoryRoleScheduler,
+    MemoryStreamer,
+    MemoryTimeoutStore,
+)
 
 
 async def run_demo(
@@ -30,12 +34,10 @@ async def run_demo(
     objects: list[Any] = list(samples()) if callable(samples) else []
     count = runs if runs is not None else (len(objects) or 3)
     store = MemoryRecordStore()
-    wf = builder.build(
-        MemoryStreamer(), store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore(), debug=debug
-    )
+    wf = builder.build(MemoryStreamer(), store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore(), debug=debug)
     out(f"workflow {wf.name}: {len(wf.roles())} roles on the in-memory adapters")
-    started = time.perf_counter()
     async with wf:
+        started = wf.clock.now()
         run_ids: dict[str, str] = {}
         for i in range(count):
             value = objects[i % len(objects)] if objects else None
@@ -52,7 +54,7 @@ async def run_demo(
                 history = await store.history(run_id)
                 for record in history[seen[foreign_id] :]:
                     status = wf.spec.status_type(record.status).name
-                    elapsed = (time.perf_counter() - started) * 1000
+                    elapsed = (record.updated_at - started).total_seconds() * 1000
                     out(f"{elapsed:8.1f} ms  {foreign_id:<{width}}  {status:<20} {record.run_state.name}")
                 seen[foreign_id] = len(history)
                 if history and history[-1].run_state.finished():
@@ -69,5 +71,5 @@ async def run_demo(
         name = builder.status_type(last).name
         totals[name] = totals.get(name, 0) + 1
     summary = ", ".join(f"{n} {name}" for name, n in sorted(totals.items()))
-    out(f"all {len(run_ids)} runs finished ({RunState.COMPLETED.name.lower()} or cancelled): {summary}")
+    out(f"all {len(run_ids)} runs finished: {summary}")
     return True

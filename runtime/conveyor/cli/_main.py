@@ -57,5 +57,3 @@ def graph(entrypoint: str, paths: tuple[str, ...], direction: str) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     return cli.main(args=argv, prog_name="conveyor")
-
-

@@ -51,9 +51,7 @@ async def _find(wf: Workflow[T, S], foreign_id: str, status: S, run_id: str | No
     return None
 
 
-async def require(
-    wf: Workflow[T, S], foreign_id: str, status: S, expected: T, *, timeout: float = 5.0
-) -> Run[T, S]:
+async def require(wf: Workflow[T, S], foreign_id: str, status: S, expected: T, *, timeout: float = 5.0) -> Run[T, S]:
     """await_status, then assert the run's object at that status equals `expected`."""
     run = await await_status(wf, foreign_id, status, timeout=timeout)
     codec = wf.spec.codec

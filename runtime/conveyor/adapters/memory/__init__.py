@@ -7,4 +7,10 @@ from conveyor.adapters.memory._store import MemoryRecordStore
 from conveyor.adapters.memory._streamer import MemoryStreamer
 from conveyor.adapters.memory._timeouts import MemoryTimeoutStore
 
-__all__ = ["MemoryConnector", "MemoryRecordStore", "MemoryRoleScheduler", "MemoryStreamer", "MemoryTimeoutStore"]
+__all__ = [
+    "MemoryConnector",
+    "MemoryRecordStore",
+    "MemoryRoleScheduler",
+    "MemoryStreamer",
+    "MemoryTimeoutStore",
+]

@@ -7,22 +7,51 @@ import builtins
 import itertools
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 
 from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import Order, OutboxSignal, RecordFilter
-from conveyor._core.records import OutboxEvent, Record, outbox_data
+from conveyor._core.records import Meta, OutboxEvent, Record, outbox_event
+from conveyor._core.runstate import RunState
 from conveyor.adapters.memory._notify import Notifier
 from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, WorkflowInProgress
+
+# Records are kept as flat tuples of atoms: the garbage collector stops tracking those, so a store holding
+# millions of versions does not make every collection slower.
+_Packed = tuple[str, str, str, int, int, bytes | None, datetime, datetime, str, str, int, str]
+_STATES = list(RunState)
+
+
+def _pack(r: Record) -> _Packed:
+    m = r.meta
+    return (
+        r.workflow_name,
+        r.foreign_id,
+        r.run_id,
+        int(r.run_state),
+        r.status,
+        r.object,
+        r.created_at,
+        r.updated_at,
+        m.run_state_reason,
+        m.status_description,
+        m.version,
+        m.trace_origin,
+    )
+
+
+def _unpack(p: _Packed) -> Record:
+    return Record(p[0], p[1], p[2], _STATES[p[3]], p[4], p[5], p[6], p[7], Meta(p[8], p[9], p[10], p[11]))
 
 
 class MemoryRecordStore:
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
-        self._records: dict[str, Record] = {}
+        self._records: dict[str, _Packed] = {}
         self._order: list[str] = []
         self._latest: dict[tuple[str, str], str] = {}
-        self._history: dict[str, list[Record]] = {}
+        self._history: dict[str, list[_Packed]] = {}
         self._outbox: dict[str, dict[str, OutboxEvent]] = {}
         self._outbox_ids = itertools.count(1)
         self._signals: dict[str, Notifier] = {}
@@ -34,32 +63,34 @@ class MemoryRecordStore:
         return None
 
     async def store(self, record: Record, *, expected_version: int | None = None) -> None:
-        kept = record.copy()
-        key = (kept.workflow_name, kept.foreign_id)
+        kept = _pack(record)
+        run_id, workflow_name = record.run_id, record.workflow_name
+        key = (workflow_name, record.foreign_id)
         with self._lock:
-            current = self._records.get(kept.run_id)
+            current = self._records.get(run_id)
             if expected_version is None:
                 if current is not None:
-                    raise VersionConflict(kept.run_id, 0, current.meta.version)
+                    raise VersionConflict(run_id, 0, current[10])
                 latest_id = self._latest.get(key)
                 if latest_id is not None:
-                    latest = self._records[latest_id]
-                    if latest.run_state.valid() and not latest.run_state.finished():
+                    latest_state = _STATES[self._records[latest_id][3]]
+                    if latest_state.valid() and not latest_state.finished():
                         raise WorkflowInProgress(
-                            f"workflow {kept.workflow_name!r} has run {latest_id} in progress for {kept.foreign_id!r}"
+                            f"workflow {workflow_name!r} has run {latest_id} in progress for {record.foreign_id!r}"
                         )
-                self._order.append(kept.run_id)
-                self._latest[key] = kept.run_id
-                self._history[kept.run_id] = []
-            elif current is None or current.meta.version != expected_version:
-                raise VersionConflict(kept.run_id, expected_version, None if current is None else current.meta.version)
-            self._records[kept.run_id] = kept
-            self._history[kept.run_id].append(kept)
+                self._order.append(run_id)
+                self._latest[key] = run_id
+                self._history[run_id] = []
+            elif current is None or current[10] != expected_version:
+                raise VersionConflict(run_id, expected_version, None if current is None else current[10])
+            self._records[run_id] = kept
+            self._history[run_id].append(kept)
             event_id = f"outbox-id-{next(self._outbox_ids)}"
-            self._outbox.setdefault(kept.workflow_name, {})[event_id] = OutboxEvent(
-                event_id, kept.workflow_name, outbox_data(kept), self._clock.now()
+            # Kept decoded: the payload is encoded only if someone reads OutboxEvent.data.
+            self._outbox.setdefault(workflow_name, {})[event_id] = OutboxEvent(
+                event_id, workflow_name, None, self._clock.now(), event=outbox_event(record)
             )
-            signal = self._signals.get(kept.workflow_name)
+            signal = self._signals.get(workflow_name)
         if signal is not None:
             signal.notify()
 
@@ -68,14 +99,15 @@ class MemoryRecordStore:
             found = self._records.get(run_id)
             if found is None:
                 raise RecordNotFound(f"no run {run_id!r}")
-            return found.copy()
+        return _unpack(found)
 
     async def latest(self, workflow_name: str, foreign_id: str) -> Record:
         with self._lock:
             run_id = self._latest.get((workflow_name, foreign_id))
             if run_id is None:
                 raise RecordNotFound(f"workflow {workflow_name!r} has no run for {foreign_id!r}")
-            return self._records[run_id].copy()
+            found = self._records[run_id]
+        return _unpack(found)
 
     async def list(
         self,
@@ -95,22 +127,24 @@ class MemoryRecordStore:
             found: builtins.list[Record] = []
             skipped = 0
             for run_id in ids:
-                record = self._records[run_id]
-                if workflow_name is not None and record.workflow_name != workflow_name:
+                packed = self._records[run_id]
+                if workflow_name is not None and packed[0] != workflow_name:
                     continue
+                record = _unpack(packed)
                 if filter is not None and not filter.matches(record):
                     continue
                 if skipped < offset:
                     skipped += 1
                     continue
-                found.append(record.copy())
+                found.append(record)
                 if len(found) == limit:
                     break
             return found
 
     async def history(self, run_id: str) -> builtins.list[Record]:
         with self._lock:
-            return [r.copy() for r in self._history.get(run_id, ())]
+            versions = list(self._history.get(run_id, ()))
+        return [_unpack(p) for p in versions]
 
     async def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
         with self._lock:

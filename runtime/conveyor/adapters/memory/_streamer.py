@@ -1,8 +1,12 @@
 """MemoryStreamer: one in-process log per topic, a committed cursor per (topic, receiver name), and sharding by
-foreign id, so it behaves as the Kafka streamer does for the engine: at-least-once, ordered per foreign id."""
+foreign id, so it behaves as the Kafka streamer does for the engine: at-least-once, ordered per foreign id.
+
+Each shard count a receiver asked for gets its own index of the log (one list per shard), so a shard reads only
+its own events, as a Kafka consumer reads only its partitions."""
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
 
@@ -12,11 +16,29 @@ from conveyor._core.records import Event, OutgoingEvent
 from conveyor._core.sharding import shard_of
 from conveyor.adapters.memory._notify import Notifier
 
+_WHOLE = Shard()
+
 
 class _Topic:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.notifier = Notifier()
+        # shard count -> one list of events per shard (index k-1), in log order.
+        self.shards: dict[int, list[list[Event]]] = {1: [self.events]}
+
+    def view(self, shard: Shard) -> list[Event]:
+        by_count = self.shards.get(shard.count)
+        if by_count is None:
+            by_count = self.shards[shard.count] = [[] for _ in range(shard.count)]
+            for event in self.events:
+                by_count[shard_of(event.foreign_id, shard.count) - 1].append(event)
+        return by_count[shard.index - 1]
+
+    def append(self, event: Event) -> None:
+        self.events.append(event)
+        for count, lists in self.shards.items():
+            if count > 1:
+                lists[shard_of(event.foreign_id, count) - 1].append(event)
 
 
 class MemoryStreamer:
@@ -24,6 +46,7 @@ class MemoryStreamer:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._topics: dict[str, _Topic] = {}
+        # (topic, name) -> id of the last acknowledged event (ids are per-topic positions from 1).
         self._cursors: dict[tuple[str, str], int] = {}
 
     async def open(self) -> None:
@@ -47,33 +70,33 @@ class MemoryStreamer:
         topic: str,
         name: str,
         *,
-        shard: Shard = Shard(),
+        shard: Shard = _WHOLE,
         poll_frequency: float = 0.5,
         from_latest: bool = False,
     ) -> EventReceiver:
         log = self._topic(topic)
         with self._lock:
-            cursor = self._cursors.get((topic, name))
-            if cursor is None:
-                cursor = len(log.events) if from_latest else 0
+            committed = self._cursors.get((topic, name))
+            if committed is None:
+                committed = len(log.events) if from_latest else 0
                 if from_latest:
-                    self._cursors[(topic, name)] = cursor
-        return _Receiver(self, topic, name, shard, log, cursor)
+                    self._cursors[(topic, name)] = committed
+            view = log.view(shard)
+            position = bisect.bisect_right(view, committed, key=lambda e: e.id)
+        return _Receiver(self, topic, name, log, view, position)
 
     def _append(self, topic: str, events: Sequence[OutgoingEvent]) -> None:
         log = self._topic(topic)
         now = self._clock.now()
         with self._lock:
             for outgoing in events:
-                log.events.append(
-                    Event(len(log.events) + 1, outgoing.foreign_id, outgoing.type, dict(outgoing.headers), now)
-                )
+                log.append(Event(len(log.events) + 1, outgoing.foreign_id, outgoing.type, dict(outgoing.headers), now))
         log.notifier.notify()
 
-    def _commit(self, topic: str, name: str, position: int) -> None:
+    def _commit(self, topic: str, name: str, event_id: int) -> None:
         with self._lock:
-            if position > self._cursors.get((topic, name), 0):
-                self._cursors[(topic, name)] = position
+            if event_id > self._cursors.get((topic, name), 0):
+                self._cursors[(topic, name)] = event_id
 
 
 class _Sender:
@@ -91,26 +114,24 @@ class _Sender:
 
 class _Receiver:
     def __init__(
-        self, streamer: MemoryStreamer, topic: str, name: str, shard: Shard, log: _Topic, position: int
+        self, streamer: MemoryStreamer, topic: str, name: str, log: _Topic, view: list[Event], position: int
     ) -> None:
         self._streamer = streamer
         self._topic = topic
         self._name = name
-        self._shard = shard
         self._log = log
+        self._view = view
         self._position = position
 
     async def recv(self) -> Event:
-        log, shard, lock = self._log, self._shard, self._streamer._lock
+        log, view, lock = self._log, self._view, self._streamer._lock
         while True:
             with lock:
-                generation = log.notifier.generation
-                events = log.events
-                while self._position < len(events):
-                    event = events[self._position]
+                if self._position < len(view):
+                    event = view[self._position]
                     self._position += 1
-                    if shard.count == 1 or shard_of(event.foreign_id, shard.count) == shard.index:
-                        return event
+                    return event
+                generation = log.notifier.generation
             await log.notifier.wait(generation)
 
     async def ack(self, event: Event) -> None:

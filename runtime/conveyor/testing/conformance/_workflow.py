@@ -18,7 +18,6 @@ from conveyor._core.ports import EventStreamer, RecordStore, RoleScheduler, Time
 from conveyor._core.runstate import RunState
 from conveyor._engine.builder import Builder
 from conveyor._engine.run import Run
-from conveyor._engine.spec import duration_timer
 from conveyor._engine.workflow import Workflow
 from conveyor.testing._clock import FakeClock
 from conveyor.testing._helpers import await_timeout_insert
@@ -55,7 +54,11 @@ def _name(kind: str) -> str:
 
 def _build(builder: Builder[Any, Any], adapters: Adapters, **kwargs: Any) -> Workflow[Any, Any]:
     return builder.build(
-        adapters.streamer, adapters.store, adapters.role_scheduler, timeout_store=adapters.timeout_store, **kwargs
+        adapters.streamer,
+        adapters.store,
+        adapters.role_scheduler,
+        timeout_store=adapters.timeout_store,
+        **kwargs,
     )
 
 
