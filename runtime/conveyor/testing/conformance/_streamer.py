@@ -1,0 +1,181 @@
+"""EventStreamerSuite: the reference's streamer tests (StreamFromLatest) plus ours: round trips, order,
+acknowledgement and redelivery, independent names, topic isolation and shard exclusivity."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import pytest
+
+from conveyor._core.ports import EventReceiver, EventStreamer, Shard
+from conveyor._core.records import Event, OutgoingEvent
+from conveyor.testing.conformance._support import unique
+
+WAIT = 10.0
+
+
+def event(foreign_id: str, kind: int = 1, topic: str = "") -> OutgoingEvent:
+    return OutgoingEvent(foreign_id=foreign_id, type=kind, headers={"topic": topic, "run_id": f"run-{foreign_id}"})
+
+
+async def send(streamer: EventStreamer, topic: str, *foreign_ids: str) -> None:
+    sender = await streamer.sender(topic)
+    try:
+        await sender.send([event(f, i + 1, topic) for i, f in enumerate(foreign_ids)])
+    finally:
+        await sender.close()
+
+
+async def take(receiver: EventReceiver, count: int, *, ack: bool = True) -> list[Event]:
+    got = []
+    for _ in range(count):
+        item = await asyncio.wait_for(receiver.recv(), WAIT)
+        if ack:
+            await receiver.ack(item)
+        got.append(item)
+    return got
+
+
+async def nothing_more(receiver: EventReceiver) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(receiver.recv(), 0.3)
+
+
+class EventStreamerSuite:
+    """Subclass as `class TestMyStreamer(EventStreamerSuite)` and provide an `event_streamer` fixture (opened)."""
+
+    async def test_round_trip_keeps_fields_and_order(self, event_streamer: EventStreamer) -> None:
+        topic = unique("topic")
+        await send(event_streamer, topic, "a", "b", "c")
+        receiver = await event_streamer.receiver(topic, unique("reader"))
+        try:
+            got = await take(receiver, 3)
+        finally:
+            await receiver.close()
+        assert [(e.foreign_id, e.type) for e in got] == [("a", 1), ("b", 2), ("c", 3)]
+        assert got[0].headers == {"topic": topic, "run_id": "run-a"}
+        assert got[0].run_id == "run-a"
+        assert all(e.created_at.tzinfo is not None for e in got)
+        assert len({e.id for e in got}) == 3
+
+    async def test_recv_waits_for_a_send(self, event_streamer: EventStreamer) -> None:
+        topic = unique("wait")
+        receiver = await event_streamer.receiver(topic, unique("reader"))
+        try:
+            waiting = asyncio.ensure_future(receiver.recv())
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+            await send(event_streamer, topic, "late")
+            got = await asyncio.wait_for(waiting, WAIT)
+            assert got.foreign_id == "late"
+        finally:
+            await receiver.close()
+
+    async def test_acknowledged_events_are_not_delivered_again(self, event_streamer: EventStreamer) -> None:
+        topic, name = unique("ack"), unique("reader")
+        await send(event_streamer, topic, "1", "2", "3", "4")
+        first = await event_streamer.receiver(topic, name)
+        await take(first, 2)
+        await first.close()
+        second = await event_streamer.receiver(topic, name)
+        try:
+            assert [e.foreign_id for e in await take(second, 2)] == ["3", "4"]
+            await nothing_more(second)
+        finally:
+            await second.close()
+
+    async def test_unacknowledged_events_are_delivered_again(self, event_streamer: EventStreamer) -> None:
+        topic, name = unique("redeliver"), unique("reader")
+        await send(event_streamer, topic, "1", "2", "3")
+        first = await event_streamer.receiver(topic, name)
+        got = await take(first, 1)
+        await take(first, 1, ack=False)
+        await first.close()
+        assert got[0].foreign_id == "1"
+        second = await event_streamer.receiver(topic, name)
+        try:
+            assert [e.foreign_id for e in await take(second, 2)] == ["2", "3"]
+        finally:
+            await second.close()
+
+    async def test_names_consume_independently(self, event_streamer: EventStreamer) -> None:
+        topic = unique("names")
+        await send(event_streamer, topic, "x", "y")
+        one = await event_streamer.receiver(topic, unique("one"))
+        two = await event_streamer.receiver(topic, unique("two"))
+        try:
+            assert [e.foreign_id for e in await take(one, 2)] == ["x", "y"]
+            assert [e.foreign_id for e in await take(two, 2)] == ["x", "y"]
+        finally:
+            await one.close()
+            await two.close()
+
+    async def test_topics_are_isolated(self, event_streamer: EventStreamer) -> None:
+        mine, other = unique("mine"), unique("other")
+        await send(event_streamer, other, "not-mine")
+        await send(event_streamer, mine, "mine")
+        receiver = await event_streamer.receiver(mine, unique("reader"))
+        try:
+            assert [e.foreign_id for e in await take(receiver, 1)] == ["mine"]
+            await nothing_more(receiver)
+        finally:
+            await receiver.close()
+
+    async def test_from_latest_only_new_events(self, event_streamer: EventStreamer) -> None:
+        topic, name = unique("latest"), unique("reader")
+        await send(event_streamer, topic, "123", "456")
+        receiver = await event_streamer.receiver(topic, name, from_latest=True)
+        await send(event_streamer, topic, "789")
+        assert [e.foreign_id for e in await take(receiver, 1)] == ["789"]
+        await receiver.close()
+        # Once a position is acknowledged, from_latest has no effect (the reference's second case).
+        await send(event_streamer, topic, "101")
+        again = await event_streamer.receiver(topic, name, from_latest=True)
+        try:
+            assert [e.foreign_id for e in await take(again, 1)] == ["101"]
+        finally:
+            await again.close()
+
+    async def test_shards_split_every_event_exactly_once(self, event_streamer: EventStreamer) -> None:
+        topic, count = unique("shards"), 3
+        foreign_ids = [f"fid-{i % 37}" for i in range(300)]
+        sender = await event_streamer.sender(topic)
+        await sender.send([event(f, i + 1, topic) for i, f in enumerate(foreign_ids)])
+        await sender.close()
+        receivers = [
+            await event_streamer.receiver(topic, unique(f"shard-{k}"), shard=Shard(k, count))
+            for k in range(1, count + 1)
+        ]
+        per_shard: list[list[Event]] = [[] for _ in receivers]
+        try:
+            total = 0
+            while total < len(foreign_ids):
+                progressed = False
+                for index, receiver in enumerate(receivers):
+                    try:
+                        item = await asyncio.wait_for(receiver.recv(), 0.5)
+                    except TimeoutError:
+                        continue
+                    await receiver.ack(item)
+                    per_shard[index].append(item)
+                    total += 1
+                    progressed = True
+                assert progressed or total == len(foreign_ids), f"stalled after {total} events"
+            for receiver in receivers:
+                await nothing_more(receiver)
+        finally:
+            for receiver in receivers:
+                await receiver.close()
+        owners: dict[str, set[int]] = defaultdict(set)
+        for index, events in enumerate(per_shard):
+            for item in events:
+                owners[item.foreign_id].add(index)
+        assert all(len(s) == 1 for s in owners.values()), "a foreign id reached two shards"
+        assert sorted(e.type for events in per_shard for e in events) == list(range(1, 301))
+        assert all(per_shard), "a shard got nothing"
+        for events in per_shard:
+            by_fid: dict[str, list[int]] = defaultdict(list)
+            for item in events:
+                by_fid[item.foreign_id].append(item.type)
+            assert all(types == sorted(types) for types in by_fid.values()), "order per foreign id was lost"
