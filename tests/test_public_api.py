@@ -16,7 +16,7 @@ def test_conveyor() -> None:
             "Codec",
             "Meta",
             "Options",
-            "Order",
+            "SortOrder",
             "PauseRun",
             "Record",
             "RecordFilter",

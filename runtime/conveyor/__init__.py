@@ -13,7 +13,7 @@ worker at a time (the role scheduler).
 
 from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.codec import Codec, register_codec
-from conveyor._core.ports import Order, RecordFilter
+from conveyor._core.ports import RecordFilter, SortOrder
 from conveyor._core.records import Meta, Record
 from conveyor._core.runstate import RunState
 from conveyor._engine.builder import Builder
@@ -31,7 +31,7 @@ __all__ = [
     "Codec",
     "Meta",
     "Options",
-    "Order",
+    "SortOrder",
     "PauseRun",
     "Record",
     "RecordFilter",

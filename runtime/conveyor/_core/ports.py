@@ -20,7 +20,7 @@ from conveyor._core.records import Event, OutboxEvent, OutgoingEvent, Record, Ti
 from conveyor._core.runstate import RunState
 
 
-class Order(enum.IntEnum):
+class SortOrder(enum.IntEnum):
     ASCENDING = 1
     DESCENDING = 2
 
@@ -98,7 +98,7 @@ class RecordStore(Protocol):
         *,
         offset: int = 0,
         limit: int = 25,
-        order: Order = Order.ASCENDING,
+        order: SortOrder = SortOrder.ASCENDING,
         filter: RecordFilter | None = None,
     ) -> builtins.list[Record]:
         """Runs in creation order (or its reverse), after skipping `offset` matches, at most `limit` of them."""

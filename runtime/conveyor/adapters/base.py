@@ -12,13 +12,13 @@ from conveyor._core.ports import (
     EventReceiver,
     EventSender,
     EventStreamer,
-    Order,
     OutboxSignal,
     RecordFilter,
     RecordStore,
     RoleLease,
     RoleScheduler,
     Shard,
+    SortOrder,
     TimeoutStore,
 )
 from conveyor._core.records import (
@@ -65,7 +65,7 @@ __all__ = [
     "EventSender",
     "EventStreamer",
     "Meta",
-    "Order",
+    "SortOrder",
     "OutboxEvent",
     "OutboxSignal",
     "OutgoingEvent",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from conveyor._core.clock import Clock, SystemClock
-from conveyor._core.ports import Order, OutboxSignal, RecordFilter
+from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder
 from conveyor._core.records import Meta, OutboxEvent, Record, outbox_event
 from conveyor._core.runstate import RunState
 from conveyor.adapters.memory._notify import Notifier
@@ -115,7 +115,7 @@ class MemoryRecordStore:
         *,
         offset: int = 0,
         limit: int = 25,
-        order: Order = Order.ASCENDING,
+        order: SortOrder = SortOrder.ASCENDING,
         filter: RecordFilter | None = None,
     ) -> builtins.list[Record]:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -123,7 +123,7 @@ class MemoryRecordStore:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput("limit", "an integer >= 1", limit)
         with self._lock:
-            ids = self._order if order is Order.ASCENDING else reversed(self._order)
+            ids = self._order if order is SortOrder.ASCENDING else reversed(self._order)
             found: builtins.list[Record] = []
             skipped = 0
             for run_id in ids:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor._core.ports import Order, RecordFilter, RecordStore
+from conveyor._core.ports import RecordFilter, RecordStore, SortOrder
 from conveyor._core.records import Record, event_topic, outbox_data
 from conveyor._core.runstate import RunState
 from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, WorkflowInProgress
@@ -231,7 +231,7 @@ class RecordStoreSuite:
             record = new_record(name, f"fid-{i:03d}", created_at=base + timedelta(milliseconds=i))
             await record_store.store(record)
             stored.append(record.run_id)
-        for order, expected in ((Order.ASCENDING, stored), (Order.DESCENDING, stored[::-1])):
+        for order, expected in ((SortOrder.ASCENDING, stored), (SortOrder.DESCENDING, stored[::-1])):
             seen: list[str] = []
             for offset in range(0, 125, 25):
                 page = await record_store.list(name, offset=offset, limit=25, order=order)
@@ -248,7 +248,7 @@ class RecordStoreSuite:
             await record_store.store(new_record(second, unique("fid")))
         listed = await record_store.list(first, limit=1000)
         assert len(listed) == 10 and {r.workflow_name for r in listed} == {first}
-        everything = await record_store.list(None, limit=1000, order=Order.DESCENDING)
+        everything = await record_store.list(None, limit=1000, order=SortOrder.DESCENDING)
         assert {r.workflow_name for r in everything} >= {first, second}
 
     async def test_list_filters(self, record_store: RecordStore) -> None:
@@ -297,7 +297,7 @@ class RecordStoreSuite:
             == 5
         )
         page = await record_store.list(
-            name, offset=2, limit=3, order=Order.DESCENDING, filter=RecordFilter(run_states=[RunState.RUNNING])
+            name, offset=2, limit=3, order=SortOrder.DESCENDING, filter=RecordFilter(run_states=[RunState.RUNNING])
         )
         assert [r.foreign_id for r in page] == ["RUNNING-7", "RUNNING-6", "RUNNING-5"]
 
