@@ -65,6 +65,15 @@ async def _wait_until_age(rt: Runtime[Any, Any], created_at: datetime, age: floa
         await rt.clock.sleep(remaining)
 
 
+async def _lookup(rt: Runtime[Any, Any], event: Event, process: str) -> Record | None:
+    """The record an event is about, or None (counted skipped) if the store has no such run."""
+    try:
+        return await rt.store.lookup(event.run_id)
+    except RecordNotFound:
+        rt.metrics.skipped(process, "record not found")
+        return None
+
+
 async def _current(rt: Runtime[Any, Any], event: Event, process: str, expected_status: int | None) -> Record | None:
     """The record an event is about, if the event is still current; None (counted skipped) when it is not."""
     run_id = event.run_id
@@ -262,10 +271,8 @@ async def hook_consumer(rt: Runtime[T, S], state: RunState, hook: Any, role: str
     receiver = await rt.streamer.receiver(run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency)
 
     async def handle(event: Event) -> None:
-        try:
-            record = await rt.store.lookup(event.run_id)
-        except RecordNotFound:
-            rt.metrics.skipped(process, "record not found")
+        record = await _lookup(rt, event, process)
+        if record is None:
             return
         try:
             run = rt.to_run(record)
@@ -291,10 +298,8 @@ async def delete_consumer(rt: Runtime[T, S], role: str, process: str) -> None:
     receiver = await rt.streamer.receiver(delete_topic(rt.name), role, poll_frequency=opts.polling_frequency)
 
     async def handle(event: Event) -> None:
-        try:
-            before = await rt.store.lookup(event.run_id)
-        except RecordNotFound:
-            rt.metrics.skipped(process, "record not found")
+        before = await _lookup(rt, event, process)
+        if before is None:
             return
         if before.run_state is not RunState.REQUESTED_DATA_DELETED:
             rt.metrics.skipped(process, "record not awaiting deletion")
@@ -319,9 +324,8 @@ async def paused_retry_consumer(rt: Runtime[Any, Any], role: str, process: str) 
     receiver = await rt.streamer.receiver(run_state_change_topic(rt.name), role, poll_frequency=opts.polling_frequency)
 
     async def handle(event: Event) -> None:
-        try:
-            before = await rt.store.lookup(event.run_id)
-        except RecordNotFound:
+        before = await _lookup(rt, event, process)
+        if before is None:
             return
         if before.run_state is not RunState.PAUSED or before.meta.version != event.record_version:
             return  # resumed or paused again since: a later event covers it
