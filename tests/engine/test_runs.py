@@ -195,3 +195,23 @@ async def test_many_runs_concurrently(start: Start) -> None:
     ids = {f"o{i}": await wf.trigger(f"o{i}") for i in range(200)}
     done = await asyncio.gather(*(wf.wait_for(f, r, Status.FULFILLED, timeout=20) for f, r in ids.items()))
     assert all(r.run_state is RunState.COMPLETED for r in done)
+
+
+async def test_wait_for_a_status_the_run_has_already_passed(start: Start) -> None:
+    wf = await start(order_builder("passed"))
+    run_id = await wf.trigger("o")
+    await wf.wait_for("o", run_id, Status.FULFILLED, timeout=5)
+    paid = await wf.wait_for("o", run_id, Status.PAID, timeout=1)
+    assert paid.status is Status.PAID and paid.run_state is RunState.RUNNING
+    assert paid.object.notes == ["paid"]
+
+
+async def test_wait_for_checks_its_arguments(start: Start) -> None:
+    wf = await start(order_builder("wait-args"))
+    run_id = await wf.trigger("o")
+    with pytest.raises(RecordNotFound, match="not a run of foreign id"):
+        await wf.wait_for("someone-else", run_id, Status.PAID, timeout=1)
+    with pytest.raises(InvalidStatus):
+        await wf.wait_for("o", run_id, Other.DONE, timeout=1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="timeout"):
+        await wf.wait_for("o", run_id, Status.PAID, timeout=-1)

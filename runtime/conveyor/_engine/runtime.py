@@ -76,7 +76,7 @@ class Runtime(Generic[T, S]):
         self.metrics = WorkflowMetrics(spec.name)
         self.errors = ErrorCounter()
         self.drain = Drain()
-        self._async_cache: dict[int, bool] = {}
+        self._async_cache: dict[Callable[..., Any], bool] = {}
         self._status_cache: dict[int, S] = {member.value: member for member in spec.status_type}
 
     def options(self, own: Options) -> Resolved:
@@ -86,10 +86,12 @@ class Runtime(Generic[T, S]):
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Await an async function; run a plain one in a worker thread so it cannot block the loop."""
-        key = id(fn)
-        async_fn = self._async_cache.get(key)
-        if async_fn is None:
-            async_fn = self._async_cache[key] = is_async(fn)
+        try:
+            async_fn = self._async_cache.get(fn)
+            if async_fn is None:
+                async_fn = self._async_cache[fn] = is_async(fn)
+        except TypeError:  # an unhashable callable object
+            async_fn = is_async(fn)
         if async_fn:
             return await fn(*args)
         result = await asyncio.to_thread(fn, *args)

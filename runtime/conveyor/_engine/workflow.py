@@ -419,7 +419,8 @@ class Workflow(Generic[T, S]):
         return [self._rt.to_run(r) for r in await self._rt.store.history(run_id)]
 
     async def wait_for(self, foreign_id: str, run_id: str, status: S, *, timeout: float | None = None) -> Run[T, S]:
-        """Wait until the run is at `status`; the built-in TimeoutError if `timeout` seconds pass first."""
+        """Wait until the run has reached `status` (at once if it already has) and return it as it was there;
+        the built-in TimeoutError if `timeout` seconds pass first."""
         self._require_running("wait_for")
         member = self._member("status", status)
         _check_foreign_id(foreign_id)
@@ -438,15 +439,24 @@ class Workflow(Generic[T, S]):
             try:
                 # The receiver exists before this look: a change after it is seen by the receiver.
                 record = await self._record(run_id)
-                while record.status != int(member) or record.foreign_id != foreign_id:
+                if record.foreign_id != foreign_id:
+                    raise RecordNotFound(f"run {run_id!r} is not a run of foreign id {foreign_id!r}")
+                reached = await self._reached(run_id, int(member))
+                while reached is None:
                     event = await receiver.recv()
                     await receiver.ack(event)
-                    if event.run_id != run_id:
-                        continue
-                    record = await self._record(run_id)
+                    if event.run_id == run_id and event.type == int(member):
+                        reached = await self._reached(run_id, int(member))
             finally:
                 await receiver.close()
-        return rt.to_run(record)
+        return rt.to_run(reached)
+
+    async def _reached(self, run_id: str, status: int) -> Record | None:
+        """The latest stored version of the run at `status`, if it ever got there."""
+        for version in reversed(await self._rt.store.history(run_id)):
+            if version.status == status:
+                return version
+        return None
 
     async def callback(self, foreign_id: str, status: S, payload: bytes) -> bool:
         """Hand `payload` to the callbacks of `status` for the foreign id's latest run. True if a callback moved
