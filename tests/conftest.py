@@ -16,6 +16,8 @@ from conveyor.adapters.memory import (
 )
 from conveyor.testing import FakeClock
 
+pytest_plugins = ["tests.services"]
+
 
 class Memory:
     def __init__(self) -> None:

@@ -45,6 +45,8 @@ def test_errors() -> None:
             "InvalidWorkflow",
             "RecordNotFound",
             "RoleLost",
+            "SchemaNotMigrated",
+            "ServiceUnavailable",
             "StaleRead",
             "TimeoutNotFound",
             "VersionConflict",

@@ -107,4 +107,18 @@ class StaleRead(ConveyorError):
         super().__init__(f"run {run_id}: event announced version {event_version}, store returned {record_version}")
 
 
-__all__ += ["StaleRead"]
+class ServiceUnavailable(ConveyorError):
+    """A service an adapter needs (Postgres, Kafka, the Kubernetes API) cannot be reached; the message names it
+    and where it was looked for (credentials masked)."""
+
+    def __init__(self, service: str, address: str, reason: str) -> None:
+        self.service = service
+        self.address = address
+        super().__init__(f"{service} at {address} is unavailable: {reason}")
+
+
+class SchemaNotMigrated(ConveyorError):
+    """The database has no (or an older) conveyor schema. Run `conveyor db migrate`: it never happens silently."""
+
+
+__all__ += ["SchemaNotMigrated", "ServiceUnavailable", "StaleRead"]

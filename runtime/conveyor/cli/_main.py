@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from conveyor.cli._db import db
 from conveyor.cli._demo import run_demo
 from conveyor.cli._load import load_builder
 
@@ -53,6 +54,9 @@ def graph(entrypoint: str, paths: tuple[str, ...], direction: str) -> None:
 
     builder = load_builder(entrypoint, paths)
     click.echo(mermaid(builder.spec(), direction), nl=False)
+
+
+cli.add_command(db)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -1,0 +1,281 @@
+"""PostgresRecordStore: runs, their history and the outbox in PostgreSQL. A store is ONE statement (so one
+transaction): the conditional update or insert of the run, its history row, its outbox row and a NOTIFY that
+wakes the outbox relay on commit."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from conveyor._core.clock import Clock, SystemClock
+from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder
+from conveyor._core.records import Meta, OutboxEvent, Record, outbox_data
+from conveyor._core.runstate import RunState
+from conveyor.adapters.postgres._connect import acquire_pool, connect, release_pool
+from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, WorkflowInProgress
+
+_COLUMNS = (
+    "workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, "
+    "run_state_reason, status_description, version, trace_origin"
+)
+_STATES = list(RunState)
+
+_INSERT = f"""
+WITH run AS (
+    INSERT INTO conveyor_runs ({_COLUMNS})
+    VALUES (%(workflow_name)s, %(foreign_id)s, %(run_id)s, %(run_state)s, %(status)s, %(object)s, %(created_at)s,
+            %(updated_at)s, %(run_state_reason)s, %(status_description)s, %(version)s, %(trace_origin)s)
+    RETURNING {_COLUMNS}
+), history AS (
+    INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
+), outbox AS (
+    INSERT INTO conveyor_outbox (workflow_name, data, created_at) SELECT workflow_name, %(data)s, %(now)s FROM run
+), wake AS (
+    SELECT pg_notify(%(channel)s, '') FROM run
+)
+SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM wake)
+"""
+
+_UPDATE = f"""
+WITH run AS (
+    UPDATE conveyor_runs SET
+        run_state = %(run_state)s, status = %(status)s, object = %(object)s, updated_at = %(updated_at)s,
+        run_state_reason = %(run_state_reason)s, status_description = %(status_description)s,
+        version = %(version)s, trace_origin = %(trace_origin)s
+    WHERE run_id = %(run_id)s AND version = %(expected)s
+    RETURNING {_COLUMNS}
+), history AS (
+    INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
+), outbox AS (
+    INSERT INTO conveyor_outbox (workflow_name, data, created_at) SELECT workflow_name, %(data)s, %(now)s FROM run
+), wake AS (
+    SELECT pg_notify(%(channel)s, '') FROM run
+)
+SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM wake)
+"""
+
+
+def channel(workflow_name: str) -> str:
+    """A NOTIFY channel per workflow (names are free text; channels are identifiers)."""
+    return "conveyor_outbox_" + hashlib.sha1(workflow_name.encode()).hexdigest()[:20]
+
+
+def _row_to_record(row: Sequence[Any]) -> Record:
+    return Record(
+        row[0],
+        row[1],
+        row[2],
+        _STATES[row[3]],
+        row[4],
+        bytes(row[5]) if row[5] is not None else None,
+        row[6],
+        row[7],
+        Meta(row[8], row[9], row[10], row[11]),
+    )
+
+
+class PostgresRecordStore:
+    """`PostgresRecordStore(dsn)`: opens nothing until `open()`; the schema must exist (`conveyor db migrate`)."""
+
+    def __init__(self, dsn: str, *, clock: Clock | None = None, pool_size: int = 10) -> None:
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise InvalidInput("dsn", "a PostgreSQL connection string, e.g. postgresql://user@host:5432/db", dsn)
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise InvalidInput("pool_size", "an integer >= 1", pool_size)
+        self._dsn = dsn
+        self._clock = clock or SystemClock()
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._opens = 0
+
+    async def open(self) -> None:
+        if self._opens == 0:
+            self._pool = await acquire_pool(self._dsn, self._pool_size)
+        self._opens += 1
+
+    async def close(self) -> None:
+        if self._opens == 0:
+            return
+        self._opens -= 1
+        if self._opens == 0 and self._pool is not None:
+            pool, self._pool = self._pool, None
+            await release_pool(pool)
+
+    @property
+    def pool(self) -> AsyncConnectionPool[Any]:
+        if self._pool is None:
+            from conveyor.errors import WorkflowNotRunning
+
+            raise WorkflowNotRunning("the Postgres record store is not open")
+        return self._pool
+
+    async def _fetch(self, query: str | sql.Composed, params: Any = None) -> list[tuple[Any, ...]]:
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            rows: list[tuple[Any, ...]] = await cursor.fetchall()
+            return rows
+
+    async def store(self, record: Record, *, expected_version: int | None = None) -> None:
+        meta = record.meta
+        params = {
+            "workflow_name": record.workflow_name,
+            "foreign_id": record.foreign_id,
+            "run_id": record.run_id,
+            "run_state": int(record.run_state),
+            "status": record.status,
+            "object": record.object,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "run_state_reason": meta.run_state_reason,
+            "status_description": meta.status_description,
+            "version": meta.version,
+            "trace_origin": meta.trace_origin,
+            "data": outbox_data(record),
+            "now": self._clock.now(),
+            "channel": channel(record.workflow_name),
+            "expected": expected_version,
+        }
+        if expected_version is None:
+            try:
+                await self._fetch(_INSERT, params)
+            except psycopg.errors.UniqueViolation as e:
+                if e.diag.constraint_name == "conveyor_runs_one_unfinished":
+                    raise WorkflowInProgress(
+                        f"workflow {record.workflow_name!r} has a run in progress for {record.foreign_id!r}"
+                    ) from None
+                raise VersionConflict(record.run_id, 0, None) from None
+            return
+        [(stored, _)] = await self._fetch(_UPDATE, params)
+        if stored != 1:
+            rows = await self._fetch("SELECT version FROM conveyor_runs WHERE run_id = %s", (record.run_id,))
+            raise VersionConflict(record.run_id, expected_version, rows[0][0] if rows else None)
+
+    async def lookup(self, run_id: str) -> Record:
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM conveyor_runs WHERE run_id = %s", (run_id,))
+        if not rows:
+            raise RecordNotFound(f"no run {run_id!r}")
+        return _row_to_record(rows[0])
+
+    async def latest(self, workflow_name: str, foreign_id: str) -> Record:
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM conveyor_runs WHERE workflow_name = %s AND foreign_id = %s "
+            "ORDER BY seq DESC LIMIT 1",
+            (workflow_name, foreign_id),
+        )
+        if not rows:
+            raise RecordNotFound(f"workflow {workflow_name!r} has no run for {foreign_id!r}")
+        return _row_to_record(rows[0])
+
+    async def list(
+        self,
+        workflow_name: str | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 25,
+        order: SortOrder = SortOrder.ASCENDING,
+        filter: RecordFilter | None = None,
+    ) -> builtins.list[Record]:
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInput("offset", "an integer >= 0", offset)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput("limit", "an integer >= 1", limit)
+        where: builtins.list[sql.Composable] = []
+        params: builtins.list[Any] = []
+        if workflow_name is not None:
+            where.append(sql.SQL("workflow_name = %s"))
+            params.append(workflow_name)
+        if filter is not None:
+            for column, values in (
+                ("foreign_id", builtins.list(filter.foreign_ids)),
+                ("status", [int(s) for s in filter.statuses]),
+                ("run_state", [int(s) for s in filter.run_states]),
+            ):
+                if values:
+                    where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+                    params.append(values)
+            if filter.created_after is not None:
+                where.append(sql.SQL("created_at > %s"))
+                params.append(filter.created_after)
+            if filter.created_before is not None:
+                where.append(sql.SQL("created_at < %s"))
+                params.append(filter.created_before)
+        query = sql.SQL("SELECT {} FROM conveyor_runs {} ORDER BY seq {} OFFSET %s LIMIT %s").format(
+            sql.SQL(_COLUMNS),
+            sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+            sql.SQL("ASC" if order is SortOrder.ASCENDING else "DESC"),
+        )
+        rows = await self._fetch(query, [*params, offset, limit])
+        return [_row_to_record(r) for r in rows]
+
+    async def history(self, run_id: str) -> builtins.list[Record]:
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM conveyor_run_history WHERE run_id = %s ORDER BY version", (run_id,)
+        )
+        return [_row_to_record(r) for r in rows]
+
+    async def list_outbox_events(self, workflow_name: str, limit: int) -> builtins.list[OutboxEvent]:
+        rows = await self._fetch(
+            "SELECT id, workflow_name, data, created_at FROM conveyor_outbox WHERE workflow_name = %s "
+            "ORDER BY id LIMIT %s",
+            (workflow_name, limit),
+        )
+        return [OutboxEvent(str(r[0]), r[1], bytes(r[2]), r[3]) for r in rows]
+
+    async def delete_outbox_events(self, ids: Sequence[str]) -> None:
+        numeric = [int(i) for i in ids if isinstance(i, str) and i.isdigit()]
+        if numeric:
+            await self._fetch("DELETE FROM conveyor_outbox WHERE id = ANY(%s) RETURNING id", (numeric,))
+
+    def outbox_signal(self, workflow_name: str) -> OutboxSignal:
+        return _Signal(self._dsn, channel(workflow_name))
+
+
+class _Signal:
+    """LISTEN on a connection of its own (LISTEN is per session, and pooled sessions are shared)."""
+
+    def __init__(self, dsn: str, channel_name: str) -> None:
+        self._dsn = dsn
+        self._channel = channel_name
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+
+    async def _listen(self) -> None:
+        self._conn = await connect(self._dsn, autocommit=True)
+        await self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        # Anything stored before LISTEN took effect would be missed: report one (harmless) wake-up instead.
+        self._arrived.set()
+        self._reader = asyncio.ensure_future(self._read(self._conn))
+
+    async def _read(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async for _ in conn.notifies():
+            self._arrived.set()
+
+    async def wait(self) -> None:
+        if self._conn is None:
+            await self._listen()
+        elif self._reader is not None and self._reader.done():
+            # The listening connection died: listen again (and report a wake-up, as above).
+            await self._close_connection()
+            await self._listen()
+        await self._arrived.wait()
+        self._arrived.clear()
+
+    async def _close_connection(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await self._close_connection()

@@ -1,0 +1,40 @@
+# Shared helpers of the service scripts: where the cache lives, free ports, waiting for a port.
+# shellcheck shell=bash
+
+CACHE="${CONVEYOR_CACHE:-$HOME/.cache/conveyor}"
+mkdir -p "$CACHE"
+
+free_port() {
+  python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+port_open() {  # port_open PORT
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_port() {  # wait_port PORT SECONDS WHAT
+  local port=$1 limit=$2 what=$3 waited=0
+  until port_open "$port"; do
+    sleep 0.2
+    waited=$((waited + 1))
+    if [ "$waited" -ge $((limit * 5)) ]; then
+      echo "$what did not open 127.0.0.1:$port within ${limit}s" >&2
+      return 1
+    fi
+  done
+}
+
+apt_install() {  # apt_install PACKAGE...
+  if [ "$(id -u)" != 0 ]; then
+    echo "need root to apt-get install $*" >&2
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}

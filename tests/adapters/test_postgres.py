@@ -1,0 +1,136 @@
+"""The Postgres adapters against the conformance suites on a real PostgreSQL, plus what only they have:
+migrations, connection errors, NOTIFY across processes, atomicity when a transaction dies."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from conveyor.adapters.memory import MemoryRoleScheduler, MemoryStreamer
+from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore, migrate
+from conveyor.errors import SchemaNotMigrated, ServiceUnavailable, VersionConflict
+from conveyor.testing.conformance import Adapters, RecordStoreSuite, TimeoutStoreSuite, WorkflowSuite
+from conveyor.testing.conformance._support import new_record
+
+
+class TestPostgresRecordStore(RecordStoreSuite):
+    @pytest.fixture
+    async def record_store(self, pg_dsn: str) -> AsyncIterator[PostgresRecordStore]:
+        store = PostgresRecordStore(pg_dsn)
+        await store.open()
+        yield store
+        await store.close()
+
+
+class TestPostgresTimeoutStore(TimeoutStoreSuite):
+    @pytest.fixture
+    async def timeout_store(self, pg_dsn: str) -> AsyncIterator[PostgresTimeoutStore]:
+        store = PostgresTimeoutStore(pg_dsn)
+        await store.open()
+        yield store
+        await store.close()
+
+
+class TestWorkflowOnPostgres(WorkflowSuite):
+    @pytest.fixture
+    def adapters(self, pg_dsn: str) -> Callable[[], Adapters]:
+        shared = Adapters(
+            MemoryStreamer(), PostgresRecordStore(pg_dsn), MemoryRoleScheduler(), PostgresTimeoutStore(pg_dsn)
+        )
+        return lambda: shared
+
+
+async def test_migrations_are_idempotent(pg_dsn: str) -> None:
+    assert await migrate(pg_dsn) == []
+
+
+async def test_a_database_without_the_schema_is_refused(pg_dsn: str) -> None:
+    name = f"conveyor_empty_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        await conn.execute(f"CREATE DATABASE {name}")
+    empty = pg_dsn.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with pytest.raises(SchemaNotMigrated, match="conveyor db migrate"):
+            await PostgresRecordStore(empty).open()
+        assert await migrate(empty) == ["0001_runs_outbox_timeouts"]
+        store = PostgresRecordStore(empty)
+        await store.open()
+        await store.close()
+    finally:
+        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+            await conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+async def test_an_unreachable_server_is_named_without_its_password() -> None:
+    with pytest.raises(ServiceUnavailable) as info:
+        await PostgresRecordStore("postgresql://alice:s3cret@127.0.0.1:9/conveyor").open()
+    assert "127.0.0.1:9/conveyor" in str(info.value)
+    assert "s3cret" not in str(info.value)
+    assert info.value.service == "PostgreSQL"
+
+
+async def test_notify_wakes_another_process_s_relay(pg_dsn: str) -> None:
+    writer, reader = PostgresRecordStore(pg_dsn), PostgresRecordStore(pg_dsn)
+    await writer.open()
+    await reader.open()
+    name = f"notify-{uuid.uuid4().hex[:8]}"
+    signal = reader.outbox_signal(name)
+    try:
+        await asyncio.wait_for(signal.wait(), 10)  # the first wait reports the moment LISTEN starts
+        waiting = asyncio.ensure_future(signal.wait())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        await writer.store(new_record(name))
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        await signal.close()
+        await writer.close()
+        await reader.close()
+
+
+async def test_a_killed_transaction_leaves_nothing(pg_dsn: str) -> None:
+    """A writer dying mid-transaction: neither the run nor its outbox row may remain."""
+    store = PostgresRecordStore(pg_dsn)
+    await store.open()
+    name = f"atomic-{uuid.uuid4().hex[:8]}"
+    record = new_record(name)
+    try:
+        async with await psycopg.AsyncConnection.connect(pg_dsn) as victim:
+            cursor = await victim.execute("SELECT pg_backend_pid()")
+            row = await cursor.fetchone()
+            assert row is not None
+            await victim.execute(
+                "INSERT INTO conveyor_runs (workflow_name, foreign_id, run_id, run_state, status, object, created_at, "
+                "updated_at, version) VALUES (%s, %s, %s, 1, 1, NULL, now(), now(), 1)",
+                (name, record.foreign_id, record.run_id),
+            )
+            await victim.execute(
+                "INSERT INTO conveyor_outbox (workflow_name, data, created_at) VALUES (%s, '', now())", (name,)
+            )
+            async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as killer:
+                await killer.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+            with pytest.raises(psycopg.OperationalError):
+                await victim.commit()
+        assert await store.list(name) == []
+        assert await store.list_outbox_events(name, 10) == []
+        await store.store(record)  # and the run id is free to be written properly
+        with pytest.raises(VersionConflict):
+            await store.store(record)
+    finally:
+        await store.close()
+
+
+def test_db_migrate_command(pg_dsn: str) -> None:
+    from conveyor.cli import cli
+
+    result = CliRunner().invoke(cli, ["db", "migrate", "--dsn", pg_dsn])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    bad = CliRunner().invoke(cli, ["db", "migrate", "--dsn", "postgresql://bob:pw@127.0.0.1:9/x"])
+    assert bad.exit_code == 2
+    assert "127.0.0.1:9" in bad.output and "pw@" not in bad.output
