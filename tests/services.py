@@ -41,12 +41,17 @@ def service(name: str, variable: str, script: str, reachable: Callable[[str], bo
     if given and reachable(given):
         yield given
         return
+    was_running = (
+        subprocess.run(["bash", str(ROOT / "scripts" / script), "status"], capture_output=True, check=False).returncode
+        == 0
+    )
     address = _script(script, variable, timeout)
     if address is None or not reachable(address):
         unavailable(f"{name} could not be started with scripts/{script}")
         return
     yield address
-    subprocess.run(["bash", str(ROOT / "scripts" / script), "stop"], capture_output=True, check=False)
+    if not was_running:
+        subprocess.run(["bash", str(ROOT / "scripts" / script), "stop"], capture_output=True, check=False)
 
 
 def _postgres_answers(dsn: str) -> bool:
@@ -67,3 +72,19 @@ def pg_dsn() -> Iterator[str]:
 
         asyncio.run(migrate(dsn))
         yield dsn
+
+
+def _kafka_answers(address: str) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": address}).list_topics(timeout=5)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A running Kafka broker's bootstrap address."""
+    yield from service("Kafka", "CONVEYOR_KAFKA", "kafka.sh", _kafka_answers, timeout=900)
