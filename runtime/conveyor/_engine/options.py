@@ -15,6 +15,8 @@ OUTBOX_POLLING_FREQUENCY = timedelta(milliseconds=250)
 OUTBOX_ERR_BACKOFF = timedelta(milliseconds=500)
 OUTBOX_LAG_ALERT = timedelta(minutes=1)
 OUTBOX_BATCH_LIMIT = 1000
+# Events a consumer handles at once (different foreign ids only; see _engine/pipeline.py).
+PIPELINE_WINDOW = 64
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from conveyor._core.ports import EventReceiver, EventSender, Shard
 from conveyor._core.records import Event, OutgoingEvent, Record, delete_topic, run_state_change_topic, topic
 from conveyor._core.runstate import RunState
 from conveyor._core.sharding import shard_of
-from conveyor._engine.options import OUTBOX_BATCH_LIMIT, OUTBOX_POLLING_FREQUENCY
+from conveyor._engine.options import OUTBOX_BATCH_LIMIT, OUTBOX_POLLING_FREQUENCY, PIPELINE_WINDOW
+from conveyor._engine.pipeline import Pipeline
 from conveyor._engine.runtime import Runtime
 from conveyor._engine.spec import ConnectorSpec, StepSpec, TimeoutSpec
 from conveyor._engine.supervise import first_of
@@ -38,23 +39,32 @@ async def consume(
     consume_lag: float = 0.0,
     lag_alert: float = 0.0,
     accept: Callable[[Event], bool] | None = None,
+    window: int = PIPELINE_WINDOW,
 ) -> None:
-    """Receive, handle and acknowledge events one at a time; a failed event is retried after a back-off and not
-    acknowledged until it succeeds, so nothing is lost and order is kept."""
+    """Receive, handle and acknowledge events, up to `window` of different foreign ids at once (see
+    `pipeline`); a failed event is retried after a back-off and not acknowledged until it succeeds, so nothing
+    is lost and each foreign id keeps its order."""
+
+    async def work(event: Event) -> None:
+        if accept is not None and not accept(event):
+            rt.metrics.skipped(process, "filtered out")
+        else:
+            await rt.retrying(process, err_backoff, lambda: handle(event))
+
+    pipeline = Pipeline(receiver, work, window, rt.drain.working)
     try:
         while True:
-            event = await receiver.recv()
+            await pipeline.reserve()
+            event = await pipeline.recv()
             if consume_lag > 0:
                 await _wait_until_age(rt, event.created_at, consume_lag)
             rt.metrics.lag(process, event.created_at, rt.clock.now(), lag_alert)
-            async with rt.drain.working():
-                if accept is not None and not accept(event):
-                    rt.metrics.skipped(process, "filtered out")
-                else:
-                    await rt.retrying(process, err_backoff, lambda e=event: handle(e))  # type: ignore[misc]
-                await receiver.ack(event)
+            pipeline.start(event)
     finally:
-        await receiver.close()
+        try:
+            await pipeline.close()
+        finally:
+            await receiver.close()
 
 
 async def _wait_until_age(rt: Runtime[Any, Any], created_at: datetime, age: float) -> None:

@@ -1,0 +1,144 @@
+"""The consumers' pipeline: events of different foreign ids are handled at once, each foreign id in order, and
+acknowledgements never pass an event that is not finished (a failing one holds back everything after it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from conveyor._core.records import Event
+from conveyor._engine.pipeline import Pipeline
+
+
+class Receiver:
+    """A receiver over a fixed list of events that records what is acknowledged."""
+
+    def __init__(self, foreign_ids: list[str]) -> None:
+        at = datetime.now(UTC)
+        self.events = [Event(i + 1, fid, 1, {}, at) for i, fid in enumerate(foreign_ids)]
+        self.position = 0
+        self.acked: list[int] = []
+
+    async def recv(self) -> Event:
+        if self.position == len(self.events):
+            await asyncio.Event().wait()
+        self.position += 1
+        return self.events[self.position - 1]
+
+    async def ack(self, event: Event) -> None:
+        self.acked.append(event.id)
+
+    async def close(self) -> None:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def no_drain() -> AsyncIterator[None]:
+    yield
+
+
+async def drive(pipeline: Pipeline) -> None:
+    while True:
+        await pipeline.reserve()
+        pipeline.start(await pipeline.recv())
+
+
+async def eventually(predicate: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.001)
+
+
+async def test_foreign_ids_keep_their_order_while_others_overlap() -> None:
+    receiver = Receiver(["a", "b", "a", "c", "a", "b"])
+    order: list[tuple[str, int]] = []
+    running = 0
+    overlapped = 0
+
+    async def work(event: Event) -> None:
+        nonlocal running, overlapped
+        running += 1
+        overlapped = max(overlapped, running)
+        # Later events finish first: only the pipeline's chaining keeps a foreign id in order.
+        await asyncio.sleep(0.01 * (7 - event.id))
+        order.append((event.foreign_id, event.id))
+        running -= 1
+
+    pipeline = Pipeline(receiver, work, 64, no_drain)
+    task = asyncio.ensure_future(drive(pipeline))
+    try:
+        await eventually(lambda: len(receiver.acked) == 6)
+    finally:
+        task.cancel()
+        await pipeline.close()
+    assert [i for f, i in order if f == "a"] == [1, 3, 5]
+    assert [i for f, i in order if f == "b"] == [2, 6]
+    assert overlapped > 1
+    assert receiver.acked == [1, 2, 3, 4, 5, 6]  # in receive order, whatever the finishing order
+
+
+async def test_a_failing_event_holds_back_acks_and_its_foreign_id_until_it_succeeds() -> None:
+    receiver = Receiver(["x", "y", "x", "z"])
+    fail = True
+    done: list[int] = []
+
+    async def work(event: Event) -> None:
+        if event.id == 2:
+            while fail:  # stands for retrying with back-off: the event is not finished
+                await asyncio.sleep(0.001)
+        done.append(event.id)
+
+    pipeline = Pipeline(receiver, work, 64, no_drain)
+    task = asyncio.ensure_future(drive(pipeline))
+    try:
+        await eventually(lambda: done == [1, 3, 4])
+        await asyncio.sleep(0.02)
+        assert receiver.acked == [1]  # 3 and 4 are done, but 2 is not: nothing past it
+        fail = False
+        await eventually(lambda: receiver.acked == [1, 2, 3, 4])
+    finally:
+        task.cancel()
+        await pipeline.close()
+
+
+async def test_the_window_bounds_unacknowledged_events() -> None:
+    receiver = Receiver([f"f{i}" for i in range(10)])
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def work(event: Event) -> None:
+        started.append(event.id)
+        if event.id == 1:
+            await release.wait()
+
+    pipeline = Pipeline(receiver, work, 3, no_drain)
+    task = asyncio.ensure_future(drive(pipeline))
+    try:
+        await eventually(lambda: len(started) == 3)
+        await asyncio.sleep(0.02)
+        assert receiver.position == 3 and receiver.acked == []
+        release.set()
+        await eventually(lambda: len(receiver.acked) == 10)
+    finally:
+        task.cancel()
+        await pipeline.close()
+
+
+async def test_an_error_escaping_an_event_ends_the_pipeline_without_acking_it() -> None:
+    receiver = Receiver(["a", "b"])
+
+    async def work(event: Event) -> None:
+        if event.id == 2:
+            raise RuntimeError("ack failed")
+
+    pipeline = Pipeline(receiver, work, 64, no_drain)
+    try:
+        with pytest.raises(RuntimeError, match="ack failed"):
+            await asyncio.wait_for(drive(pipeline), 5)
+    finally:
+        await pipeline.close()
+    assert receiver.acked == [1]
