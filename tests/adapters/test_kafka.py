@@ -110,3 +110,24 @@ async def test_changing_the_shard_count_resumes_each_partition_where_it_was_ackn
         assert sorted(e.type for e in fresh) == list(range(100, 109))
     finally:
         await streamer.close()
+
+
+async def test_acks_are_coalesced_and_close_commits_the_last_of_each_partition(kafka_bootstrap: str) -> None:
+    streamer = KafkaStreamer(kafka_bootstrap, partitions=6)
+    await streamer.open()
+    try:
+        topic, name = f"coalesce-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:6]}"
+        sender = await streamer.sender(topic)
+        await sender.send([OutgoingEvent(f"fid-{i % 17}", 1, {"topic": topic}) for i in range(300)])
+        first = await streamer.receiver(topic, name)
+        # ack() does not wait for the broker: 250 acks cost far fewer commits than 250 round trips.
+        for _ in range(250):
+            await first.ack(await asyncio.wait_for(first.recv(), 20))
+        await first.close()
+        second = await streamer.receiver(topic, name)
+        try:
+            assert len(await drain(second)) == 50
+        finally:
+            await second.close()
+    finally:
+        await streamer.close()

@@ -4,6 +4,7 @@ migrations, connection errors, NOTIFY across processes, atomicity when a transac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -11,9 +12,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from conveyor import RunState
 from conveyor.adapters.memory import MemoryRoleScheduler, MemoryStreamer
 from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore, migrate
-from conveyor.errors import SchemaNotMigrated, ServiceUnavailable, VersionConflict
+from conveyor.errors import RecordNotFound, SchemaNotMigrated, ServiceUnavailable, VersionConflict
 from conveyor.testing.conformance import Adapters, RecordStoreSuite, TimeoutStoreSuite, WorkflowSuite
 from conveyor.testing.conformance._support import new_record
 
@@ -134,3 +136,66 @@ def test_db_migrate_command(pg_dsn: str) -> None:
     bad = CliRunner().invoke(cli, ["db", "migrate", "--dsn", "postgresql://bob:pw@127.0.0.1:9/x"])
     assert bad.exit_code == 2
     assert "127.0.0.1:9" in bad.output and "pw@" not in bad.output
+
+
+async def test_concurrent_stores_are_checked_one_by_one(pg_dsn: str) -> None:
+    """Concurrent updates go in batches: a stale one gets VersionConflict, the others are stored with their events."""
+    store = PostgresRecordStore(pg_dsn)
+    await store.open()
+    try:
+        name = f"batch-{uuid.uuid4().hex[:8]}"
+        records = [new_record(name, f"f{i}") for i in range(40)]
+        await asyncio.gather(*(store.store(r) for r in records))
+        outbox_before = len(await store.list_outbox_events(name, 1000))
+        # Every third update expects a version the run is not at.
+        stale = {r.run_id for i, r in enumerate(records) if i % 3 == 0}
+        updates = [
+            store.store(
+                dataclasses.replace(
+                    r, status=r.status + 1, meta=dataclasses.replace(r.meta, version=r.meta.version + 1)
+                ),
+                expected_version=r.meta.version + (5 if r.run_id in stale else 0),
+            )
+            for r in records
+        ]
+        outcomes = await asyncio.gather(*updates, return_exceptions=True)
+        for record, outcome in zip(records, outcomes, strict=True):
+            if record.run_id in stale:
+                assert isinstance(outcome, VersionConflict), outcome
+            else:
+                assert outcome is None, outcome
+        found = await asyncio.gather(*(store.lookup(r.run_id) for r in records))
+        assert [f.status for f in found] == [r.status + (0 if r.run_id in stale else 1) for r in records]
+        events = await store.list_outbox_events(name, 1000)
+        assert len(events) == outbox_before + len(records) - len(stale)
+        with pytest.raises(RecordNotFound):
+            await asyncio.gather(store.lookup(records[0].run_id), store.lookup("no-such-run"))
+    finally:
+        await store.close()
+
+
+async def test_a_refused_record_in_a_batch_fails_only_its_own_caller(pg_dsn: str) -> None:
+    store = PostgresRecordStore(pg_dsn)
+    await store.open()
+    try:
+        name = f"refused-{uuid.uuid4().hex[:8]}"
+        finished = new_record(name, "same", run_state=RunState.COMPLETED)
+        records = [new_record(name, f"f{i}") for i in range(20)]
+        for r in [finished, new_record(name, "same"), *records]:
+            await store.store(r)
+        # Reopening the finished run would give "same" two unfinished runs: the database refuses that row.
+        reopen = dataclasses.replace(
+            finished, run_state=RunState.RUNNING, meta=dataclasses.replace(finished.meta, version=2)
+        )
+        moves = [
+            store.store(dataclasses.replace(r, meta=dataclasses.replace(r.meta, version=2)), expected_version=1)
+            for r in records
+        ]
+        outcomes = await asyncio.gather(
+            *moves[:10], store.store(reopen, expected_version=1), *moves[10:], return_exceptions=True
+        )
+        assert isinstance(outcomes[10], psycopg.errors.UniqueViolation)
+        assert all(o is None for i, o in enumerate(outcomes) if i != 10), outcomes
+        assert all(f.meta.version == 2 for f in await asyncio.gather(*(store.lookup(r.run_id) for r in records)))
+    finally:
+        await store.close()

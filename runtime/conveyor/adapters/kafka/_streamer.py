@@ -4,9 +4,13 @@
 - Key = foreign id; the partition is Kafka's default for that key (murmur2), chosen by us and passed explicitly.
 - Shard k of n is assigned (not subscribed) the partitions p with p % n == k - 1, so it never sees another
   shard's events and no rebalance can hand it one.
-- Offsets are committed per partition by ack(), synchronously, only after the engine's transaction committed;
-  never automatically. They are committed under the receiver's name without its "-k-of-n" suffix, so when the
-  shard count changes, a partition's new owner resumes exactly where the old owner acknowledged.
+- ack() only notes the partition's new position (the engine acks after its transaction committed); a
+  background commit sends the latest noted position of every partition in one request, one request at a time,
+  so acks coalesce instead of costing a broker round trip each. close() commits what is still noted. A crash
+  between an ack and its commit redelivers those events, which the engine skips as stale (at least once).
+  Never committed automatically. Offsets are committed under the receiver's name without its "-k-of-n"
+  suffix, so when the shard count changes, a partition's new owner resumes exactly where the old owner
+  acknowledged.
 - Blocking client calls run on a thread pool of their own, never the loop's default one (which runs plain steps).
 """
 
@@ -247,6 +251,9 @@ class _Receiver:
         self._buffer: list[Message] = []
         self._polling: asyncio.Future[Any] | None = None
         self._closed = False
+        self._acked: dict[int, int] = {}  # partition -> next offset to read, noted by ack(), not yet committed
+        self._committing: asyncio.Future[None] | None = None
+        self._commit_error: BaseException | None = None
 
     async def recv(self) -> Event:
         while not self._buffer:
@@ -272,10 +279,32 @@ class _Receiver:
         partition, offset = event.id >> _OFFSET_BITS, event.id & _OFFSET_MASK
         if partition not in self._owned:
             raise ValueError(f"ack: event {event.id} is not from a partition of this receiver")
-        offsets = [TopicPartition(self._topic, partition, offset + 1)]
-        await _blocking(
-            lambda: _retrying(lambda: self._consumer.commit(offsets=offsets, asynchronous=False), self._timeout)
-        )
+        if self._commit_error is not None:
+            # A background commit failed: fail like a synchronous commit would, so the process restarts.
+            error, self._commit_error = self._commit_error, None
+            raise ServiceUnavailable("Kafka", self._topic, f"committing offsets failed: {error}") from error
+        if offset + 1 > self._acked.get(partition, -1):
+            self._acked[partition] = offset + 1
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_noted())
+
+    async def _commit_noted(self) -> None:
+        """Commit the noted positions until none is left; acks noted meanwhile go in the next request."""
+        while self._acked:
+            noted, self._acked = self._acked, {}
+            try:
+                await _blocking(self._commit, noted)
+            except Exception as e:
+                # Keep what was not committed (newer notes win) and report the error at the next ack().
+                for partition, offset in noted.items():
+                    if offset > self._acked.get(partition, -1):
+                        self._acked[partition] = offset
+                self._commit_error = e
+                return
+
+    def _commit(self, noted: dict[int, int]) -> None:
+        offsets = [TopicPartition(self._topic, partition, offset) for partition, offset in noted.items()]
+        _retrying(lambda: self._consumer.commit(offsets=offsets, asynchronous=False), self._timeout)
 
     async def close(self) -> None:
         if self._closed:
@@ -284,7 +313,15 @@ class _Receiver:
         if self._polling is not None:
             # The client is not safe to close while a thread still polls it.
             await asyncio.gather(self._polling, return_exceptions=True)
-        await _blocking(self._consumer.close)
+        try:
+            if self._committing is not None:
+                await asyncio.gather(self._committing, return_exceptions=True)
+            if self._acked:
+                # What was acknowledged is committed before the next receiver of this name starts.
+                noted, self._acked = self._acked, {}
+                await _blocking(self._commit, noted)
+        finally:
+            await _blocking(self._consumer.close)
 
 
 _RETRIABLE = {

@@ -1,6 +1,11 @@
 """PostgresRecordStore: runs, their history and the outbox in PostgreSQL. A store is ONE statement (so one
 transaction): the conditional update or insert of the run, its history row, its outbox row and a NOTIFY that
-wakes the outbox relay on commit."""
+wakes the outbox relay on commit.
+
+Concurrent updates and lookups are batched (see `_batch`): one statement updates many runs, each row under its
+own version predicate, and reports which rows matched; only the callers whose row did not match get
+VersionConflict, the others are stored. Each record is still stored with its outbox event in one transaction
+(the batch's), and never without its own version check."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder
 from conveyor._core.records import Meta, OutboxEvent, Record, outbox_data
 from conveyor._core.runstate import RunState
+from conveyor.adapters.postgres._batch import Batcher
 from conveyor.adapters.postgres._connect import acquire_pool, connect, release_pool
 from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, WorkflowInProgress
 
@@ -61,6 +67,40 @@ WITH run AS (
 SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM wake)
 """
 
+_UPDATE_MANY = f"""
+WITH input AS (
+    SELECT * FROM unnest(
+        %(idx)s::int[], %(run_id)s::text[], %(expected)s::bigint[], %(run_state)s::smallint[], %(status)s::int[],
+        %(object)s::bytea[], %(updated_at)s::timestamptz[], %(run_state_reason)s::text[],
+        %(status_description)s::text[], %(version)s::bigint[], %(trace_origin)s::text[], %(data)s::bytea[],
+        %(channel)s::text[]
+    ) AS i(idx, run_id, expected, run_state, status, object, updated_at, run_state_reason, status_description,
+           version, trace_origin, data, channel)
+), run AS (
+    UPDATE conveyor_runs AS r SET
+        run_state = i.run_state, status = i.status, object = i.object, updated_at = i.updated_at,
+        run_state_reason = i.run_state_reason, status_description = i.status_description,
+        version = i.version, trace_origin = i.trace_origin
+    FROM input AS i
+    WHERE r.run_id = i.run_id AND r.version = i.expected
+    RETURNING i.idx, i.data, i.channel, {", ".join("r." + c for c in _COLUMNS.split(", "))}
+), history AS (
+    INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
+), outbox AS (
+    INSERT INTO conveyor_outbox (workflow_name, data, created_at)
+    SELECT workflow_name, data, %(now)s FROM run ORDER BY idx
+), wake AS (
+    SELECT pg_notify(channel, '') FROM (SELECT DISTINCT channel FROM run) AS woken
+)
+SELECT array(SELECT idx FROM run), (SELECT count(*) FROM wake)
+"""
+
+# Batches in flight at once per store (the pool serves everything else meanwhile) and their size.
+_STORE_BATCHES = 3
+_LOOKUP_BATCHES = 2
+_BATCH_LIMIT = 500
+_DEADLOCK_RETRIES = 3
+
 
 def channel(workflow_name: str) -> str:
     """A NOTIFY channel per workflow (names are free text; channels are identifiers)."""
@@ -94,6 +134,12 @@ class PostgresRecordStore:
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[Any] | None = None
         self._opens = 0
+        self._updates: Batcher[tuple[Record, int], None] = Batcher(
+            self._update_many, key=lambda item: item[0].run_id, concurrency=_STORE_BATCHES, limit=_BATCH_LIMIT
+        )
+        self._lookups: Batcher[str, Record] = Batcher(
+            self._lookup_many, key=lambda run_id: run_id, concurrency=_LOOKUP_BATCHES, limit=_BATCH_LIMIT
+        )
 
     async def open(self) -> None:
         if self._opens == 0:
@@ -123,8 +169,21 @@ class PostgresRecordStore:
             return rows
 
     async def store(self, record: Record, *, expected_version: int | None = None) -> None:
+        if expected_version is None:
+            try:
+                await self._fetch(_INSERT, self._params(record, None))
+            except psycopg.errors.UniqueViolation as e:
+                if e.diag.constraint_name == "conveyor_runs_one_unfinished":
+                    raise WorkflowInProgress(
+                        f"workflow {record.workflow_name!r} has a run in progress for {record.foreign_id!r}"
+                    ) from None
+                raise VersionConflict(record.run_id, 0, None) from None
+            return
+        await self._updates.submit((record, expected_version))
+
+    def _params(self, record: Record, expected_version: int | None) -> dict[str, Any]:
         meta = record.meta
-        params = {
+        return {
             "workflow_name": record.workflow_name,
             "foreign_id": record.foreign_id,
             "run_id": record.run_id,
@@ -142,26 +201,58 @@ class PostgresRecordStore:
             "channel": channel(record.workflow_name),
             "expected": expected_version,
         }
-        if expected_version is None:
+
+    async def _update_many(self, items: builtins.list[tuple[Record, int]]) -> builtins.list[BaseException | None]:
+        """Store each record if its run is at its expected version; a VersionConflict for each one that is not."""
+        rows = [self._params(record, expected) for record, expected in items]
+        params: dict[str, Any] = {
+            name: [row[name] for row in rows]
+            for name in (
+                "run_id", "expected", "run_state", "status", "object", "updated_at", "run_state_reason",
+                "status_description", "version", "trace_origin", "data", "channel",
+            )
+        }  # fmt: skip
+        params["idx"] = list(range(len(items)))
+        params["now"] = self._clock.now()
+        for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
-                await self._fetch(_INSERT, params)
-            except psycopg.errors.UniqueViolation as e:
-                if e.diag.constraint_name == "conveyor_runs_one_unfinished":
-                    raise WorkflowInProgress(
-                        f"workflow {record.workflow_name!r} has a run in progress for {record.foreign_id!r}"
-                    ) from None
-                raise VersionConflict(record.run_id, 0, None) from None
-            return
-        [(stored, _)] = await self._fetch(_UPDATE, params)
+                [(stored, _)] = await self._fetch(_UPDATE_MANY, params)
+                break
+            except psycopg.errors.DeadlockDetected:
+                # Another writer locked some of these rows in another order; nothing was written: go again.
+                if attempt == _DEADLOCK_RETRIES:
+                    raise
+            except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+                # One record was refused and the statement wrote nothing: store each alone, so only its caller
+                # gets the error.
+                return list(await asyncio.gather(*(self._update_one(r, e) for r, e in items), return_exceptions=True))
+        matched = set(stored)
+        missed = [items[i][0].run_id for i in range(len(items)) if i not in matched]
+        versions: dict[str, int] = {}
+        if missed:
+            found = await self._fetch("SELECT run_id, version FROM conveyor_runs WHERE run_id = ANY(%s)", (missed,))
+            versions = dict(found)
+        return [
+            None if i in matched else VersionConflict(record.run_id, expected, versions.get(record.run_id))
+            for i, (record, expected) in enumerate(items)
+        ]
+
+    async def _update_one(self, record: Record, expected_version: int) -> None:
+        [(stored, _)] = await self._fetch(_UPDATE, self._params(record, expected_version))
         if stored != 1:
             rows = await self._fetch("SELECT version FROM conveyor_runs WHERE run_id = %s", (record.run_id,))
             raise VersionConflict(record.run_id, expected_version, rows[0][0] if rows else None)
 
     async def lookup(self, run_id: str) -> Record:
-        rows = await self._fetch(f"SELECT {_COLUMNS} FROM conveyor_runs WHERE run_id = %s", (run_id,))
-        if not rows:
-            raise RecordNotFound(f"no run {run_id!r}")
-        return _row_to_record(rows[0])
+        return await self._lookups.submit(run_id)
+
+    async def _lookup_many(self, run_ids: builtins.list[str]) -> builtins.list[Record | BaseException]:
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM conveyor_runs WHERE run_id = ANY(%s)", (run_ids,))
+        found = {row[2]: row for row in rows}
+        return [
+            _row_to_record(found[run_id]) if run_id in found else RecordNotFound(f"no run {run_id!r}")
+            for run_id in run_ids
+        ]
 
     async def latest(self, workflow_name: str, foreign_id: str) -> Record:
         rows = await self._fetch(

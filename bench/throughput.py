@@ -1,0 +1,224 @@
+"""Throughput and latency on the real adapters: a 3-step workflow over N runs on Postgres + Kafka.
+
+Prints one JSON line and a table: runs/s and transitions/s at full load, trigger->completed p50/p99 at half of
+that load (after one warm-up run, so the consumers' start-up is not counted), and, on the same Postgres server,
+pgbench's single-row commit rate with `parallel * 3` clients and with 1 client, and the ratio of our
+transitions/s to each. Targets: transitions/s >= 1.0x the pgbench rate; p50 <= 30 ms at half load.
+
+    python bench/throughput.py [--runs 2000] [--parallel 4] [--seconds 10]
+
+Uses $CONVEYOR_PG_DSN and $CONVEYOR_KAFKA, or starts the services with scripts/postgres.sh and scripts/kafka.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import enum
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import BaseModel
+
+from conveyor import Builder, RecordFilter, Run, RunState
+from conveyor.adapters.memory import MemoryRoleScheduler
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Item(BaseModel):
+    id: str = ""
+    steps: int = 0
+
+
+class Stage(enum.IntEnum):
+    RECEIVED = 1
+    CHECKED = 2
+    PRICED = 3
+    DONE = 4
+
+
+async def check(run: Run[Item, Stage]) -> Stage:
+    run.object.steps += 1
+    return Stage.CHECKED
+
+
+async def price(run: Run[Item, Stage]) -> Stage:
+    run.object.steps += 1
+    return Stage.PRICED
+
+
+async def finish(run: Run[Item, Stage]) -> Stage:
+    run.object.steps += 1
+    return Stage.DONE
+
+
+def service(script: str, variable: str) -> str:
+    if os.environ.get(variable):
+        return os.environ[variable]
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / script), "start"], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.search(rf"{variable}=(\S+)", out)
+    if not found:
+        sys.exit(f"{script} start did not print {variable}: {out}")
+    return found.group(1)
+
+
+def workflow(dsn: str, kafka: str, parallel: int) -> object:
+    from conveyor.adapters.kafka import KafkaStreamer
+    from conveyor.adapters.postgres import PostgresRecordStore
+
+    b = Builder(f"bench-{uuid.uuid4().hex[:8]}", Item, Stage)
+    b.add_step(Stage.RECEIVED, check, Stage.CHECKED).with_options(parallel_count=parallel)
+    b.add_step(Stage.CHECKED, price, Stage.PRICED).with_options(parallel_count=parallel)
+    b.add_step(Stage.PRICED, finish, Stage.DONE).with_options(parallel_count=parallel)
+    return b.build(
+        KafkaStreamer(kafka, partitions=max(6, parallel)),
+        PostgresRecordStore(dsn),
+        MemoryRoleScheduler(),
+        pause_retry=None,
+    )
+
+
+async def completed(wf: object, count: int) -> int:
+    runs = await wf.store.list(  # type: ignore[attr-defined]
+        wf.name,
+        limit=count,
+        filter=RecordFilter(run_states=[RunState.COMPLETED]),  # type: ignore[attr-defined]
+    )
+    return len(runs)
+
+
+async def latencies(wf: object, run_ids: list[str]) -> list[float]:
+    found = []
+    for run_id in run_ids:
+        history = await wf.store.history(run_id)  # type: ignore[attr-defined]
+        found.append((history[-1].updated_at - history[0].created_at).total_seconds() * 1000)
+    return found
+
+
+async def full_load(dsn: str, kafka: str, runs: int, parallel: int) -> dict[str, float]:
+    wf = workflow(dsn, kafka, parallel)
+    async with wf:  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        await asyncio.gather(*(wf.trigger(f"item-{i}") for i in range(runs)))  # type: ignore[attr-defined]
+        while await completed(wf, runs) < runs:
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "runs_per_second": runs / seconds, "transitions_per_second": 3 * runs / seconds}
+
+
+async def half_load(dsn: str, kafka: str, runs_per_second: float, parallel: int, seconds: float) -> list[float]:
+    wf = workflow(dsn, kafka, parallel)
+    rate = runs_per_second / 2
+    count = max(20, int(rate * seconds))
+    run_ids = []
+    async with wf:  # type: ignore[attr-defined]
+        # Warm up first: the consumers' start (topics, consumer groups, first fetch) is not steady-state latency.
+        warm = await wf.trigger("warm-up")  # type: ignore[attr-defined]
+        await wf.wait_for("warm-up", warm, Stage.DONE, timeout=60)  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        for i in range(count):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            run_ids.append(await wf.trigger(f"half-{i}"))  # type: ignore[attr-defined]
+        while await completed(wf, count) < count:
+            await asyncio.sleep(0.05)
+        return await latencies(wf, run_ids)
+
+
+def pgbench(dsn: str, seconds: float, clients: int) -> float:
+    binary = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    if binary is None:
+        sys.exit("pgbench not found (Debian's postgresql package ships it)")
+    url = urlparse(dsn)
+    env = {**os.environ, "PGHOST": url.hostname or "127.0.0.1", "PGPORT": str(url.port or 5432)}
+    env["PGUSER"] = url.username or "postgres"
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    database = url.path.lstrip("/") or "postgres"
+    setup = "CREATE TABLE IF NOT EXISTS conveyor_bench_commits (id bigserial PRIMARY KEY, at timestamptz, body text)"
+    subprocess.run([str(Path(binary).with_name("psql")), "-qc", setup, database], env=env, check=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write("INSERT INTO conveyor_bench_commits (at, body) VALUES (now(), 'x');\n")
+    out = subprocess.run(
+        [
+            str(binary),
+            "-n",
+            "-f",
+            script.name,
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(int(seconds)),
+            database,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"tps = ([\d.]+)", out)
+    if not found:
+        sys.exit(f"could not read pgbench's rate: {out}")
+    return float(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    dsn, kafka = service("postgres.sh", "CONVEYOR_PG_DSN"), service("kafka.sh", "CONVEYOR_KAFKA")
+    from conveyor.adapters.postgres import migrate
+
+    migrate(dsn) if not asyncio.iscoroutinefunction(migrate) else asyncio.run(migrate(dsn))
+    full = asyncio.run(full_load(dsn, kafka, args.runs, args.parallel))
+    lat = sorted(asyncio.run(half_load(dsn, kafka, full["runs_per_second"], args.parallel, args.seconds)))
+    clients = args.parallel * 3
+    commits = pgbench(dsn, args.seconds, clients=clients)
+    # One client, one row per transaction: the commit rate one connection gets (mostly the commit's fsync).
+    commits_1 = pgbench(dsn, args.seconds, clients=1)
+    result = {
+        "bench": "throughput",
+        "runs": args.runs,
+        "parallel_count": args.parallel,
+        "runs_per_second": round(full["runs_per_second"], 1),
+        "transitions_per_second": round(full["transitions_per_second"], 1),
+        "half_load_p50_ms": round(statistics.median(lat), 1),
+        "half_load_p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
+        "pgbench_clients": clients,
+        "pgbench_commits_per_second": round(commits, 1),
+        "ratio_to_pgbench": round(full["transitions_per_second"] / commits, 3),
+        "pgbench_1_client_commits_per_second": round(commits_1, 1),
+        "ratio_to_pgbench_1_client": round(full["transitions_per_second"] / commits_1, 3),
+        "targets": {"ratio_to_pgbench": ">= 1.0", "half_load_p50_ms": "<= 30"},
+    }
+    print(json.dumps(result))
+    for key in ("runs_per_second", "transitions_per_second", "half_load_p50_ms", "half_load_p99_ms"):
+        print(f"{key:<36} {result[key]}")
+    print(
+        f"{'pgbench_commits_per_second':<36} {result['pgbench_commits_per_second']} ({clients} clients, 1-row INSERTs)"
+    )
+    print(f"{'ratio_to_pgbench':<36} {result['ratio_to_pgbench']} (target >= 1.0)")
+    print(f"{'pgbench_1_client_commits_per_second':<36} {result['pgbench_1_client_commits_per_second']} (1 client)")
+    print(f"{'ratio_to_pgbench_1_client':<36} {result['ratio_to_pgbench_1_client']}")
+
+
+if __name__ == "__main__":
+    main()
