@@ -88,3 +88,23 @@ def _kafka_answers(address: str) -> bool:
 def kafka_bootstrap() -> Iterator[str]:
     """A running Kafka broker's bootstrap address."""
     yield from service("Kafka", "CONVEYOR_KAFKA", "kafka.sh", _kafka_answers, timeout=900)
+
+
+def _kube_answers(path: str) -> bool:
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        with client.ApiClient(configuration) as api:
+            client.VersionApi(api).get_code(_request_timeout=5)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[str]:
+    """The kubeconfig of a running Kubernetes control plane (API server, etcd, controller-manager; RBAC on).
+    The first start builds the components from their Go modules, which takes a while; later starts reuse them."""
+    yield from service("Kubernetes API server", "KUBECONFIG", "kube.sh", _kube_answers, timeout=3600)

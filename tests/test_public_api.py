@@ -37,6 +37,7 @@ def test_conveyor() -> None:
 def test_errors() -> None:
     assert sorted(conveyor.errors.__all__) == sorted(
         [
+            "AccessDenied",
             "ConveyorError",
             "InvalidInput",
             "InvalidObject",

@@ -121,4 +121,14 @@ class SchemaNotMigrated(ConveyorError):
     """The database has no (or an older) conveyor schema. Run `conveyor db migrate`: it never happens silently."""
 
 
-__all__ += ["SchemaNotMigrated", "ServiceUnavailable", "StaleRead"]
+class AccessDenied(ConveyorError, PermissionError):
+    """A service refused an adapter what it needs (e.g. RBAC forbids updating Leases); the message names the
+    service, the action and where, so the missing permission can be granted."""
+
+    def __init__(self, service: str, action: str, reason: str) -> None:
+        self.service = service
+        self.action = action
+        super().__init__(f"{service} refused to {action}: {reason}")
+
+
+__all__ += ["AccessDenied", "SchemaNotMigrated", "ServiceUnavailable", "StaleRead"]

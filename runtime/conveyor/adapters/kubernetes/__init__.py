@@ -1,0 +1,8 @@
+"""Kubernetes adapters: `LeaseRoleScheduler` holds each role through a `coordination.k8s.io/v1` Lease named after
+it, so one process in the cluster at a time acts as each role, and a crashed holder's role passes to a waiting
+process within the lease duration."""
+
+from conveyor.adapters.kubernetes._leases import LeaseRoleScheduler
+from conveyor.adapters.kubernetes._names import is_valid_name, lease_name
+
+__all__ = ["LeaseRoleScheduler", "is_valid_name", "lease_name"]

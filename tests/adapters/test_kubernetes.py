@@ -1,0 +1,283 @@
+"""The Lease role scheduler on a real API server: the conformance suites, plus what only Leases have: names for
+every role the engine makes, takeover after the holder is killed with SIGKILL, a holder cut off from the API
+server stopping before anyone else starts, a Lease taken from under its holder, release on a clean stop, RBAC
+refusals and unreachable servers named clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from conveyor._engine.roles import schedule_role, step_role
+from conveyor.adapters.base import RoleScheduler
+from conveyor.adapters.kubernetes import LeaseRoleScheduler, is_valid_name, lease_name
+from conveyor.adapters.memory import MemoryRecordStore, MemoryStreamer, MemoryTimeoutStore
+from conveyor.errors import AccessDenied, InvalidInput, ServiceUnavailable
+from conveyor.testing.conformance import Adapters, RoleSchedulerSuite, WorkflowSuite
+from tests.adapters.tcp_proxy import TcpProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+SECONDS = 3
+DURATION = timedelta(seconds=SECONDS)
+NAMESPACE = "default"
+
+
+def unique(kind: str) -> str:
+    return f"test-{kind}-{uuid.uuid4().hex[:10]}"
+
+
+def scheduler(kubeconfig: str, **kwargs: object) -> LeaseRoleScheduler:
+    kwargs.setdefault("lease_duration", DURATION)
+    return LeaseRoleScheduler(NAMESPACE, kubeconfig=kubeconfig, **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def opened(*schedulers: LeaseRoleScheduler) -> AsyncIterator[None]:
+    for each in schedulers:
+        await each.open()
+    try:
+        yield
+    finally:
+        for each in schedulers:
+            await each.close()
+
+
+@pytest.fixture(scope="module")
+def admin_api(kubeconfig: str) -> Iterator[client.ApiClient]:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    with client.ApiClient(configuration) as api:
+        yield api
+
+
+def read_lease(api: client.ApiClient, role: str) -> Any:
+    return client.CoordinationV1Api(api).read_namespaced_lease(lease_name(role), NAMESPACE)
+
+
+class TestLeaseRoleScheduler(RoleSchedulerSuite):
+    @pytest.fixture
+    async def role_schedulers(self, kubeconfig: str) -> AsyncIterator[Callable[[int], list[RoleScheduler]]]:
+        # Five processes are the most any case of the suite asks for; each is opened before it is handed out.
+        pool = [scheduler(kubeconfig) for _ in range(5)]
+        async with opened(*pool):
+            yield lambda n: list(pool[:n])
+
+
+class TestWorkflowOnLeases(WorkflowSuite):
+    @pytest.fixture
+    def adapters(self, kubeconfig: str) -> Callable[[], Adapters]:
+        shared = Adapters(MemoryStreamer(), MemoryRecordStore(), scheduler(kubeconfig), MemoryTimeoutStore())
+        return lambda: shared
+
+
+# Names -------------------------------------------------------------------------------------------------------
+
+
+def test_a_valid_role_is_its_own_lease_name() -> None:
+    role = step_role("order-processing", 1, 2, 5)
+    assert lease_name(role) == role == "order-processing-1-consumer-2-of-5"
+
+
+def test_every_role_gets_a_valid_unique_name() -> None:
+    roles = [
+        schedule_role("billing", "acct 1", "0 2 * * *"),
+        schedule_role("billing", "acct 1", "0 3 * * *"),
+        schedule_role("billing", "acct_1", "@every 1h30m"),
+        "Order_Processing-1-consumer-1-of-1",
+        "order_processing-1-consumer-1-of-1",
+        "x" * 400,
+        "x" * 401,
+        "***",
+        "-leading.and.trailing-",
+    ]
+    names = [lease_name(role) for role in roles]
+    assert all(is_valid_name(name) for name in names), names
+    assert len(set(names)) == len(roles)
+    assert names[0].startswith("billing-acct_1-scheduler".replace("_", "-"))
+
+
+def test_bad_configuration_names_the_field(tmp_path: Path) -> None:
+    for kwargs, field in [
+        ({"namespace": "Not_A_Namespace"}, "namespace"),
+        ({"lease_duration": timedelta(milliseconds=500)}, "lease_duration"),
+        ({"lease_duration": 15}, "lease_duration"),
+        ({"identity": " "}, "identity"),
+    ]:
+        with pytest.raises(InvalidInput) as info:
+            LeaseRoleScheduler(**kwargs)  # type: ignore[arg-type]
+        assert info.value.field == field
+
+
+async def test_a_missing_kubeconfig_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(InvalidInput) as info:
+        await LeaseRoleScheduler(kubeconfig=str(missing)).open()
+    assert info.value.field == "kubeconfig" and str(missing) in str(info.value)
+
+
+async def test_an_unreachable_api_server_is_named(kubeconfig: str, tmp_path: Path) -> None:
+    document = yaml.safe_load(Path(kubeconfig).read_text())
+    for cluster in document["clusters"]:
+        cluster["cluster"]["server"] = "https://127.0.0.1:9"
+    broken = tmp_path / "kubeconfig"
+    broken.write_text(yaml.safe_dump(document))
+    with pytest.raises(ServiceUnavailable) as info:
+        await LeaseRoleScheduler(kubeconfig=str(broken)).open()
+    assert info.value.service == "Kubernetes API server" and "127.0.0.1:9" in str(info.value)
+
+
+# Holding -----------------------------------------------------------------------------------------------------
+
+
+async def test_the_lease_names_its_holder_and_keeps_the_exact_role(
+    kubeconfig: str, admin_api: client.ApiClient
+) -> None:
+    holder = scheduler(kubeconfig, identity=unique("me"))
+    role = schedule_role("billing", unique("acct"), "0 2 * * *")
+    async with opened(holder), holder.hold(role) as lease:
+        assert lease.held
+        record = read_lease(admin_api, role)
+        assert record.spec.holder_identity == holder.identity
+        assert record.spec.lease_duration_seconds == SECONDS
+        assert record.metadata.annotations["conveyor.dev/role"] == role
+        assert record.metadata.labels["app.kubernetes.io/managed-by"] == "conveyor"
+        first_renewal = record.spec.renew_time
+        await asyncio.sleep(SECONDS)  # several renewals: the role stays held
+        assert lease.held
+        assert read_lease(admin_api, role).spec.renew_time > first_renewal
+
+
+async def test_a_clean_stop_releases_the_lease_at_once(kubeconfig: str, admin_api: client.ApiClient) -> None:
+    # A long lease: the waiter can only get the role this fast if it was released.
+    first, second = scheduler(kubeconfig, lease_duration=timedelta(seconds=60)), scheduler(kubeconfig)
+    role = unique("release")
+    async with opened(first, second):
+        async with first.hold(role):
+            pass
+        assert read_lease(admin_api, role).spec.holder_identity is None
+        started = time.monotonic()
+        async with asyncio.timeout(10), second.hold(role) as lease:
+            assert lease.held
+        assert time.monotonic() - started < 5
+
+
+HOLDER = """
+import asyncio, sys
+from datetime import timedelta
+from conveyor.adapters.kubernetes import LeaseRoleScheduler
+
+async def main(kubeconfig, role):
+    roles = LeaseRoleScheduler("default", kubeconfig=kubeconfig, lease_duration=timedelta(seconds={seconds}))
+    await roles.open()
+    async with roles.hold(role):
+        print("held", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_a_waiter_takes_over_within_the_lease_duration_after_sigkill(
+    kubeconfig: str, admin_api: client.ApiClient
+) -> None:
+    role = unique("killed")
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.replace("{seconds}", str(SECONDS)), kubeconfig, role],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert await asyncio.to_thread(process.stdout.readline) == "held\n"
+        waiter = scheduler(kubeconfig)
+        async with opened(waiter):
+            taking = asyncio.ensure_future(_hold_and_time(waiter, role))
+            await asyncio.sleep(1.2)  # the waiter is waiting on a live holder
+            assert not taking.done()
+            process.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            took = await asyncio.wait_for(taking, 4 * SECONDS) - killed_at
+    finally:
+        process.kill()
+        process.wait()
+    print(f"takeover {took:.2f}s after SIGKILL (lease duration {SECONDS}s)")
+    assert took <= SECONDS + 0.5
+    record = read_lease(admin_api, role)
+    assert record.spec.lease_transitions == 1
+
+
+async def _hold_and_time(roles: LeaseRoleScheduler, role: str) -> float:
+    async with roles.hold(role) as lease:
+        assert lease.held
+        return time.monotonic()
+
+
+async def test_a_holder_cut_off_from_the_api_server_stops_before_anyone_else_starts(kubeconfig: str) -> None:
+    async with TcpProxy.to_kubeconfig_server(kubeconfig) as proxy:
+        cut_off = scheduler(str(proxy.kubeconfig))
+        other = scheduler(kubeconfig)
+        role = unique("partition")
+        async with opened(cut_off, other), cut_off.hold(role) as lease:
+            taking = asyncio.ensure_future(_hold_and_time(other, role))
+            await asyncio.sleep(1)
+            proxy.cut()
+            cut_at = time.monotonic()
+            await asyncio.wait_for(lease.wait_lost(), SECONDS)
+            lost_at = time.monotonic()
+            assert not lease.held
+            taken_at = await asyncio.wait_for(taking, 4 * SECONDS)
+    print(f"cut off: stopped after {lost_at - cut_at:.2f}s, taken over after {taken_at - cut_at:.2f}s")
+    assert lost_at - cut_at <= SECONDS * 2 / 3 + 0.3
+    assert taken_at > lost_at
+
+
+async def test_a_lease_taken_from_its_holder_is_lost_at_the_next_renewal(
+    kubeconfig: str, admin_api: client.ApiClient
+) -> None:
+    holder = scheduler(kubeconfig)
+    role = unique("stolen")
+    async with opened(holder), holder.hold(role) as lease:
+        record = read_lease(admin_api, role)
+        record.spec.holder_identity = "someone-else"
+        record.spec.renew_time = datetime.now(UTC).replace(microsecond=1)
+        client.CoordinationV1Api(admin_api).replace_namespaced_lease(record.metadata.name, NAMESPACE, record)
+        await asyncio.wait_for(lease.wait_lost(), SECONDS)
+        assert not lease.held
+
+
+async def test_rbac_refusal_is_named(kubeconfig: str, admin_api: client.ApiClient, tmp_path: Path) -> None:
+    core = client.CoreV1Api(admin_api)
+    account = unique("nobody")
+    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": account}})
+    try:
+        token = core.create_namespaced_service_account_token(
+            account, NAMESPACE, {"spec": {"expirationSeconds": 600}}
+        ).status.token
+        document = yaml.safe_load(Path(kubeconfig).read_text())
+        document["users"] = [{"name": "nobody", "user": {"token": token}}]
+        for context in document["contexts"]:
+            context["context"]["user"] = "nobody"
+        limited = tmp_path / "kubeconfig"
+        limited.write_text(yaml.safe_dump(document))
+        roles = scheduler(str(limited))
+        async with opened(roles):
+            with pytest.raises(AccessDenied) as info:
+                async with asyncio.timeout(10), roles.hold(unique("forbidden")):
+                    pass
+        assert "Lease" in str(info.value) and "default" in str(info.value)
+    finally:
+        core.delete_namespaced_service_account(account, NAMESPACE)
