@@ -1,0 +1,107 @@
+"""Chaos: two worker processes on Postgres + Kafka + Leases compete for a sharded workflow's roles; one is killed
+with SIGKILL mid-run. Every run must still complete, and no step outcome may be stored twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conveyor import Record, RunState
+from conveyor.adapters.postgres import PostgresRecordStore
+from tests.integration.worker import Leg, adapters, builder
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = 300
+
+
+def start_worker(name: str, identity: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.worker", name, identity],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "running" in line, line
+    return process
+
+
+async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, kubeconfig: str) -> None:
+    name = f"chaos-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "CONVEYOR_PG_DSN": pg_dsn, "CONVEYOR_KAFKA": kafka_bootstrap, "KUBECONFIG": kubeconfig}
+    first = start_worker(name, "first", env)
+    second = start_worker(name, "second", env)
+    streamer, store, roles, timeouts = adapters("api")
+    api = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)  # type: ignore[arg-type]
+    await api.run(roles=())
+    try:
+        run_ids = [await api.trigger(f"parcel-{i}") for i in range(RUNS)]
+        checker = PostgresRecordStore(pg_dsn)
+        await checker.open()
+        try:
+            async with asyncio.timeout(60):
+                while sum(r.run_state is RunState.COMPLETED for r in await _all(checker, name)) < RUNS // 3:
+                    await asyncio.sleep(0.05)
+            held = await asyncio.to_thread(_roles_held_by, kubeconfig, name, "first")
+            assert held, "the worker about to be killed holds no role: the test would prove nothing"
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            async with asyncio.timeout(120):
+                while sum(r.run_state is RunState.COMPLETED for r in await _all(checker, name)) < RUNS:
+                    await asyncio.sleep(0.1)
+            for run_id in run_ids:
+                history = await checker.history(run_id)
+                assert [h.status for h in history] == [Leg.RECEIVED, Leg.SORTED, Leg.LOADED, Leg.DELIVERED]
+                assert [h.meta.version for h in history] == [1, 2, 3, 4]
+            # Both processes did steps: the survivor took over the killed one's roles.
+            workers = {
+                entry.split(":")[0]
+                for record in await _all(checker, name)
+                for entry in json.loads(record.object)["handled_by"]
+            }
+            assert workers == {"first", "second"}, workers
+        finally:
+            await checker.close()
+    finally:
+        await api.stop()
+        for process in (first, second):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _roles_held_by(kubeconfig: str, workflow: str, identity: str) -> list[str]:
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    with client.ApiClient(configuration) as api:
+        leases = client.CoordinationV1Api(api).list_namespaced_lease("default").items
+    return [
+        lease.metadata.annotations["conveyor.dev/role"]
+        for lease in leases
+        if lease.spec.holder_identity == identity
+        and lease.metadata.annotations
+        and lease.metadata.annotations.get("conveyor.dev/role", "").startswith(workflow)
+    ]
+
+
+async def _all(store: PostgresRecordStore, name: str) -> list[Record]:
+    return await store.list(name, limit=RUNS + 10)
+
+
+pytestmark = pytest.mark.slow
