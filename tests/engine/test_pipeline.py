@@ -41,12 +41,6 @@ async def no_drain() -> AsyncIterator[None]:
     yield
 
 
-async def drive(pipeline: Pipeline) -> None:
-    while True:
-        await pipeline.reserve()
-        pipeline.start(await pipeline.recv())
-
-
 async def eventually(predicate: object, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # type: ignore[operator]
@@ -69,7 +63,7 @@ async def test_foreign_ids_keep_their_order_while_others_overlap() -> None:
         running -= 1
 
     pipeline = Pipeline(receiver, work, 64, no_drain)
-    task = asyncio.ensure_future(drive(pipeline))
+    task = asyncio.ensure_future(pipeline.run())
     try:
         await eventually(lambda: len(receiver.acked) == 6)
     finally:
@@ -93,7 +87,7 @@ async def test_a_failing_event_holds_back_acks_and_its_foreign_id_until_it_succe
         done.append(event.id)
 
     pipeline = Pipeline(receiver, work, 64, no_drain)
-    task = asyncio.ensure_future(drive(pipeline))
+    task = asyncio.ensure_future(pipeline.run())
     try:
         await eventually(lambda: done == [1, 3, 4])
         await asyncio.sleep(0.02)
@@ -116,7 +110,7 @@ async def test_the_window_bounds_unacknowledged_events() -> None:
             await release.wait()
 
     pipeline = Pipeline(receiver, work, 3, no_drain)
-    task = asyncio.ensure_future(drive(pipeline))
+    task = asyncio.ensure_future(pipeline.run())
     try:
         await eventually(lambda: len(started) == 3)
         await asyncio.sleep(0.02)
@@ -138,7 +132,7 @@ async def test_an_error_escaping_an_event_ends_the_pipeline_without_acking_it() 
     pipeline = Pipeline(receiver, work, 64, no_drain)
     try:
         with pytest.raises(RuntimeError, match="ack failed"):
-            await asyncio.wait_for(drive(pipeline), 5)
+            await asyncio.wait_for(pipeline.run(), 5)
     finally:
         await pipeline.close()
     assert receiver.acked == [1]

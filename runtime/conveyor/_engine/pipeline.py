@@ -17,12 +17,11 @@ import asyncio
 import collections
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any
 
 from conveyor._core.ports import EventReceiver
 from conveyor._core.records import Event
 
-T = TypeVar("T")
 Work = Callable[[Event], Awaitable[None]]
 
 
@@ -32,8 +31,9 @@ class _Slot:
     def __init__(self, event: Event) -> None:
         self.event = event
         self.done = False
-        # Set when handling ends (done or not): the next event of the same foreign id may start.
-        self.finished = asyncio.Event()
+        # Made only when a later event of the same foreign id waits on this one (most never have one); set when
+        # handling ends, done or not.
+        self.finished: asyncio.Event | None = None
 
 
 class Pipeline:
@@ -56,25 +56,40 @@ class Pipeline:
         self._pending: collections.deque[_Slot] = collections.deque()
         self._tails: dict[str, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._acking = asyncio.Lock()
+        self._acking = False
+        self._main: asyncio.Task[Any] | None = None
         # The first unexpected error of an event's task (a failed ack, Stopping): it ends the pipeline.
-        self._failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._failure: BaseException | None = None
 
-    async def reserve(self) -> None:
-        """Wait for room in the window (or raise what failed meanwhile)."""
-        if self._slots.locked():
-            await self._unless_failed(self._slots.acquire())
-        else:
-            await self._slots.acquire()  # free room: returns at once
+    async def run(
+        self,
+        observe: Callable[[Event], None] | None = None,
+        delay: Callable[[Event], Awaitable[None]] | None = None,
+    ) -> None:
+        """Receive and handle events until cancelled, or until an event's handling fails unexpectedly: then raise
+        that error. `delay` may hold each event back before its handling starts; `observe` sees it just before."""
+        main = self._main = asyncio.current_task()
+        assert main is not None
+        try:
+            while True:
+                # No task or wait() per event here (this is the hot path): a failing event cancels this task.
+                await self._slots.acquire()
+                event = await self._receiver.recv()
+                if delay is not None:
+                    await delay(event)
+                if observe is not None:
+                    observe(event)
+                self._start(event)
+        except asyncio.CancelledError:
+            if self._failure is not None and main.uncancel() == 0:
+                raise self._failure from None
+            raise
 
-    async def recv(self) -> Event:
-        """The receiver's next event (or raise what failed meanwhile)."""
-        return await self._unless_failed(self._receiver.recv())
-
-    def start(self, event: Event) -> None:
-        """Handle `event` after the previous event of its foreign id; call with a slot reserved."""
+    def _start(self, event: Event) -> None:
         slot = _Slot(event)
         previous = self._tails.get(event.foreign_id)
+        if previous is not None and previous.finished is None:
+            previous.finished = asyncio.Event()
         self._tails[event.foreign_id] = slot
         self._pending.append(slot)
         task = asyncio.ensure_future(self._run(slot, previous))
@@ -83,7 +98,7 @@ class Pipeline:
 
     async def _run(self, slot: _Slot, previous: _Slot | None) -> None:
         try:
-            if previous is not None:
+            if previous is not None and previous.finished is not None:
                 await previous.finished.wait()
             async with self._working():
                 await self._work(slot.event)
@@ -92,41 +107,34 @@ class Pipeline:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            if not self._failed.done():
-                self._failed.set_exception(exc)
+            if self._failure is None:
+                self._failure = exc
+                if self._main is not None:
+                    self._main.cancel()
         finally:
-            slot.finished.set()
+            if slot.finished is not None:
+                slot.finished.set()
             if self._tails.get(slot.event.foreign_id) is slot:
                 del self._tails[slot.event.foreign_id]
 
     async def _ack_finished(self) -> None:
-        """Acknowledge, in receive order, every event that is done and has nothing unfinished before it."""
-        async with self._acking:
+        """Acknowledge, in receive order, every event that is done and has nothing unfinished before it. One
+        task acknowledges at a time; it looks at the head again after each ack, so an event finished meanwhile
+        by another task is acknowledged by it (no lock needed: this runs on one event loop)."""
+        if self._acking:
+            return
+        self._acking = True
+        try:
             pending = self._pending
             while pending and pending[0].done:
                 await self._receiver.ack(pending[0].event)
                 pending.popleft()
                 self._slots.release()
-
-    async def _unless_failed(self, step: Awaitable[T]) -> T:
-        if self._failed.done():
-            self._failed.result()
-        task = asyncio.ensure_future(step)
-        either: set[asyncio.Future[Any]] = {task, self._failed}
-        try:
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            task.cancel()
-            raise
-        if not task.done():
-            task.cancel()
-            self._failed.result()
-        return task.result()
+        finally:
+            self._acking = False
 
     async def close(self) -> None:
         """Stop every event still being handled (their events stay unacknowledged, so they come again)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._failed.done():
-            self._failed.exception()  # retrieved, so asyncio does not report it as never retrieved

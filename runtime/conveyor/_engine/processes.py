@@ -51,15 +51,15 @@ async def consume(
         else:
             await rt.retrying(process, err_backoff, lambda: handle(event))
 
+    def observe(event: Event) -> None:
+        rt.metrics.lag(process, event.created_at, rt.clock.now(), lag_alert)
+
+    async def delay(event: Event) -> None:
+        await _wait_until_age(rt, event.created_at, consume_lag)
+
     pipeline = Pipeline(receiver, work, window, rt.drain.working)
     try:
-        while True:
-            await pipeline.reserve()
-            event = await pipeline.recv()
-            if consume_lag > 0:
-                await _wait_until_age(rt, event.created_at, consume_lag)
-            rt.metrics.lag(process, event.created_at, rt.clock.now(), lag_alert)
-            pipeline.start(event)
+        await pipeline.run(observe, delay if consume_lag > 0 else None)
     finally:
         try:
             await pipeline.close()
