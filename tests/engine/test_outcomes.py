@@ -25,6 +25,11 @@ def skipped(wf: object, process: str, reason: str) -> float:
     return wf._rt.metrics.skipped_count(process, reason)  # type: ignore[attr-defined]
 
 
+def backing_off(clock: FakeClock, seconds: float) -> bool:
+    """The step's error back-off has begun (not merely some other process sleeping on the clock)."""
+    return clock.sleeping_until(clock.now() + timedelta(seconds=seconds)) > 0
+
+
 async def test_an_undeclared_status_is_an_error_never_stored(start: Start, clock: FakeClock) -> None:
     calls = 0
 
@@ -37,7 +42,7 @@ async def test_an_undeclared_status_is_an_error_never_stored(start: Start, clock
     b.add_step(Status.CREATED, wrong, Status.PAID).with_options(err_backoff=timedelta(seconds=30))
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
-    await eventually(lambda: calls == 1 and clock.sleepers > 0)
+    await eventually(lambda: calls == 1 and backing_off(clock, 30))
     assert [h.status for h in await wf.history(run_id)] == [Status.CREATED]
     clock.advance(timedelta(seconds=29))
     await asyncio.sleep(0.05)
@@ -61,7 +66,7 @@ async def test_none_is_an_error(start: Start, clock: FakeClock) -> None:
     b.add_step(Status.CREATED, forgot, Status.PAID).with_options(err_backoff=timedelta(seconds=1))
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
-    await eventually(lambda: calls == 1 and clock.sleepers > 0)
+    await eventually(lambda: calls == 1 and backing_off(clock, 1))
     clock.advance(1)
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
 
@@ -84,7 +89,7 @@ async def test_pause_after_err_count_then_reset_as_the_reference(start: Start, c
     wf = await start(b, clock=clock, pause_retry=None)
     run_id = await wf.trigger("o")
     for n in (1, 2):
-        await eventually(lambda n=n: attempts == n and clock.sleepers > 0)
+        await eventually(lambda n=n: attempts == n and backing_off(clock, 5))
         clock.advance(5)
     await eventually(lambda: attempts == 3)
     await await_status(wf, "o", Status.CREATED)
@@ -95,7 +100,7 @@ async def test_pause_after_err_count_then_reset_as_the_reference(start: Start, c
     # The counter started again: after a resume it takes three more errors to pause.
     await wf.resume(run_id)
     for n in (4, 5):
-        await eventually(lambda n=n: attempts == n and clock.sleepers > 0)
+        await eventually(lambda n=n: attempts == n and backing_off(clock, 5))
         assert (await wf.get_run(run_id)).run_state is RunState.RUNNING
         clock.advance(5)
     await eventually(lambda: attempts == 6)

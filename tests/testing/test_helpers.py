@@ -62,6 +62,9 @@ async def test_fake_clock() -> None:
     tasks = [asyncio.create_task(sleeper(s)) for s in (10, 5, 60)]
     await spin()
     assert clock.sleepers == 3
+    start = clock.now()
+    assert clock.sleeping_until(start + timedelta(seconds=5)) == 1
+    assert clock.sleeping_until(start + timedelta(seconds=6)) == 0
     clock.advance(timedelta(seconds=9))
     await spin()
     assert len(woke) == 1

@@ -48,6 +48,13 @@ class FakeClock:
         with self._lock:
             return sum(1 for _, _, f in self._sleepers if not f.done())
 
+    def sleeping_until(self, when: datetime) -> int:
+        """How many sleeps end exactly at `when`: wait until a particular back-off has begun
+        (`clock.sleeping_until(clock.now() + err_backoff)`), which other processes' polling cannot be mistaken for.
+        """
+        with self._lock:
+            return sum(1 for deadline, _, f in self._sleepers if deadline == when and not f.done())
+
     def advance(self, delta: timedelta | float) -> datetime:
         """Move forward by `delta` (seconds or timedelta) and wake every sleep that ends by then."""
         if not isinstance(delta, timedelta):
