@@ -118,6 +118,7 @@ def test_duplicate_connector_names() -> None:
         ("polling_frequency", 0, "a positive duration"),
         ("pause_after_err_count", -1, "an integer >= 0"),
         ("lag_alert", "soon", "a timedelta or a number of seconds"),
+        ("max_in_flight", 0, "an integer >= 1"),
     ],
 )
 def test_bad_options_name_the_field(option: str, value: object, expected: str) -> None:
@@ -133,6 +134,13 @@ def test_timeouts_refuse_parallel_count() -> None:
     handle = b.add_timeout(Status.CREATED, lambda r, n: n, ok, Status.PAID)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="parallel_count"):
         handle.with_options(parallel_count=2)
+
+
+def test_callbacks_and_timeouts_refuse_max_in_flight() -> None:
+    b = Builder("orders", Order, Status)
+    timeout = b.add_timeout(Status.CREATED, lambda r, n: n, ok, Status.PAID)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="max_in_flight"):
+        timeout.with_options(max_in_flight=2)
 
 
 def test_options_resolve_to_the_references_defaults() -> None:

@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from conveyor import Builder, Run
 from conveyor._core.records import Event
 from conveyor._engine.pipeline import Pipeline
+from tests.conftest import Start
+from tests.engine._orders import Order, Status
 
 
 class Receiver:
@@ -136,3 +139,28 @@ async def test_an_error_escaping_an_event_ends_the_pipeline_without_acking_it() 
     finally:
         await pipeline.close()
     assert receiver.acked == [1]
+
+
+@pytest.mark.parametrize(("max_in_flight", "overlaps"), [(1, False), (None, True)])
+async def test_a_step_s_max_in_flight_bounds_its_concurrency(
+    start: Start, max_in_flight: int | None, overlaps: bool
+) -> None:
+    running = 0
+    most = 0
+
+    async def pay(run: Run[Order, Status]) -> Status:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return Status.PAID
+
+    b = Builder("in-flight", Order, Status)
+    b.add_step(Status.CREATED, pay, Status.PAID).with_options(max_in_flight=max_in_flight)
+    wf = await start(b)
+    run_ids = [await wf.trigger(f"order-{i}") for i in range(8)]
+    for i, run_id in enumerate(run_ids):
+        await wf.wait_for(f"order-{i}", run_id, Status.PAID, timeout=5)
+    # 1 is the reference's way: one event at a time per shard. The default overlaps different foreign ids.
+    assert (most > 1) is overlaps, most

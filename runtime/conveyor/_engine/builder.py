@@ -56,6 +56,7 @@ class _OptionsHandle:
         lag_alert: timedelta | None = None,
         consume_lag: timedelta | None = None,
         pause_after_err_count: int | None = None,
+        max_in_flight: int | None = None,
     ) -> _OptionsHandle:
         given = {
             "parallel_count": parallel_count,
@@ -64,6 +65,7 @@ class _OptionsHandle:
             "lag_alert": lag_alert,
             "consume_lag": consume_lag,
             "pause_after_err_count": pause_after_err_count,
+            "max_in_flight": max_in_flight,
         }
         for name in self._unsupported:
             if given[name] is not None:
@@ -85,16 +87,17 @@ class CallbackHandle(_OptionsHandle):
         "lag_alert",
         "consume_lag",
         "pause_after_err_count",
+        "max_in_flight",
     )
 
 
 class TimeoutHandle(_OptionsHandle):
     # As in the reference: one poller per status, and it fires on expiry, not after a lag.
-    _unsupported = ("parallel_count", "consume_lag")
+    _unsupported = ("parallel_count", "consume_lag", "max_in_flight")
 
 
 class ConnectorHandle(_OptionsHandle):
-    _unsupported = ("polling_frequency", "pause_after_err_count")
+    _unsupported = ("polling_frequency", "pause_after_err_count", "max_in_flight")
 
 
 class Builder(Generic[T, S]):

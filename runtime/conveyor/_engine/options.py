@@ -15,8 +15,8 @@ OUTBOX_POLLING_FREQUENCY = timedelta(milliseconds=250)
 OUTBOX_ERR_BACKOFF = timedelta(milliseconds=500)
 OUTBOX_LAG_ALERT = timedelta(minutes=1)
 OUTBOX_BATCH_LIMIT = 1000
-# Events a consumer handles at once (different foreign ids only; see _engine/pipeline.py).
-PIPELINE_WINDOW = 64
+# Events a consumer handles at once by default (different foreign ids only; see _engine/pipeline.py).
+DEFAULT_MAX_IN_FLIGHT = 64
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,6 +29,9 @@ class Options:
     lag_alert: timedelta | None = None
     consume_lag: timedelta | None = None
     pause_after_err_count: int | None = None
+    # Beyond the reference, which handles one event at a time per shard: events of different foreign ids that a
+    # shard handles at once (one foreign id's events always go one after another). 1 is the reference's way.
+    max_in_flight: int | None = None
 
     @classmethod
     def checked(
@@ -40,6 +43,7 @@ class Options:
         lag_alert: object = None,
         consume_lag: object = None,
         pause_after_err_count: object = None,
+        max_in_flight: object = None,
     ) -> Options:
         """Options from user input, each value checked, the error naming the option and what it takes."""
         return cls(
@@ -49,6 +53,7 @@ class Options:
             lag_alert=_duration("lag_alert", lag_alert),
             consume_lag=_duration("consume_lag", consume_lag),
             pause_after_err_count=_count("pause_after_err_count", pause_after_err_count, minimum=0),
+            max_in_flight=_count("max_in_flight", max_in_flight, minimum=1),
         )
 
 
@@ -62,6 +67,7 @@ class Resolved:
     lag_alert: float
     consume_lag: float
     pause_after_err_count: int
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
 
 def resolve(own: Options, defaults: Options) -> Resolved:
@@ -79,6 +85,7 @@ def resolve(own: Options, defaults: Options) -> Resolved:
     )
     parallel = pick("parallel_count")
     pause_after = pick("pause_after_err_count")
+    in_flight = pick("max_in_flight")
     return Resolved(
         parallel_count=parallel if isinstance(parallel, int) else 1,
         polling_frequency=_seconds(pick("polling_frequency"), DEFAULT_POLLING_FREQUENCY),
@@ -86,6 +93,7 @@ def resolve(own: Options, defaults: Options) -> Resolved:
         lag_alert=lag_alert,
         consume_lag=consume_lag,
         pause_after_err_count=pause_after if isinstance(pause_after, int) else 0,
+        max_in_flight=in_flight if isinstance(in_flight, int) else DEFAULT_MAX_IN_FLIGHT,
     )
 
 

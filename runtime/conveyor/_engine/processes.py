@@ -13,7 +13,7 @@ from conveyor._core.ports import EventReceiver, EventSender, Shard
 from conveyor._core.records import Event, OutgoingEvent, Record, delete_topic, run_state_change_topic, topic
 from conveyor._core.runstate import RunState
 from conveyor._core.sharding import shard_of
-from conveyor._engine.options import OUTBOX_BATCH_LIMIT, OUTBOX_POLLING_FREQUENCY, PIPELINE_WINDOW
+from conveyor._engine.options import DEFAULT_MAX_IN_FLIGHT, OUTBOX_BATCH_LIMIT, OUTBOX_POLLING_FREQUENCY
 from conveyor._engine.pipeline import Pipeline
 from conveyor._engine.runtime import Runtime
 from conveyor._engine.spec import ConnectorSpec, StepSpec, TimeoutSpec
@@ -39,7 +39,7 @@ async def consume(
     consume_lag: float = 0.0,
     lag_alert: float = 0.0,
     accept: Callable[[Event], bool] | None = None,
-    window: int = PIPELINE_WINDOW,
+    window: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> None:
     """Receive, handle and acknowledge events, up to `window` of different foreign ids at once (see
     `pipeline`); a failed event is retried after a back-off and not acknowledged until it succeeds, so nothing
@@ -150,6 +150,7 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         err_backoff=opts.err_backoff,
         consume_lag=opts.consume_lag,
         lag_alert=opts.lag_alert,
+        window=opts.max_in_flight,
     )
 
 
