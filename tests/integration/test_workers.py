@@ -42,7 +42,7 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
     env = {**os.environ, "CONVEYOR_PG_DSN": pg_dsn, "CONVEYOR_KAFKA": kafka_bootstrap, "KUBECONFIG": kubeconfig}
     first = start_worker(name, "first", env)
     second = start_worker(name, "second", env)
-    streamer, store, roles, timeouts = adapters("api")
+    streamer, store, roles, timeouts = adapters("api", env)
     api = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)  # type: ignore[arg-type]
     await api.run(roles=())
     try:

@@ -12,6 +12,7 @@ import enum
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -54,18 +55,18 @@ def builder(name: str, identity: str) -> Builder[Parcel, Leg]:
     return b
 
 
-def adapters(identity: str) -> tuple[object, object, object, object]:
+def adapters(identity: str, env: Mapping[str, str] = os.environ) -> tuple[object, object, object, object]:
     from conveyor.adapters.kafka import KafkaStreamer
     from conveyor.adapters.kubernetes import LeaseRoleScheduler
     from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore
 
-    dsn = os.environ["CONVEYOR_PG_DSN"]
+    dsn = env["CONVEYOR_PG_DSN"]
     return (
-        KafkaStreamer(os.environ["CONVEYOR_KAFKA"], partitions=6),
+        KafkaStreamer(env["CONVEYOR_KAFKA"], partitions=6),
         PostgresRecordStore(dsn),
         LeaseRoleScheduler(
-            os.environ.get("CONVEYOR_NAMESPACE", "default"),
-            kubeconfig=os.environ.get("KUBECONFIG"),
+            env.get("CONVEYOR_NAMESPACE", "default"),
+            kubeconfig=env.get("KUBECONFIG"),
             lease_duration=timedelta(seconds=3),
             identity=identity,
         ),
