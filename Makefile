@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,postgres,kafka,kubernetes]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,all]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
