@@ -10,51 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import enum
 import gc
 import json
 import platform
 import sys
 import time
 
-from pydantic import BaseModel
-
-from conveyor import Builder, RecordFilter, Run, RunState
+from _workload import Stage, builder
+from conveyor import RecordFilter, RunState
 from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
 
 
-class Item(BaseModel):
-    id: str = ""
-    steps: int = 0
-
-
-class Stage(enum.IntEnum):
-    RECEIVED = 1
-    CHECKED = 2
-    PRICED = 3
-    DONE = 4
-
-
-async def check(run: Run[Item, Stage]) -> Stage:
-    run.object.steps += 1
-    return Stage.CHECKED
-
-
-async def price(run: Run[Item, Stage]) -> Stage:
-    run.object.steps += 1
-    return Stage.PRICED
-
-
-async def finish(run: Run[Item, Stage]) -> Stage:
-    run.object.steps += 1
-    return Stage.DONE
-
-
 async def measure(runs: int, parallel: int) -> dict[str, float | int | str]:
-    b = Builder("bench-engine", Item, Stage)
-    b.add_step(Stage.RECEIVED, check, Stage.CHECKED).with_options(parallel_count=parallel)
-    b.add_step(Stage.CHECKED, price, Stage.PRICED).with_options(parallel_count=parallel)
-    b.add_step(Stage.PRICED, finish, Stage.DONE).with_options(parallel_count=parallel)
+    b = builder("bench-engine", parallel)
     store = MemoryRecordStore()
     wf = b.build(MemoryStreamer(), store, MemoryRoleScheduler(), pause_retry=None)
     transitions = runs * 3
@@ -64,8 +32,11 @@ async def measure(runs: int, parallel: int) -> dict[str, float | int | str]:
         last = ""
         for i in range(runs):
             last = await wf.trigger(f"item-{i}")
-        # Runs are processed in order per step, so the last run finishing means all did.
         await wf.wait_for(f"item-{runs - 1}", last, Stage.DONE, timeout=600)
+        # A shard handles several foreign ids at once, so others may still be in flight: wait for every run.
+        done = RecordFilter(run_states=[RunState.COMPLETED])
+        while len(await store.list("bench-engine", limit=runs, filter=done)) < runs:
+            await asyncio.sleep(0.001)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     completed = len(await store.list("bench-engine", limit=runs, filter=RecordFilter(run_states=[RunState.COMPLETED])))
     return {

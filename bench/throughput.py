@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import enum
 import json
 import os
 import re
@@ -28,39 +27,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import BaseModel
-
-from conveyor import Builder, RecordFilter, Run, RunState
+from _workload import Stage, builder
+from conveyor import RecordFilter, RunState
 from conveyor.adapters.memory import MemoryRoleScheduler
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Item(BaseModel):
-    id: str = ""
-    steps: int = 0
-
-
-class Stage(enum.IntEnum):
-    RECEIVED = 1
-    CHECKED = 2
-    PRICED = 3
-    DONE = 4
-
-
-async def check(run: Run[Item, Stage]) -> Stage:
-    run.object.steps += 1
-    return Stage.CHECKED
-
-
-async def price(run: Run[Item, Stage]) -> Stage:
-    run.object.steps += 1
-    return Stage.PRICED
-
-
-async def finish(run: Run[Item, Stage]) -> Stage:
-    run.object.steps += 1
-    return Stage.DONE
 
 
 def service(script: str, variable: str) -> str:
@@ -79,10 +50,7 @@ def workflow(dsn: str, kafka: str, parallel: int) -> object:
     from conveyor.adapters.kafka import KafkaStreamer
     from conveyor.adapters.postgres import PostgresRecordStore
 
-    b = Builder(f"bench-{uuid.uuid4().hex[:8]}", Item, Stage)
-    b.add_step(Stage.RECEIVED, check, Stage.CHECKED).with_options(parallel_count=parallel)
-    b.add_step(Stage.CHECKED, price, Stage.PRICED).with_options(parallel_count=parallel)
-    b.add_step(Stage.PRICED, finish, Stage.DONE).with_options(parallel_count=parallel)
+    b = builder(f"bench-{uuid.uuid4().hex[:8]}", parallel)
     return b.build(
         KafkaStreamer(kafka, partitions=max(6, parallel)),
         PostgresRecordStore(dsn),
