@@ -56,5 +56,5 @@ def test_the_installed_script_runs() -> None:
     script = Path(sys.executable).parent / "conveyor"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
-    for command in ("demo", "graph"):
+    for command in ("demo", "graph", "db", "worker"):
         assert command in result.stdout

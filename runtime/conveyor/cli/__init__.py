@@ -1,4 +1,4 @@
-"""The `conveyor` command line (click): `demo` and `graph` here; `worker`, `ui`, `db` and `runs` join as their
+"""The `conveyor` command line (click): `demo`, `graph`, `db migrate` and `worker`; `ui` and `runs` join as their
 parts land."""
 
 from conveyor.cli._main import cli, main

@@ -1,0 +1,305 @@
+"""`conveyor worker`: the process every worker pod runs. It loads the user's workflow from `module:attribute`,
+refuses to start when the code's steps and the manifest's differ (so a Workflow whose image and manifest drifted
+apart fails loudly instead of half-working), builds it on Postgres + Kafka + Lease adapters with the manifest's
+options over the code's, runs exactly one role (one shard of one step) or the system roles, serves
+`/healthz`, `/readyz` and `/metrics`, and on SIGTERM lets the current event finish, releases its Lease and exits.
+
+The operator creates Deployments that run exactly this command line, so its flags and environment variables are
+an interface: change them only together with the operator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from prometheus_client import REGISTRY
+
+from conveyor._engine.options import Options, resolve
+from conveyor._engine.roles import step_role
+from conveyor._engine.workflow import Workflow
+from conveyor.cli._health import HealthServer
+from conveyor.cli._load import load_builder
+from conveyor.cli._manifest import ManifestError, apply, mismatch, parse_steps
+from conveyor.errors import ConveyorError, InvalidInput, InvalidWorkflow
+
+logger = logging.getLogger("conveyor.worker")
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# How long a stopping worker lets its current events finish before it cancels them: inside Kubernetes' default
+# termination grace period (30 s), leaving time to release the Lease and close the connections.
+STOP_GRACE = 20.0
+ROLE_HELD_METRIC = "conveyor_role_held"
+
+
+def default_namespace() -> str:
+    """The pod's own namespace when run in a cluster, else "default"."""
+    with contextlib.suppress(OSError):
+        found = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+        if found:
+            return found
+    return "default"
+
+
+def step_roles(wf: Workflow[Any, Any]) -> dict[str, tuple[str, int]]:
+    """Every step consumer role of the workflow -> (step status name, shard count), with the options in force."""
+    found: dict[str, tuple[str, int]] = {}
+    for status, step in wf.spec.steps.items():
+        shards = resolve(step.options, Options()).parallel_count
+        for k in range(1, shards + 1):
+            found[step_role(wf.name, status, k, shards)] = (step.status.name, shards)
+    return found
+
+
+def choose_roles(wf: Workflow[Any, Any], step: str | None, shard: int | None, system: bool) -> list[str]:
+    """The roles this worker runs: shard `shard` of step `step`, or (`system`) every role that is not a step
+    consumer: outbox relay, timeouts, connectors, hooks, data deletion, paused-run retry."""
+    consumers = step_roles(wf)
+    every = wf.roles()
+    if system:
+        return [role for role in every if role not in consumers]
+    assert step is not None and shard is not None
+    steps = {s.status.name: (status, s) for status, s in wf.spec.steps.items()}
+    if step not in steps:
+        raise click.BadParameter(
+            f"{step!r} is not a step of workflow {wf.name!r}; its steps: {', '.join(steps)}", param_hint="--step"
+        )
+    status, spec = steps[step]
+    shards = resolve(spec.options, Options()).parallel_count
+    if not 1 <= shard <= shards:
+        raise click.BadParameter(
+            f"{shard} is outside 1..{shards}: step {step} has {shards} shard(s) (its parallelCount)",
+            param_hint="--shard",
+        )
+    role = step_role(wf.name, status, shard, shards)
+    if role not in every:  # the engine and this module disagree on role names: a bug, not bad input
+        raise RuntimeError(f"role {role} is not one of workflow {wf.name!r}'s roles: {', '.join(every)}")
+    return [role]
+
+
+def build_workflow(
+    entrypoint: str,
+    paths: tuple[str, ...],
+    steps: str | None,
+    *,
+    dsn: str,
+    kafka: str,
+    partitions: int,
+    namespace: str,
+    lease_duration: int,
+    identity: str | None,
+    debug: bool,
+) -> Workflow[Any, Any]:
+    """Load, check against the manifest, and build on the real adapters (nothing is connected yet)."""
+    manifest = None
+    if steps is not None and steps.strip():
+        try:
+            manifest = parse_steps(steps)
+        except ManifestError as e:
+            raise click.BadParameter("\n".join(e.problems), param_hint="--steps") from None
+    builder = load_builder(entrypoint, paths)
+    try:
+        spec = builder.spec()
+    except InvalidWorkflow as e:
+        raise click.UsageError(str(e)) from None
+    if manifest is not None:
+        problem = mismatch(spec, manifest)
+        if problem is not None:
+            raise click.UsageError(problem)
+    try:
+        from conveyor.adapters.kafka import KafkaStreamer
+        from conveyor.adapters.kubernetes import LeaseRoleScheduler
+        from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore
+    except ImportError as e:
+        raise click.UsageError(f"a worker needs conveyor's postgres, kafka and kubernetes extras ({e})") from None
+    try:
+        roles = LeaseRoleScheduler(
+            namespace, lease_duration=timedelta(seconds=lease_duration), identity=identity or None
+        )
+        wf = builder.build(
+            KafkaStreamer(kafka, partitions=partitions),
+            PostgresRecordStore(dsn),
+            roles,
+            timeout_store=PostgresTimeoutStore(dsn) if spec.timeouts else None,
+            debug=debug,
+        )
+    except InvalidInput as e:
+        raise click.UsageError(str(e)) from None
+    if manifest is not None:
+        apply(wf.spec, manifest)
+    return wf
+
+
+@click.command()
+@click.argument("entrypoint")
+@click.option("--path", "paths", multiple=True, default=(".",), show_default=True, help="Import path (repeatable).")
+@click.option(
+    "--step", metavar="STATUS_NAME", help="Run a consumer of this step (its from-status name); needs --shard."
+)
+@click.option("--shard", type=click.IntRange(min=1), metavar="K", help="Which shard of --step: 1..its parallelCount.")
+@click.option(
+    "--system", is_flag=True, help="Run every role that is not a step consumer: outbox relay, timeouts, hooks, ..."
+)
+@click.option("--steps", envvar="CONVEYOR_STEPS", show_envvar=True, help="The Workflow manifest's spec.steps (JSON).")
+@click.option("--dsn", envvar="CONVEYOR_PG_DSN", show_envvar=True, required=True, help="PostgreSQL DSN.")
+@click.option("--kafka", envvar="CONVEYOR_KAFKA", show_envvar=True, required=True, help="Kafka bootstrap servers.")
+@click.option(
+    "--partitions",
+    envvar="CONVEYOR_KAFKA_PARTITIONS",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Partitions of the topics the workflow creates.",
+)
+@click.option(
+    "--namespace",
+    envvar="CONVEYOR_NAMESPACE",
+    show_envvar=True,
+    help="Namespace of the Leases (default: the pod's own, else 'default').",
+)
+@click.option(
+    "--lease-duration",
+    envvar="CONVEYOR_LEASE_DURATION",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Seconds a crashed worker keeps its role.",
+)
+@click.option("--identity", envvar="POD_NAME", show_envvar=True, help="Lease holder identity.")
+@click.option(
+    "--port",
+    envvar="CONVEYOR_PORT",
+    show_envvar=True,
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="HTTP port for /healthz, /readyz and /metrics.",
+)
+@click.option(
+    "--host", envvar="CONVEYOR_HOST", show_envvar=True, default="0.0.0.0", show_default=True, help="HTTP address."
+)
+@click.option("--debug", envvar="CONVEYOR_DEBUG", show_envvar=True, is_flag=True, help="Log every decision.")
+def worker(
+    entrypoint: str,
+    paths: tuple[str, ...],
+    step: str | None,
+    shard: int | None,
+    system: bool,
+    steps: str | None,
+    dsn: str,
+    kafka: str,
+    partitions: int,
+    namespace: str | None,
+    lease_duration: int,
+    identity: str | None,
+    port: int,
+    host: str,
+    debug: bool,
+) -> None:
+    """Run one role of a workflow (a step's shard, or the system roles) on Postgres, Kafka and Kubernetes Leases,
+    serving /healthz, /readyz and /metrics. SIGTERM stops it cleanly."""
+    if system and (step is not None or shard is not None):
+        raise click.UsageError("give one role: either --step NAME --shard K, or --system, not both")
+    if not system and (step is None or shard is None):
+        if step is None and shard is None:
+            raise click.UsageError("give one role: --step NAME --shard K, or --system")
+        raise click.UsageError("--shard K needs --step NAME" if step is None else "--step NAME needs --shard K")
+    wf = build_workflow(
+        entrypoint,
+        paths,
+        steps,
+        dsn=dsn,
+        kafka=kafka,
+        partitions=partitions,
+        namespace=namespace or default_namespace(),
+        lease_duration=lease_duration,
+        identity=identity,
+        debug=debug,
+    )
+    roles = choose_roles(wf, step, shard, system)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(wf, roles, host=host, port=port))
+
+
+class _Worker:
+    """What /readyz reports: the phase, then whether every role is held (the engine's conveyor_role_held)."""
+
+    def __init__(self, wf: Workflow[Any, Any], roles: list[str]) -> None:
+        self.wf = wf
+        self.roles = roles
+        self.phase = "starting"
+
+    def why_not_ready(self) -> str | None:
+        if self.phase != "running":
+            return self.phase
+        waiting = [
+            role
+            for role in self.roles
+            if REGISTRY.get_sample_value(ROLE_HELD_METRIC, {"workflow_name": self.wf.name, "role": role}) != 1
+        ]
+        if not waiting:
+            return None
+        return f"waiting for role {waiting[0]}" if len(waiting) == 1 else f"waiting for roles {', '.join(waiting)}"
+
+
+async def serve(wf: Workflow[Any, Any], roles: list[str], *, host: str, port: int) -> None:
+    """Run `roles` of `wf` until SIGTERM or SIGINT, then stop cleanly; a second signal exits at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            logger.warning("second %s: exiting at once (held Leases expire on their own)", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        logger.info("%s: finishing current events, releasing roles", signal.Signals(signum).name)
+        stop.set()
+
+    state = _Worker(wf, roles)
+    health = HealthServer(host, port, state.why_not_ready)
+    try:
+        await health.start()
+    except OSError as e:
+        raise click.ClickException(f"cannot serve HTTP on {host}:{port}: {e.strerror or e}") from None
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        state.phase = "opening adapters"
+        starting = asyncio.ensure_future(wf.run(roles=roles))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not starting.done():
+            starting.cancel()  # stopped while connecting: whatever was opened is closed again by run()
+            with contextlib.suppress(BaseException):
+                await starting
+            return
+        try:
+            starting.result()
+        except ConveyorError as e:
+            raise click.ClickException(str(e)) from None
+        state.phase = "running"
+        logger.info(
+            "workflow %s: running %s; HTTP on %s:%d (/healthz, /readyz, /metrics)",
+            wf.name,
+            ", ".join(roles) or "no role",
+            host,
+            port,
+        )
+        await stop.wait()
+        state.phase = "stopping"
+        await wf.stop(grace=STOP_GRACE)
+        logger.info("workflow %s: stopped", wf.name)
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        await health.stop()

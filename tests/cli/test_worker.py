@@ -1,0 +1,406 @@
+"""`conveyor worker`: the manifest checked against the code (every problem named by its field), role selection,
+and real worker processes on Postgres + Kafka + Kubernetes Leases: runs move through the worker's step, /metrics
+and /readyz answer over HTTP, SIGTERM releases the Lease and exits 0, and a standby takes the role over."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+
+from conveyor import Workflow, duration_timer
+from conveyor._engine.roles import step_role
+from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
+from conveyor.cli import cli
+from conveyor.cli._manifest import ManifestError, apply, parse_duration, parse_steps
+from conveyor.cli._worker import choose_roles
+from tests.cli.worker_app import Ticket, TicketStatus, make
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = Path(sys.executable).parent / "conveyor"
+MANIFEST = {"OPENED": {"parallelCount": 1, "errBackOff": "200ms"}, "TRIAGED": {"parallelCount": 1}}
+PARTITIONS = 3
+NAMESPACE = "default"
+
+
+def invoke(*args: str, steps: object = MANIFEST) -> Any:
+    base = ["worker", "worker_app:builder", "--path", str(HERE), "--dsn", "postgresql://nobody@127.0.0.1:1/x"]
+    base += ["--kafka", "127.0.0.1:1", "--port", str(free_port())]
+    if steps is not None:
+        base += ["--steps", steps if isinstance(steps, str) else json.dumps(steps)]
+    return CliRunner().invoke(cli, [*base, *args])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# -- the manifest against the code, and bad arguments (no service needed) -------------------------------------------
+
+
+def test_a_manifest_that_differs_from_the_code_exits_2_naming_the_steps() -> None:
+    result = invoke("--system", steps={"OPENED": {}, "SHIPPED": {}, "CLOSED": {}})
+    assert result.exit_code == 2, result.output
+    assert "do not match the code of workflow 'worker-app'" in result.output
+    assert "only in the manifest: SHIPPED (not a status of TicketStatus), CLOSED (no step in the code)" in result.output
+    assert "only in the code: TRIAGED" in result.output
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"errBackOff": "soon"}, "steps.OPENED.errBackOff: expected a duration like 30s, got 'soon'"),
+        ({"errBackOff": 30}, "steps.OPENED.errBackOff: expected a duration like 30s, got 30"),
+        ({"pollingFrequency": "0s"}, "steps.OPENED.pollingFrequency: expected a positive duration like 500ms"),
+        ({"lagAlert": "-1m"}, "steps.OPENED.lagAlert: expected a duration like 30s, got '-1m'"),
+        ({"parallelCount": 0}, "steps.OPENED.parallelCount: expected an integer >= 1, got 0"),
+        ({"parallelCount": "2"}, "steps.OPENED.parallelCount: expected an integer >= 1, got '2'"),
+        ({"pauseAfterErrCount": True}, "steps.OPENED.pauseAfterErrCount: expected an integer >= 0, got True"),
+        ({"parallel_count": 2}, "steps.OPENED.parallel_count: unknown key; expected one of parallelCount,"),
+        ("fast", "steps.OPENED: expected an object of step options"),
+    ],
+)
+def test_bad_step_options_exit_2_naming_the_field(step: object, message: str) -> None:
+    result = invoke("--system", steps={"OPENED": step, "TRIAGED": {}})
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+
+
+def test_every_bad_field_is_named_at_once() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_steps(json.dumps({"A": {"errBackOff": "x"}, "B": {"maxInFlight": 0, "what": 1}}))
+    assert sorted(caught.value.problems) == [
+        "steps.A.errBackOff: expected a duration like 30s, got 'x'",
+        "steps.B.maxInFlight: expected an integer >= 1, got 0",
+        "steps.B.what: unknown key; expected one of parallelCount, replicasPerShard, pauseAfterErrCount, "
+        "errBackOff, pollingFrequency, lagAlert, consumeLag, maxInFlight",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ("{not json", "steps: expected JSON"),
+        ("[1, 2]", "steps: expected a JSON object keyed by step status name, got [1, 2]"),
+    ],
+)
+def test_steps_that_are_not_a_json_object_exit_2(steps: str, message: str) -> None:
+    result = invoke("--system", steps=steps)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give one role: --step NAME --shard K, or --system"),
+        (("--system", "--step", "OPENED"), "either --step NAME --shard K, or --system, not both"),
+        (("--step", "OPENED"), "--step NAME needs --shard K"),
+        (("--shard", "1"), "--shard K needs --step NAME"),
+        (("--step", "CLOSED", "--shard", "1"), "'CLOSED' is not a step of workflow 'worker-app'; its steps: OPENED"),
+        (("--step", "OPENED", "--shard", "2"), "2 is outside 1..1: step OPENED has 1 shard(s)"),
+        (("--step", "OPENED", "--shard", "0"), "--shard"),
+        (("--system", "--namespace", "Not_A_Namespace"), "namespace: expected a Kubernetes namespace name"),
+    ],
+)
+def test_bad_role_arguments_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+
+
+def test_without_a_manifest_the_codes_options_hold() -> None:
+    # The code says parallel_count=2 for OPENED: shard 2 exists (it then fails only on the unreachable database).
+    result = invoke("--step", "OPENED", "--shard", "3", steps=None)
+    assert result.exit_code == 2
+    assert "3 is outside 1..2" in result.output
+
+
+def test_an_unreachable_database_exits_1_naming_it_with_the_password_masked() -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "worker",
+            "worker_app:builder",
+            "--path",
+            str(HERE),
+            "--system",
+            "--dsn",
+            "postgresql://conveyor:s3cret@127.0.0.1:1/conveyor",
+            "--kafka",
+            "127.0.0.1:1",
+            "--port",
+            str(free_port()),
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "PostgreSQL at 127.0.0.1:1" in result.output
+    assert "unavailable" in result.output
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("1.5h", 5400), ("0", 0), ("1h2m3.5s", 3723.5)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "30", "soon", "1x", "s", "-1s", "1s 2m", "1.2.3s"])
+def test_not_go_durations(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011
+        parse_duration(text)
+
+
+def test_system_roles_are_every_role_but_the_step_consumers() -> None:
+    b = make("roles-app")
+
+    def expire(run: object, now: object) -> TicketStatus:
+        return TicketStatus.CLOSED
+
+    b.add_timeout(TicketStatus.TRIAGED, duration_timer(timedelta(hours=1)), expire, TicketStatus.CLOSED)
+    b.on_complete(lambda run: None)
+    wf = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
+    apply(wf.spec, parse_steps(json.dumps({"OPENED": {"parallelCount": 3}, "TRIAGED": {}})))
+    consumers = {step_role("roles-app", 1, k, 3) for k in (1, 2, 3)} | {step_role("roles-app", 2, 1, 1)}
+    assert consumers <= set(wf.roles())
+    system = choose_roles(wf, None, None, True)
+    assert set(system) == set(wf.roles()) - consumers
+    assert {
+        "roles-app-outbox-consumer",
+        "roles-app-2-timeout-consumer",
+        "roles-app-2-timeout-auto-inserter-consumer",
+        "roles-app-completed-run-state-change-hook-consumer",
+        "roles-app-delete-consumer",
+        "roles-app-paused-records-retry-consumer",
+    } == set(system)
+    assert choose_roles(wf, "OPENED", 3, False) == [step_role("roles-app", 1, 3, 3)]
+
+
+# -- real workers -----------------------------------------------------------------------------------------------------
+
+
+class Worker:
+    """One `conveyor worker` process, its output in a file, its HTTP endpoints on a free port."""
+
+    def __init__(self, env: dict[str, str], identity: str, role: list[str], log_dir: Path) -> None:
+        self.identity = identity
+        self.port = free_port()
+        self.log = log_dir / f"worker-{identity}.log"
+        args = [str(SCRIPT), "worker", "worker_app:builder", "--path", str(HERE), *role]
+        args += ["--steps", json.dumps(MANIFEST), "--partitions", str(PARTITIONS), "--namespace", NAMESPACE]
+        args += ["--lease-duration", "3", "--host", "127.0.0.1", "--port", str(self.port)]
+        # As the operator's pods do: the identity from the downward API's POD_NAME.
+        env = {**env, "POD_NAME": identity}
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log_dir)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.port}{path}", timeout=aiohttp.ClientTimeout(total=5)) as response,
+        ):
+            return response.status, await response.text()
+
+    async def wait_answering(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, f"worker {self.identity} exited:\n{self.output()}"
+            try:
+                await self.get("/healthz")
+                return
+            except aiohttp.ClientError:
+                assert time.monotonic() < deadline, f"worker {self.identity} never answered:\n{self.output()}"
+                await asyncio.sleep(0.1)
+
+    async def wait_ready(self, timeout: float = 30) -> None:
+        await self.wait_answering(timeout)
+        deadline = time.monotonic() + timeout
+        while (await self.get("/readyz"))[0] != 200:
+            assert self.process.poll() is None, f"worker {self.identity} exited:\n{self.output()}"
+            assert time.monotonic() < deadline, f"worker {self.identity} never ready:\n{self.output()}"
+            await asyncio.sleep(0.1)
+
+    async def terminate(self, timeout: float = 10) -> tuple[int, float]:
+        """SIGTERM; the exit code and how long it took."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(self.process.wait, timeout)
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def app(pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A workflow name of this test's own, the environment its workers run with, and every worker started."""
+    name = f"worker-app-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "WORKER_APP_NAME": name,
+        "CONVEYOR_PG_DSN": pg_dsn,
+        "CONVEYOR_KAFKA": kafka_bootstrap,
+        "KUBECONFIG": kubeconfig,
+    }
+    env.pop("POD_NAME", None)
+    env.pop("CONVEYOR_STEPS", None)
+    started: list[Worker] = []
+
+    def start(identity: str, *role: str, **extra: str) -> Worker:
+        worker = Worker({**env, **extra}, identity, list(role), tmp_path)
+        started.append(worker)
+        return worker
+
+    yield {"name": name, "start": start, "dsn": pg_dsn, "kafka": kafka_bootstrap, "kubeconfig": kubeconfig}
+    for worker in started:
+        worker.kill()
+
+
+@pytest.fixture
+async def client(app: dict[str, Any]) -> AsyncIterator[Workflow[Ticket, TicketStatus]]:
+    """The same workflow in the test process, running no role: it triggers runs and reads them."""
+    from conveyor.adapters.kafka import KafkaStreamer
+    from conveyor.adapters.postgres import PostgresRecordStore
+
+    wf = make(app["name"]).build(
+        KafkaStreamer(app["kafka"], partitions=PARTITIONS), PostgresRecordStore(app["dsn"]), MemoryRoleScheduler()
+    )
+    await wf.run(roles=())
+    yield wf
+    await wf.stop(grace=1)
+
+
+async def triaged(wf: Workflow[Ticket, TicketStatus], run_ids: list[str], timeout: float = 30) -> list[Ticket]:
+    """Wait until every run is at TRIAGED; their objects."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [await wf.get_run(run_id) for run_id in run_ids]
+        if all(run.status is TicketStatus.TRIAGED for run in runs):
+            return [run.object for run in runs]
+        assert time.monotonic() < deadline, [(run.foreign_id, run.status.name) for run in runs]
+        await asyncio.sleep(0.1)
+
+
+def lease_holder(kubeconfig: str, role: str) -> str | None:
+    from kubernetes import client, config
+
+    from conveyor.adapters.kubernetes import lease_name
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    with client.ApiClient(configuration) as api:
+        lease = client.CoordinationV1Api(api).read_namespaced_lease(lease_name(role), NAMESPACE)
+    assert lease.spec is not None
+    holder: str | None = lease.spec.holder_identity
+    return holder
+
+
+async def test_a_worker_runs_its_step_serves_metrics_and_releases_its_lease_on_sigterm(
+    app: dict[str, Any], client: Workflow[Ticket, TicketStatus]
+) -> None:
+    name = app["name"]
+    # The manifest's parallelCount 1 overrides the code's 2.
+    role = step_role(name, int(TicketStatus.OPENED), 1, 1)
+    system = app["start"]("system", "--system")
+    step = app["start"]("step-a", "--step", "OPENED", "--shard", "1")
+    await system.wait_ready()
+    await step.wait_ready()
+    assert await step.get("/readyz") == (200, "ready\n")
+    assert await step.get("/healthz") == (200, "ok\n")
+
+    run_ids = [await client.trigger(f"ticket-{i}") for i in range(6)]
+    tickets = await triaged(client, run_ids)
+    assert {t.triaged_by for t in tickets} == {"step-a"}
+    # Nobody runs the TRIAGED step: runs stop there.
+    await asyncio.sleep(0.5)
+    assert {(await client.get_run(r)).status for r in run_ids} == {TicketStatus.TRIAGED}
+
+    status, metrics = await step.get("/metrics")
+    assert status == 200
+    assert f'conveyor_role_held{{role="{role}",workflow_name="{name}"}} 1.0' in metrics
+    latency = f'workflow_process_latency_seconds_count{{process_name="opened-consumer-1-of-1",workflow_name="{name}"}}'
+    assert latency in metrics
+    assert lease_holder(app["kubeconfig"], role) == "step-a"
+
+    code, took = await step.terminate()
+    assert code == 0, step.output()
+    assert took < 5, step.output()
+    assert lease_holder(app["kubeconfig"], role) is None
+    code, _ = await system.terminate()
+    assert code == 0, system.output()
+
+
+async def test_a_standby_waits_for_the_role_and_takes_over_after_sigterm(
+    app: dict[str, Any], client: Workflow[Ticket, TicketStatus]
+) -> None:
+    role = step_role(app["name"], int(TicketStatus.OPENED), 1, 1)
+    system = app["start"]("system", "--system")
+    first = app["start"]("first", "--step", "OPENED", "--shard", "1")
+    await system.wait_ready()
+    await first.wait_ready()
+    second = app["start"]("second", "--step", "OPENED", "--shard", "1")
+    await second.wait_answering()
+    await asyncio.sleep(1)
+    assert await second.get("/readyz") == (503, f"waiting for role {role}\n")
+
+    before = [await client.trigger(f"before-{i}") for i in range(3)]
+    assert {t.triaged_by for t in await triaged(client, before)} == {"first"}
+
+    code, _ = await first.terminate()
+    assert code == 0, first.output()
+    await second.wait_ready(timeout=10)
+    assert lease_holder(app["kubeconfig"], role) == "second"
+
+    after = [await client.trigger(f"after-{i}") for i in range(3)]
+    assert {t.triaged_by for t in await triaged(client, after)} == {"second"}
+    for worker in (second, system):
+        code, _ = await worker.terminate()
+        assert code == 0, worker.output()
+
+
+async def test_sigterm_lets_the_current_event_finish(
+    app: dict[str, Any], client: Workflow[Ticket, TicketStatus], tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    started.mkdir()
+    system = app["start"]("system", "--system")
+    step = app["start"]("busy", "--step", "OPENED", "--shard", "1", WORKER_APP_SLOW_DIR=str(started))
+    await system.wait_ready()
+    await step.wait_ready()
+    run_id = await client.trigger("slow-1")
+    async with asyncio.timeout(30):
+        while not (started / "slow-1").exists():
+            await asyncio.sleep(0.05)
+    code, took = await step.terminate()
+    assert code == 0, step.output()
+    assert 1 < took < 10, step.output()
+    # The step was allowed to finish and its outcome stored before the worker let go of its role.
+    run = await client.get_run(run_id)
+    assert run.status is TicketStatus.TRIAGED
+    assert run.object.triaged_by == "busy"
+    code, _ = await system.terminate()
+    assert code == 0, system.output()
