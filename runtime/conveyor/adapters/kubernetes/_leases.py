@@ -70,11 +70,14 @@ class _HeldLease:
     def held(self) -> bool:
         return not self._lost.is_set() and time.monotonic() < self.valid_until
 
-    def lose(self, why: str) -> None:
+    def lose(self, why: str, *, released: bool = False) -> None:
         if not self._lost.is_set():
             self.why_lost = why
             self._lost.set()
-            logger.warning("role %s lost (Lease %s): %s", self._role, self.name, why)
+            if released:
+                logger.info("role %s released (Lease %s)", self._role, self.name)
+            else:
+                logger.warning("role %s lost (Lease %s): %s", self._role, self.name, why)
 
     async def wait_lost(self) -> None:
         while not self._lost.is_set():
@@ -170,7 +173,7 @@ class LeaseRoleScheduler:
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewing
                 held = lease.held
-                lease.lose("released")
+                lease.lose("released", released=True)
                 if held:
                     await asyncio.shield(self._release(api, lease))
 
