@@ -1,0 +1,193 @@
+"""The Deployments a Workflow asks for, as plain manifests: one per shard of each step, running
+`conveyor worker ENTRYPOINT --step STATUS --shard K`, and one running `conveyor worker ENTRYPOINT --system`.
+
+Pure functions of the Workflow object, so they are tested without a cluster and the reconciler only compares and
+applies. Each manifest carries a hash of itself, which is how the reconciler tells a changed Deployment from an
+unchanged one without diffing what the API server defaulted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor_operator._crds import GROUP, VERSION
+from conveyor_operator._models import WorkflowSpec
+from conveyor_operator._names import (
+    COMPONENT,
+    SHARD,
+    SPEC_HASH,
+    STEP,
+    WORKFLOW,
+    common_labels,
+    shard_deployment_name,
+    system_deployment_name,
+)
+
+PORT = 8080
+USER_ID = 10001
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One Deployment the Workflow needs: its manifest, and the role it runs (step None: the system roles)."""
+
+    name: str
+    step: str | None
+    shard: int | None
+    manifest: dict[str, Any]
+
+    @property
+    def spec_hash(self) -> str:
+        return str(self.manifest["metadata"]["annotations"][SPEC_HASH])
+
+
+# Set by the Helm chart on the operator's pod: the ServiceAccount it creates for workers in every namespace.
+WORKER_SERVICE_ACCOUNT_ENV = "CONVEYOR_WORKER_SERVICE_ACCOUNT"
+
+
+def _env(workflow: Mapping[str, Any], spec: WorkflowSpec) -> list[dict[str, Any]]:
+    # The steps exactly as the manifest has them (the API server's defaults filled in): the worker reads its own
+    # options and every step's shard count from there.
+    steps = workflow["spec"]["steps"]
+    env: list[dict[str, Any]] = [
+        {"name": "CONVEYOR_STEPS", "value": json.dumps(steps, sort_keys=True, separators=(",", ":"))},
+        {
+            "name": "CONVEYOR_PG_DSN",
+            "valueFrom": {"secretKeyRef": {"name": spec.store.secret_ref.name, "key": spec.store.secret_ref.key}},
+        },
+        {"name": "CONVEYOR_KAFKA", "value": spec.streamer.bootstrap_servers},
+        {"name": "CONVEYOR_KAFKA_PARTITIONS", "value": str(spec.streamer.partitions)},
+        {"name": "CONVEYOR_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "CONVEYOR_PORT", "value": str(PORT)},
+    ]
+    if spec.debug:
+        env.append({"name": "CONVEYOR_DEBUG", "value": "true"})
+    return env
+
+
+def _resources(spec: WorkflowSpec) -> dict[str, Any]:
+    if spec.resources is None:
+        return DEFAULT_RESOURCES
+    given = spec.resources.model_dump(exclude_none=True)
+    return given or DEFAULT_RESOURCES
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _container(spec: WorkflowSpec, args: list[str], env: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": spec.image,
+        "command": ["conveyor", "worker", spec.entrypoint, *args],
+        "env": env,
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "livenessProbe": _probe("/healthz", period=10, failures=3),
+        "readinessProbe": _probe("/readyz", period=5, failures=1),
+        "resources": _resources(spec),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": USER_ID,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if spec.image_pull_policy is not None:
+        container["imagePullPolicy"] = spec.image_pull_policy
+    return container
+
+
+def owner_reference(workflow: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = workflow["metadata"]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Workflow",
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _deployment(
+    workflow: Mapping[str, Any],
+    spec: WorkflowSpec,
+    name: str,
+    role_labels: dict[str, str],
+    replicas: int,
+    args: list[str],
+) -> dict[str, Any]:
+    workflow_name = workflow["metadata"]["name"]
+    labels = {**common_labels(workflow_name), **role_labels}
+    # The selector is immutable: only the labels that tell this role's pods apart from every other pod's.
+    match = {WORKFLOW: workflow_name, **role_labels}
+    pod: dict[str, Any] = {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": USER_ID,
+            "runAsGroup": USER_ID,
+            "fsGroup": USER_ID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(spec, args, _env(workflow, spec))],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    # The Workflow's own account, else the one the chart made for workers (Leases and little else) in each namespace.
+    account = spec.service_account_name or os.environ.get(WORKER_SERVICE_ACCOUNT_ENV) or None
+    if account is not None:
+        pod["serviceAccountName"] = account
+    manifest: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": workflow["metadata"]["namespace"],
+            "labels": labels,
+            "annotations": {},
+            "ownerReferences": [owner_reference(workflow)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": match},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    manifest["metadata"]["annotations"][SPEC_HASH] = digest
+    return manifest
+
+
+def desired_deployments(workflow: Mapping[str, Any], spec: WorkflowSpec) -> list[Desired]:
+    """Every Deployment `workflow` (the object as read from the API server, `spec` its parsed spec) needs."""
+    name = workflow["metadata"]["name"]
+    found: list[Desired] = []
+    for step, options in spec.steps.items():
+        for shard in range(1, options.parallel_count + 1):
+            deployment = shard_deployment_name(name, step, shard)
+            role = {COMPONENT: "step", STEP: step, SHARD: str(shard)}
+            args = ["--step", step, "--shard", str(shard)]
+            manifest = _deployment(workflow, spec, deployment, role, options.replicas_per_shard, args)
+            found.append(Desired(deployment, step, shard, manifest))
+    system = system_deployment_name(name)
+    manifest = _deployment(workflow, spec, system, {COMPONENT: "system"}, 1, ["--system"])
+    found.append(Desired(system, None, None, manifest))
+    return found

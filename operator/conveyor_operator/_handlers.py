@@ -1,0 +1,115 @@
+"""The kopf handlers: when a Workflow is created, changed or found at start-up, and whenever one of the Deployments
+it owns changes (its pods became ready, someone deleted or edited it), converge that Workflow.
+
+Importing this module registers the handlers with kopf's default registry (that is how kopf works); `main` and
+the tests import it, nothing else should.
+
+Settings, chosen against kopf's known pitfalls (see the operator notes):
+- watches end server-side after a minute and are reopened, and a stream silent for longer than that is
+  considered dead, so a broken connection never leaves the operator a zombie;
+- handler progress and the diff base live in annotations under conveyor.dev/, never in `status`, which is ours
+  and structural (the API server would prune kopf's fields there and kopf would keep re-patching);
+- no finalizers: every child is an owned object the garbage collector removes, so there are no deletion handlers
+  and no timers or daemons (kopf puts a finalizer on objects that have those);
+- kopf's own "handler succeeded" chatter is not posted as Kubernetes Events; the Events are what the operator did.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from conveyor_operator._crds import GROUP, VERSION
+from conveyor_operator._names import MANAGED_BY, MANAGER, WORKFLOW
+from conveyor_operator._reconcile import Report, read_workflow, reconcile
+
+PREFIX = "conveyor.dev"
+# Transient API errors (conflicts, 5xx, throttling) are retried by kopf after this many seconds.
+RETRY_DELAY = 5.0
+
+
+def _api_client() -> client.ApiClient:
+    """Credentials the standard way: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config."""
+    configuration = client.Configuration()
+    try:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            # $KUBECONFIG read now: the client's own default was read when it was imported.
+            path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+            config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException as e:
+        raise kopf.PermanentError(f"no Kubernetes credentials: {e}") from None
+    return client.ApiClient(configuration)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """The operator's kopf settings (also used by the tests' in-process operator)."""
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.watching.connect_timeout = 10
+    settings.watching.inactivity_timeout = 75
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 16
+
+
+@kopf.on.login()
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # kopf's readers of the service account and of $KUBECONFIG (read at login, so a changed variable counts).
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    memo.api = _api_client()
+
+
+@kopf.on.cleanup()
+def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+    api = memo.get("api")
+    if api is not None:
+        api.close()
+
+
+def _reporter(workflow: Mapping[str, Any]) -> Report:
+    def report(type_: str, reason: str, message: str) -> None:
+        kopf.event(kopf.Body(cast(kopf.RawBody, workflow)), type=type_, reason=reason, message=message)
+
+    return report
+
+
+def _converge(api: client.ApiClient, namespace: str, name: str) -> None:
+    workflow = read_workflow(api, namespace, name)
+    if workflow is not None:
+        reconcile(api, workflow, _reporter(workflow))
+
+
+@kopf.on.resume(GROUP, VERSION, "workflows")
+@kopf.on.create(GROUP, VERSION, "workflows")
+@kopf.on.update(GROUP, VERSION, "workflows")
+def workflow_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    assert namespace is not None, "Workflows are namespaced"
+    try:
+        _converge(memo.api, namespace, name)
+    except ApiException as e:
+        raise kopf.TemporaryError(f"Kubernetes API: {e.status} {e.reason}", delay=RETRY_DELAY) from e
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY: MANAGER, WORKFLOW: kopf.PRESENT})
+def deployment_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
+    assert namespace is not None, "Deployments are namespaced"
+    # Event handlers are not retried; the next event of the Deployment or the Workflow converges again.
+    _converge(memo.api, namespace, labels[WORKFLOW])

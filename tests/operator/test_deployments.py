@@ -1,0 +1,92 @@
+"""The Deployments a Workflow asks for, without a cluster: names that stay valid, the fixed worker command line,
+its environment, probes and locked-down security context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conveyor_operator._deployments import desired_deployments
+from conveyor_operator._models import WorkflowSpec
+from conveyor_operator._names import MAX_DEPLOYMENT_NAME, shard_deployment_name, system_deployment_name
+from tests.operator.helpers import workflow
+
+
+def _manifest(**spec: Any) -> dict[str, Any]:
+    body = workflow("orders", {"CREATED": {"parallelCount": 2, "replicasPerShard": 3}, "PAID": {}}, **spec)
+    body["metadata"].update(namespace="shop", uid="uid-1")
+    return body
+
+
+def test_names_are_short_unique_and_keep_the_shard() -> None:
+    assert shard_deployment_name("orders", "PAYMENT_FAILED", 2) == "orders-payment-failed-2"
+    assert system_deployment_name("orders") == "orders-system"
+    long = "w" * 63
+    a, b = shard_deployment_name(long, "CREATED", 12), shard_deployment_name(long, "PAID", 12)
+    assert a != b
+    assert len(a) <= MAX_DEPLOYMENT_NAME and a.endswith("-12")
+    assert len(system_deployment_name(long)) <= MAX_DEPLOYMENT_NAME
+
+
+def test_one_deployment_per_shard_and_one_for_the_system_roles() -> None:
+    body = _manifest(debug=True)
+    found = {d.name: d for d in desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))}
+    assert sorted(found) == ["orders-created-1", "orders-created-2", "orders-paid-1", "orders-system"]
+    shard = found["orders-created-2"].manifest
+    assert shard["spec"]["replicas"] == 3
+    container = shard["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == [
+        "conveyor",
+        "worker",
+        "orders.workflow:builder",
+        "--step",
+        "CREATED",
+        "--shard",
+        "2",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CONVEYOR_DEBUG"]["value"] == "true"
+    assert env["CONVEYOR_PG_DSN"]["valueFrom"] == {"secretKeyRef": {"name": "pg", "key": "dsn"}}
+    system = found["orders-system"].manifest["spec"]["template"]["spec"]["containers"][0]
+    assert system["command"][-1] == "--system"
+    assert found["orders-system"].manifest["spec"]["replicas"] == 1
+
+
+def test_a_changed_spec_changes_the_hash_of_every_shard_and_only_then() -> None:
+    body = _manifest()
+    spec = WorkflowSpec.model_validate(body["spec"])
+    before = {d.name: d.spec_hash for d in desired_deployments(body, spec)}
+    assert before == {d.name: d.spec_hash for d in desired_deployments(body, spec)}
+    body["spec"]["steps"]["PAID"]["parallelCount"] = 2
+    after = {d.name: d.spec_hash for d in desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))}
+    # CONVEYOR_STEPS (every step's options) changed, so every worker is rolled to see the new shard count.
+    assert all(after[name] != digest for name, digest in before.items())
+    assert "orders-paid-2" in after
+
+
+def test_resources_default_and_follow_the_manifest() -> None:
+    body = _manifest()
+    (first, *_) = desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))
+    assert first.manifest["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "100m"
+    body = _manifest(resources={"limits": {"memory": "1Gi", "cpu": 2}})
+    (first, *_) = desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))
+    assert first.manifest["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "limits": {"memory": "1Gi", "cpu": 2}
+    }
+
+
+def test_workers_run_as_the_charts_worker_account_unless_the_workflow_names_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def accounts(body: dict[str, Any]) -> set[str | None]:
+        spec = WorkflowSpec.model_validate(body["spec"])
+        return {
+            d.manifest["spec"]["template"]["spec"].get("serviceAccountName") for d in desired_deployments(body, spec)
+        }
+
+    monkeypatch.delenv("CONVEYOR_WORKER_SERVICE_ACCOUNT", raising=False)
+    assert accounts(_manifest()) == {None}
+    monkeypatch.setenv("CONVEYOR_WORKER_SERVICE_ACCOUNT", "conveyor-worker")
+    assert accounts(_manifest()) == {"conveyor-worker"}
+    assert accounts(_manifest(serviceAccountName="orders-worker")) == {"orders-worker"}
