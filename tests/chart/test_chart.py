@@ -1,0 +1,470 @@
+"""The Helm chart: `helm lint` (also strict), renders with defaults and with the value combinations users pick,
+values.schema.json refusing bad values by name, the Grafana dashboard over the metrics the engine records, and
+the rendered RBAC applied to a real API server, checked with `kubectl auth can-i` as each ServiceAccount."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from conveyor._engine import metrics
+from tests.chart.conftest import CHART, Render, find, run_helm
+
+APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+
+
+# --- lint -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--strict"],
+        ["--strict", "--set", "watchNamespaces={team-a,team-b}", "--set", "metrics.serviceMonitor.enabled=true"],
+        ["--strict", "--set", "rbac.create=false", "--set", "serviceAccount.create=false"],
+    ],
+    ids=["default", "strict", "strict-namespaced-monitored", "strict-no-rbac"],
+)
+def test_lint_passes(helm: str, args: list[str]) -> None:
+    done = run_helm(helm, "lint", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 chart(s) failed" in done.stdout
+
+
+def test_works_with_and_without_a_crds_directory(helm: str, tmp_path: Path) -> None:
+    """crds/ is generated from the operator's models; the chart neither needs it nor breaks when it is there."""
+    bare = tmp_path / "bare" / "conveyor"
+    shutil.copytree(CHART, bare, ignore=shutil.ignore_patterns("crds"))
+    with_crds = tmp_path / "with" / "conveyor"
+    shutil.copytree(CHART, with_crds)
+    if not (with_crds / "crds").is_dir():
+        (with_crds / "crds").mkdir()
+        (with_crds / "crds" / "example.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "apiextensions.k8s.io/v1",
+                    "kind": "CustomResourceDefinition",
+                    "metadata": {"name": "examples.conveyor.dev"},
+                    "spec": {
+                        "group": "conveyor.dev",
+                        "scope": "Namespaced",
+                        "names": {"plural": "examples", "singular": "example", "kind": "Example"},
+                        "versions": [
+                            {
+                                "name": "v1alpha1",
+                                "served": True,
+                                "storage": True,
+                                "schema": {"openAPIV3Schema": {"type": "object"}},
+                            }
+                        ],
+                    },
+                }
+            )
+        )
+    for chart in (bare, with_crds):
+        done = run_helm(helm, "lint", "--strict", chart=chart)
+        assert done.returncode == 0, done.stdout + done.stderr
+        done = subprocess.run(
+            [helm, "template", "x", str(chart), "--include-crds"], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        kinds = [doc["kind"] for doc in yaml.safe_load_all(done.stdout) if doc]
+        assert ("CustomResourceDefinition" in kinds) == (chart is with_crds)
+        assert "Deployment" in kinds
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+def test_defaults(render: Render) -> None:
+    objects = render()
+    (deployment,) = find(objects, "Deployment")
+    assert deployment["metadata"]["namespace"] == "conveyor-system"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == f"conveyor:{APP_VERSION}"
+    assert container["command"] == ["conveyor-operator"]
+    assert "--all-namespaces" in container["args"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert pod["serviceAccountName"] == "demo-conveyor"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert container["resources"]["requests"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CONVEYOR_WORKER_SERVICE_ACCOUNT"] == "conveyor-worker"
+    assert env["CONVEYOR_LEADER_ELECTION_LEASE"] == "demo-conveyor-leader"
+
+    (service,) = find(objects, "Service")
+    assert service["spec"]["ports"][0]["port"] == 8080
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert not find(objects, "ServiceMonitor")
+    assert not find(objects, "PodDisruptionBudget")
+    assert not find(objects, "ConfigMap")
+
+    accounts = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in find(objects, "ServiceAccount")}
+    assert accounts == {("conveyor-system", "demo-conveyor"), ("conveyor-system", "conveyor-worker")}
+    # Cluster-wide: the operator's namespaced rules come in a ClusterRole, bound cluster-wide.
+    assert {o["metadata"]["name"] for o in find(objects, "ClusterRole")} == {"demo-conveyor", "demo-conveyor-workflows"}
+    assert {o["metadata"]["name"] for o in find(objects, "ClusterRoleBinding")} == {
+        "demo-conveyor",
+        "demo-conveyor-workflows",
+    }
+    for obj in objects:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == "demo"
+        assert obj["metadata"]["labels"]["app.kubernetes.io/version"] == APP_VERSION
+
+
+def test_service_monitor(render: Render) -> None:
+    objects = render("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.team=x")
+    (monitor,) = find(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["team"] == "x"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http-metrics"
+    assert endpoint["path"] == "/metrics"
+    (service,) = find(objects, "Service")
+    assert service["spec"]["ports"][0]["name"] == "http-metrics"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+
+def test_rbac_off(render: Render) -> None:
+    objects = render("--set", "rbac.create=false")
+    kinds = {o["kind"] for o in objects}
+    assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+    assert len(find(objects, "ServiceAccount")) == 2
+    assert find(objects, "Deployment")
+
+
+def test_existing_service_account(render: Render) -> None:
+    objects = render("--set", "serviceAccount.create=false", "--set", "serviceAccount.name=mine")
+    assert [o["metadata"]["name"] for o in find(objects, "ServiceAccount")] == ["conveyor-worker"]
+    (deployment,) = find(objects, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+    (binding,) = [o for o in find(objects, "ClusterRoleBinding") if o["metadata"]["name"] == "demo-conveyor"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mine", "namespace": "conveyor-system"}]
+
+
+def test_watch_namespaces(render: Render) -> None:
+    objects = render("--set", "watchNamespaces={team-a,team-b}")
+    (deployment,) = find(objects, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args
+    assert "--namespace=team-b" in args
+    assert "--all-namespaces" not in args
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in find(objects, "Role")}
+    assert roles == {
+        ("team-a", "demo-conveyor"),
+        ("team-b", "demo-conveyor"),
+        ("team-a", "conveyor-worker"),
+        ("team-b", "conveyor-worker"),
+        ("conveyor-system", "demo-conveyor-leader-election"),
+    }
+    # Only what exists cluster-wide stays in a ClusterRole.
+    (cluster_role,) = find(objects, "ClusterRole")
+    assert [r["resources"] for r in cluster_role["rules"]] == [["customresourcedefinitions"]]
+    workers = {o["metadata"]["namespace"] for o in find(objects, "ServiceAccount", "conveyor-worker")}
+    assert workers == {"team-a", "team-b"}
+
+
+def test_peering_toggle(render: Render) -> None:
+    def resources(objects: list[dict[str, Any]]) -> set[str]:
+        roles = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
+        return {r for o in roles for rule in o["rules"] for r in rule["resources"]}
+
+    assert not {"kopfpeerings", "clusterkopfpeerings"} & resources(render())
+    cluster = render("--set", "peering.enabled=true")
+    assert "clusterkopfpeerings" in resources(cluster)
+    namespaced = render("--set", "peering.enabled=true", "--set", "watchNamespaces={team-a}")
+    assert {"kopfpeerings"} == resources(namespaced) & {"kopfpeerings", "clusterkopfpeerings"}
+
+
+def test_names_image_and_pdb(render: Render) -> None:
+    objects = render(
+        "--set",
+        "fullnameOverride=orders-operator",
+        "--set",
+        "image.repository=registry.example.com/conveyor",
+        "--set",
+        "image.tag=1.2.3",
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        "--set",
+        "replicaCount=3",
+    )
+    (deployment,) = find(objects, "Deployment")
+    assert deployment["metadata"]["name"] == "orders-operator"
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/conveyor:1.2.3"
+    (pdb,) = find(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    digest = "sha256:" + "a" * 64
+    (deployment,) = find(render("--set", f"image.digest={digest}"), "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"conveyor@{digest}"
+    (deployment,) = find(render("--set", "nameOverride=flow"), "Deployment")
+    assert deployment["metadata"]["name"] == "demo-flow"
+
+
+def test_one_operator_at_a_time_without_leader_election(helm: str, render: Render) -> None:
+    (deployment,) = find(render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1"), "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [
+        o
+        for o in find(render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1"), "Role")
+        if o["metadata"]["name"].endswith("-leader-election")
+    ]
+    done = run_helm(helm, "template", "demo", "--set", "leaderElection.enabled=false")
+    assert done.returncode != 0
+    assert "leaderElection.enabled" in done.stderr
+
+
+def test_operator_accepts_the_arguments(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conveyor-operator parses what the chart passes (kopf.run stubbed: nothing connects)."""
+    operator_main = pytest.importorskip("conveyor_operator._main")
+    kopf = pytest.importorskip("kopf")
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.append(kwargs))
+    for args in ([], ["--set", "logLevel=debug", "--set", "watchNamespaces={team-a,team-b}"]):
+        (deployment,) = find(render(*args), "Deployment")
+        operator_main.main(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert calls[0]["clusterwide"] is True
+    assert calls[1]["clusterwide"] is False
+    assert list(calls[1]["namespaces"]) == ["team-a", "team-b"]
+    assert calls[1]["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
+
+
+# --- values.schema.json ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--set", "replicaCount=two"], "replicaCount"),
+        (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
+        (["--set", "replicaz=2"], "replicaz"),
+        (["--set", "metrics.serviceMonitor.intervall=1m"], "intervall"),
+        (["--set", "metrics.serviceMonitor.enabled=yes"], "enabled"),
+        (["--set", "watchNamespaces={Team_A}"], "watchNamespaces"),
+        (["--set", "logLevel=loud"], "logLevel"),
+        (["--set", "port=70000"], "port"),
+    ],
+    ids=["type", "enum", "unknown-top", "unknown-nested", "bool", "namespace-name", "log-level", "port-range"],
+)
+def test_schema_refuses_bad_values(helm: str, args: list[str], field: str) -> None:
+    done = run_helm(helm, "template", "demo", *args)
+    assert done.returncode != 0, done.stdout[:500]
+    assert "schema" in done.stderr
+    assert re.search(rf"\b{field}\b", done.stderr), done.stderr
+
+
+def test_schema_is_strict_where_it_defines_objects() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def objects(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        if node.get("type") == "object" and "properties" in node:
+            yield path, node
+        for key, child in node.get("properties", {}).items():
+            yield from objects(child, f"{path}.{key}")
+
+    defined = list(objects(schema, "values"))
+    assert len(defined) > 10
+    for path, node in defined:
+        assert node.get("additionalProperties") is False, path
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) <= set(schema["properties"])
+
+
+# --- Grafana dashboard ----------------------------------------------------------------------------------
+
+
+def _exposed_names() -> set[str]:
+    """The series names the engine's metrics appear under (counters get _total, histograms _bucket/_sum/_count)."""
+    names: set[str] = set()
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            base = value._name
+            kind = value._type
+            names |= {
+                "counter": {f"{base}_total"},
+                "histogram": {f"{base}_bucket", f"{base}_sum", f"{base}_count"},
+            }.get(kind, {base})
+    return names
+
+
+def test_grafana_dashboard(render: Render) -> None:
+    assert not find(render(), "ConfigMap")
+    (config_map,) = find(render("--set", "grafana.dashboard.enabled=true"), "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["conveyor.json"])
+    assert dashboard == json.loads((CHART / "dashboards" / "conveyor.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {m for e in exprs for m in re.findall(r"\b((?:workflow|conveyor)_[a-z_]+)\{", e)}
+    exposed = _exposed_names()
+    assert used <= exposed, used - exposed
+    # Every metric the engine records is on the dashboard.
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            assert any(u.startswith(value._name) for u in used), value._name
+    labels = {"workflow_name", "process_name", "reason", "previous_run_state", "current_run_state", "role", "le"}
+    for expr in exprs:
+        for group in re.findall(r"by \(([^)]*)\)", expr):
+            assert {g.strip() for g in group.split(",")} <= labels, expr
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+# --- RBAC on a real API server --------------------------------------------------------------------------
+
+
+class Cluster:
+    """The chart's objects applied to the API server under a unique release, as namespaced or cluster-wide."""
+
+    def __init__(self, kubectl: str, kubeconfig: str, release: str, namespace: str, watched: str | None) -> None:
+        self.kubectl, self.kubeconfig = kubectl, kubeconfig
+        self.release, self.namespace, self.watched = release, namespace, watched
+        self.operator = f"system:serviceaccount:{namespace}:{release}-conveyor"
+        self.worker_namespace = watched or namespace
+        self.worker = f"system:serviceaccount:{self.worker_namespace}:conveyor-worker"
+        self.lease = f"{release}-conveyor-leader"
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.kubectl, "--kubeconfig", self.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def can(self, who: str, verb: str, resource: str, namespace: str | None = None, *more: str) -> bool:
+        where = ["--all-namespaces"] if namespace is None else ["--namespace", namespace]
+        done = self.run("auth", "can-i", verb, resource, *where, *more, "--as", who)
+        answer = done.stdout.strip()
+        assert answer in ("yes", "no"), done.stdout + done.stderr
+        return answer == "yes"
+
+
+@pytest.fixture(scope="module", params=["namespaced", "cluster-wide"])
+def cluster(request: pytest.FixtureRequest, helm: str, kubectl: str, kubeconfig: str) -> Iterator[Cluster]:
+    suffix = uuid.uuid4().hex[:8]
+    release = f"chart-{suffix}"
+    namespace = f"conveyor-chart-{suffix}"
+    watched = f"{namespace}-w" if request.param == "namespaced" else None
+    c = Cluster(kubectl, kubeconfig, release, namespace, watched)
+    args = ["--set", "podDisruptionBudget.enabled=true", "--set", "grafana.dashboard.enabled=true"]
+    if watched:
+        args += ["--set", f"watchNamespaces={{{watched}}}"]
+    rendered = subprocess.run(
+        [helm, "template", release, str(CHART), "--namespace", namespace, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    namespaces = [n for n in (namespace, watched) if n]
+    try:
+        for n in namespaces:
+            done = c.run("create", "namespace", n)
+            assert done.returncode == 0, done.stderr
+        # Everything the chart makes (the Deployment too: its pods just stay Pending with no kubelet), validated
+        # strictly by the API server.
+        done = c.run("apply", "--validate=strict", "-f", "-", stdin=yaml.safe_dump_all(objects))
+        assert done.returncode == 0, done.stderr
+        yield c
+    finally:
+        for n in namespaces:
+            c.run("delete", "namespace", n, "--wait=false", "--ignore-not-found")
+        selector = f"app.kubernetes.io/instance={release}"
+        c.run("delete", "clusterrole,clusterrolebinding", "-l", selector, "--ignore-not-found")
+
+
+def test_operator_may_do_its_job(cluster: Cluster) -> None:
+    op, ns = cluster.operator, cluster.worker_namespace
+    for verb, resource, more in [
+        ("get", "workflows.conveyor.dev", []),
+        ("watch", "workflows.conveyor.dev", []),
+        ("patch", "workflows.conveyor.dev", []),
+        ("patch", "workflows.conveyor.dev", ["--subresource=status"]),
+        ("update", "workflowruns.conveyor.dev", ["--subresource=status"]),
+        ("delete", "workflowruns.conveyor.dev", []),
+        ("create", "deployments.apps", []),
+        ("patch", "deployments.apps", []),
+        ("delete", "deployments.apps", []),
+        ("create", "events", []),
+        ("create", "events.events.k8s.io", []),
+    ]:
+        assert cluster.can(op, verb, resource, ns, *more), (verb, resource, more)
+    assert cluster.can(op, "list", "customresourcedefinitions.apiextensions.k8s.io")
+    # Its own leader Lease, and no other.
+    assert cluster.can(op, "create", "leases.coordination.k8s.io", cluster.namespace)
+    assert cluster.can(op, "update", f"leases.coordination.k8s.io/{cluster.lease}", cluster.namespace)
+    assert not cluster.can(op, "update", "leases.coordination.k8s.io/someone-else", cluster.namespace)
+
+
+def test_operator_may_do_nothing_else(cluster: Cluster) -> None:
+    op, ns = cluster.operator, cluster.worker_namespace
+    for verb, resource, namespace in [
+        ("delete", "namespaces", None),
+        ("get", "secrets", ns),
+        ("list", "secrets", ns),
+        ("create", "pods", ns),
+        ("delete", "workflows.conveyor.dev", ns),
+        ("create", "clusterroles.rbac.authorization.k8s.io", None),
+        ("create", "rolebindings.rbac.authorization.k8s.io", ns),
+        ("get", "configmaps", ns),
+        ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
+        ("list", "leases.coordination.k8s.io", ns),
+        ("list", "clusterkopfpeerings.kopf.dev", None),
+    ]:
+        assert not cluster.can(op, verb, resource, namespace), (verb, resource, namespace)
+    # Watching some namespaces: nothing outside them.
+    if cluster.watched:
+        assert not cluster.can(op, "patch", "workflows.conveyor.dev", "default", "--subresource=status")
+        assert not cluster.can(op, "create", "deployments.apps", "default")
+    else:
+        assert cluster.can(op, "patch", "workflows.conveyor.dev", "default", "--subresource=status")
+
+
+def test_worker_gets_leases_and_little_else(cluster: Cluster) -> None:
+    worker, ns = cluster.worker, cluster.worker_namespace
+    for verb in ("get", "create", "update"):
+        assert cluster.can(worker, verb, "leases.coordination.k8s.io", ns), verb
+    for verb, resource, namespace in [
+        ("list", "leases.coordination.k8s.io", ns),
+        ("watch", "leases.coordination.k8s.io", ns),
+        ("delete", "leases.coordination.k8s.io", ns),
+        ("get", "leases.coordination.k8s.io", "default"),
+        ("list", "pods", ns),
+        ("get", "secrets", ns),
+        ("get", "configmaps", ns),
+        ("create", "deployments.apps", ns),
+        ("get", "workflows.conveyor.dev", ns),
+        ("create", "events", ns),
+    ]:
+        assert not cluster.can(worker, verb, resource, namespace), (verb, resource, namespace)
