@@ -113,3 +113,9 @@ def test_design_names_are_importable() -> None:
         WorkflowInProgress,
         WorkflowNotRunning,
     )
+
+
+def test_health() -> None:
+    import conveyor.health
+
+    assert conveyor.health.__all__ == ["HealthServer"]

@@ -25,10 +25,10 @@ from prometheus_client import REGISTRY
 from conveyor._engine.options import Options, resolve
 from conveyor._engine.roles import step_role
 from conveyor._engine.workflow import Workflow
-from conveyor.cli._health import HealthServer
 from conveyor.cli._load import load_builder
 from conveyor.cli._manifest import ManifestError, apply, mismatch, parse_steps
 from conveyor.errors import ConveyorError, InvalidInput, InvalidWorkflow
+from conveyor.health import HealthServer
 
 logger = logging.getLogger("conveyor.worker")
 

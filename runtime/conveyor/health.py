@@ -1,9 +1,10 @@
-"""The worker's HTTP endpoints for Kubernetes and Prometheus: `/healthz` (liveness: answered by the event loop
-itself, so a wedged loop fails it), `/readyz` (readiness: 503 with the reason until the caller says it is
-ready) and `/metrics` (the prometheus_client registry, where the engine records its metrics).
+"""HTTP endpoints for Kubernetes and Prometheus, served by every long-running conveyor process (`conveyor worker`,
+`conveyor-operator`): `/healthz` (liveness: answered by the event loop itself, so a wedged loop fails it),
+`/readyz` (readiness: 503 with the reason until the caller says it is ready) and `/metrics` (the
+prometheus_client registry, where the engine records its metrics).
 
-It lives in the CLI layer on purpose: the engine records metrics and reports its processes' states, but serving
-them is the business of the process that runs it."""
+The engine never imports this: it records metrics and reports its processes' states, but serving them is the
+business of the process that runs it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+__all__ = ["HealthServer"]
 
 
 class HealthServer:
