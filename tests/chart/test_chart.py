@@ -243,18 +243,24 @@ def test_one_operator_at_a_time_without_leader_election(helm: str, render: Rende
 
 
 def test_operator_accepts_the_arguments(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
-    """conveyor-operator parses what the chart passes (kopf.run stubbed: nothing connects)."""
-    operator_main = pytest.importorskip("conveyor_operator._main")
-    kopf = pytest.importorskip("kopf")
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.append(kwargs))
+    """conveyor-operator parses what the chart passes, arguments and environment alike (nothing connects)."""
+    from conveyor_operator._main import _parser
+
+    parsed = []
     for args in ([], ["--set", "logLevel=debug", "--set", "watchNamespaces={team-a,team-b}"]):
         (deployment,) = find(render(*args), "Deployment")
-        operator_main.main(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
-    assert calls[0]["clusterwide"] is True
-    assert calls[1]["clusterwide"] is False
-    assert list(calls[1]["namespaces"]) == ["team-a", "team-b"]
-    assert calls[1]["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        for item in container.get("env", []):
+            if "value" in item:
+                monkeypatch.setenv(item["name"], item["value"])
+        parsed.append(_parser().parse_args(container["args"]))
+    assert parsed[0].all_namespaces is True
+    assert parsed[1].all_namespaces is False
+    assert parsed[1].namespace == ["team-a", "team-b"]
+    assert parsed[1].liveness == "http://0.0.0.0:8080/healthz"
+    assert parsed[1].debug is True
+    assert parsed[0].leader_election is True
+    assert parsed[0].leader_election_lease == "demo-conveyor-leader"
 
 
 # --- values.schema.json ---------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def namespace(api: client.ApiClient, crds: list[dict[str, Any]]) -> Iterator[str
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: str) -> Callable[..., list[str]]:
     """argv of kubectl on the test cluster: the one scripts/kube.sh built, else the one on PATH."""
-    built = sorted((Path.home() / ".cache" / "conveyor" / "kube").glob("bin-*/kubectl"))
+    cache = Path(os.environ.get("CONVEYOR_CACHE") or Path.home() / ".cache" / "conveyor")
+    built = sorted((cache / "kube").glob("bin-*/kubectl"))
     found = str(built[-1]) if built else shutil.which("kubectl")
     if found is None:
         pytest.fail("no kubectl: scripts/kube.sh builds one")

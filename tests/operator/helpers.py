@@ -13,7 +13,7 @@ GROUP, VERSION = "conveyor.dev", "v1alpha1"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.2) -> Any:
+def eventually(check: Callable[[], Any], timeout: float = 45.0, interval: float = 0.2) -> Any:
     """`check()`'s first truthy result; fails with the last one (or the last exception) after `timeout`."""
     deadline = time.monotonic() + timeout
     last: Any = None

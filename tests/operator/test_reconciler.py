@@ -150,14 +150,14 @@ def test_parallel_count_up_then_down_converges(api: client.ApiClient, namespace:
     shards = {f"{name}-created-{k}" for k in range(1, 5)}
     up = eventually(lambda: _has(api, namespace, name, {*shards, f"{name}-system"}))
 
-    def patched() -> bool:
+    def patched(count: int) -> bool:
         steps = {
             d.metadata.name: next(e.value for e in d.spec.template.spec.containers[0].env if e.name == "CONVEYOR_STEPS")
             for d in _deployments(api, namespace, name).values()
         }
-        return all('"parallelCount":4' in value for value in steps.values())
+        return all(f'"parallelCount":{count}' in value for value in steps.values())
 
-    eventually(patched)
+    eventually(lambda: patched(4))
     # The surviving shards were patched in place, never recreated.
     for kept in (f"{name}-created-1", f"{name}-created-2", f"{name}-system"):
         assert up[kept].metadata.uid == before[kept].metadata.uid
@@ -170,6 +170,7 @@ def test_parallel_count_up_then_down_converges(api: client.ApiClient, namespace:
     body = eventually(lambda: _status_for(api, namespace, name, 3))
     assert body["status"]["shards"] == "0/1"
     assert eventually(lambda: _reasons(api, namespace, name).count("Deleted") == 3)
+    eventually(lambda: patched(1))
 
     # Converged means quiet: a change that is not to the spec reconciles (kopf records it as handled) and
     # applies nothing: no Deployment's spec is touched.
