@@ -3,7 +3,7 @@
 # (RBAC on, client-cert auth) and kube-controller-manager. No nodes, no kubelet: Pods stay Pending.
 # Every binary (and kubectl) is built with `go build` from its Go module, fetched through the Go module proxy;
 # modules and binaries are cached, so only the first start builds (a few minutes).
-#   scripts/kube.sh start|stop|status|env
+#   scripts/kube.sh start|stop|status|env|restart-apiserver
 # Everything lives under ${CONVEYOR_CACHE:-~/.cache/conveyor}/kube; `start` prints KUBECONFIG=/abs/path.
 # etcd's data is new on each start (a clean cluster); the certificates are kept.
 set -euo pipefail
@@ -205,6 +205,31 @@ wait_for() {  # wait_for SECONDS WHAT COMPONENT COMMAND...: until COMMAND succee
   done
 }
 
+launch_apiserver() {  # on the port of $PORT_FILE, with etcd on the port of $STATE/etcd.port
+  launch kube-apiserver --bind-address=127.0.0.1 --secure-port="$(cat "$PORT_FILE")" --advertise-address=127.0.0.1 \
+    --etcd-servers="http://127.0.0.1:$(cat "$STATE/etcd.port")" \
+    --authorization-mode=Node,RBAC --client-ca-file="$PKI/ca.crt" \
+    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 --endpoint-reconciler-type=none \
+    --cert-dir="$STATE/apiserver-certs" --profiling=false
+  wait_for 120 "apiserver /readyz ok" kube-apiserver api /readyz
+}
+
+# Stop the API server and start it again on the same port, as an upgrade or a crash would: every client's
+# connections and watches break. For tests of what survives that.
+restart_apiserver() {
+  running || { echo "kube is not running" >&2; exit 1; }
+  local pid i
+  pid=$(cat "$STATE/kube-apiserver.pid")
+  kill "$pid"
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  launch_apiserver
+  echo "kube-apiserver restarted on https://127.0.0.1:$(cat "$PORT_FILE")" >&2
+}
+
 start() {
   mkdir -p "$STATE"
   # One start at a time: parallel test sessions share the cluster.
@@ -235,15 +260,8 @@ start() {
     --unsafe-no-fsync --log-level warn
   wait_for 60 "etcd health" etcd curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health"
 
-  launch kube-apiserver --bind-address=127.0.0.1 --secure-port="$port" --advertise-address=127.0.0.1 \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --authorization-mode=Node,RBAC --client-ca-file="$PKI/ca.crt" \
-    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 --endpoint-reconciler-type=none \
-    --cert-dir="$STATE/apiserver-certs" --profiling=false
-  wait_for 120 "apiserver /readyz ok" kube-apiserver api /readyz
+  echo "$etcd_port" >"$STATE/etcd.port"
+  launch_apiserver
   wait_for 30 "default namespace" kube-apiserver api /api/v1/namespaces/default
 
   launch kube-controller-manager --kubeconfig="$KCM_KUBECONFIG" \
@@ -279,7 +297,8 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  restart-apiserver) restart_apiserver ;;
   status) if running; then echo "kube running: https://127.0.0.1:$(cat "$PORT_FILE") KUBECONFIG=$KUBECONFIG_FILE"; else echo "kube not running"; exit 1; fi ;;
   env) running && echo "KUBECONFIG=$KUBECONFIG_FILE" ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|restart-apiserver" >&2; exit 2 ;;
 esac

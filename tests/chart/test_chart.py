@@ -386,15 +386,25 @@ def cluster(request: pytest.FixtureRequest, helm: str, kubectl: str, kubeconfig:
     if watched:
         args += ["--set", f"watchNamespaces={{{watched}}}"]
     rendered = subprocess.run(
-        [helm, "template", release, str(CHART), "--namespace", namespace, *args],
+        [helm, "template", release, str(CHART), "--namespace", namespace, "--include-crds", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
-    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    documents = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    crds = [doc for doc in documents if doc["kind"] == "CustomResourceDefinition"]
+    objects = [doc for doc in documents if doc["kind"] != "CustomResourceDefinition"]
     namespaces = [n for n in (namespace, watched) if n]
     try:
+        # The chart's CRDs first, as Helm installs them: RBAC rules about conveyor.dev resources are checked
+        # against the resources the API server knows. (Shared by every test: installed, never removed.)
+        assert crds, "the chart ships no CRDs"
+        done = c.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(crds))
+        assert done.returncode == 0, done.stderr
+        names = [f"crd/{doc['metadata']['name']}" for doc in crds]
+        done = c.run("wait", "--for=condition=Established", "--timeout=60s", *names)
+        assert done.returncode == 0, done.stderr
         for n in namespaces:
             done = c.run("create", "namespace", n)
             assert done.returncode == 0, done.stderr

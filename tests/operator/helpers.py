@@ -1,8 +1,13 @@
-"""Helpers of the operator tests: polling for an outcome, and Workflow manifests."""
+"""Helpers of the operator tests: polling for an outcome, Workflow manifests, and `conveyor-operator` processes."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,3 +49,51 @@ def workflow(name: str, steps: dict[str, dict[str, Any]], partitions: int = 4, *
             **spec,
         },
     }
+
+
+LEASE_SECONDS = 5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Operator:
+    def __init__(self, name: str, namespace: str, lease: str, kubeconfig: str, seconds: int = LEASE_SECONDS) -> None:
+        self.name = name
+        self.port = free_port()
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "POD_NAME": name, "POD_NAMESPACE": namespace}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "conveyor_operator",
+                "--namespace",
+                namespace,
+                "--leader-election",
+                "--leader-election-lease",
+                lease,
+                "--lease-duration",
+                str(seconds),
+                "--liveness",
+                f"http://127.0.0.1:{self.port}/healthz",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from conveyor_operator.crds import drifted
-from tests.operator.helpers import GROUP, ROOT, VERSION, workflow
+from tests.operator.helpers import GROUP, ROOT, VERSION, eventually, workflow
 
 STEPS = {"CREATED": {"parallelCount": 2}, "PAID": {}}
 
@@ -37,11 +37,16 @@ def test_crds_are_established_with_short_names_and_status(api: client.ApiClient,
 
 
 def test_kubectl_explain_reads_well(kubectl: Callable[..., list[str]], crds: list[dict[str, Any]]) -> None:
-    done = subprocess.run(kubectl("explain", "cwf.spec.steps"), capture_output=True, text=True, check=True)
-    assert "keyed by from-status name" in done.stdout
-    assert "parallelCount\t<integer>" in done.stdout
-    done = subprocess.run(kubectl("explain", "cwfr.spec.state"), capture_output=True, text=True, check=True)
-    assert "Paused" in done.stdout
+    def explain(field: str) -> str:
+        # The API server publishes a new CRD's OpenAPI schema a moment after it is Established.
+        done = subprocess.run(kubectl("explain", field), capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    steps = eventually(lambda: explain("cwf.spec.steps"))
+    assert "keyed by from-status name" in steps
+    assert "parallelCount\t<integer>" in steps
+    assert "Paused" in eventually(lambda: explain("cwfr.spec.state"))
 
 
 def _create(api: client.ApiClient, namespace: str, body: dict[str, Any], plural: str = "workflows") -> Any:

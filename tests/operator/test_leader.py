@@ -4,13 +4,8 @@ SIGTERM'd leader exits 0 and gives the Lease back at once."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,55 +13,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.operator.helpers import GROUP, VERSION, eventually, workflow
+from tests.operator.helpers import GROUP, LEASE_SECONDS, VERSION, Operator, eventually, workflow
 
-LEASE_SECONDS = 5
 TAKEOVER_LIMIT = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Operator:
-    def __init__(self, name: str, namespace: str, lease: str, kubeconfig: str, seconds: int = LEASE_SECONDS) -> None:
-        self.name = name
-        self.port = free_port()
-        env = {**os.environ, "KUBECONFIG": kubeconfig, "POD_NAME": name, "POD_NAMESPACE": namespace}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "conveyor_operator",
-                "--namespace",
-                namespace,
-                "--leader-election",
-                "--leader-election-lease",
-                lease,
-                "--lease-duration",
-                str(seconds),
-                "--liveness",
-                f"http://127.0.0.1:{self.port}/healthz",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
 
 
 @pytest.fixture
