@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -193,7 +194,11 @@ class KafkaStreamer:
                 starts.append(TopicPartition(topic, tp.partition, tp.offset))
             elif from_latest:
                 # Resolved now, not at the first fetch: an event sent after receiver() returns must be seen.
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=self._timeout)
+                # Retried: a topic created a moment ago may not have elected its partitions' leaders yet.
+                _, high = _retrying(
+                    partial(consumer.get_watermark_offsets, TopicPartition(topic, tp.partition), timeout=self._timeout),
+                    self._timeout,
+                )
                 starts.append(TopicPartition(topic, tp.partition, high))
                 established.append(TopicPartition(topic, tp.partition, high))
             else:
@@ -326,6 +331,9 @@ class _Receiver:
 
 
 _RETRIABLE = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError.NOT_COORDINATOR,
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
