@@ -215,3 +215,50 @@ async def test_wait_for_checks_its_arguments(start: Start) -> None:
         await wf.wait_for("o", run_id, Other.DONE, timeout=1)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="timeout"):
         await wf.wait_for("o", run_id, Status.PAID, timeout=-1)
+
+
+# -- idempotent triggers (a caller-chosen run id, as the WorkflowRun sync uses) ---------------------------------------
+
+
+async def test_a_trigger_with_a_run_id_is_idempotent(start: Start) -> None:
+    wf = await start(order_builder("orders-idem"))
+    assert await wf.trigger("order-1", run_id="uid-1") == "uid-1"
+    # Retried while the run is still in progress: the same id, no WorkflowInProgress, nothing new.
+    assert await wf.trigger("order-1", run_id="uid-1") == "uid-1"
+    await wf.wait_for("order-1", "uid-1", Status.FULFILLED, timeout=5)
+    # Retried after it finished: still the same run, no second one.
+    assert await wf.trigger("order-1", run_id="uid-1", initial_value=Order(id="other")) == "uid-1"
+    runs = await wf.store.list("orders-idem", limit=100)
+    assert [r.run_id for r in runs] == ["uid-1"]
+    assert [r.meta.version for r in await wf.store.history("uid-1")] == [1, 2, 3]
+
+
+async def test_another_run_in_progress_still_refuses_a_trigger_with_a_new_run_id(start: Start) -> None:
+    wf = await start(order_builder("orders-idem-busy"), run=False)
+    await wf.run(roles=())  # nothing moves the first run on
+    await wf.trigger("order-1", run_id="first")
+    assert await wf.trigger("order-1", run_id="first") == "first"  # the same run, still in progress
+    with pytest.raises(WorkflowInProgress):
+        await wf.trigger("order-1", run_id="second")
+    with pytest.raises(RecordNotFound):
+        await wf.get_run("second")
+
+
+async def test_a_run_id_of_another_foreign_id_or_workflow_is_refused(start: Start) -> None:
+    wf = await start(order_builder("orders-idem-a"))
+    other = await start(order_builder("orders-idem-b"))
+    await wf.trigger("order-1", run_id="taken")
+    with pytest.raises(InvalidInput, match=r"run_id: .*foreign id 'order-1'"):
+        await wf.trigger("order-2", run_id="taken")
+    with pytest.raises(InvalidInput, match=r"run_id: .*workflow 'orders-idem-a'"):
+        await other.trigger("order-1", run_id="taken")
+    with pytest.raises(RecordNotFound):
+        await wf.store.latest("orders-idem-a", "order-2")
+
+
+@pytest.mark.parametrize("run_id", ["", "x" * 129, "tab\there", 42])
+async def test_a_bad_run_id_is_refused(start: Start, run_id: object) -> None:
+    wf = await start(order_builder("orders-idem-bad"))
+    with pytest.raises(InvalidInput, match="run_id: expected a non-empty string of at most 128 printable"):
+        await wf.trigger("order-1", run_id=run_id)  # type: ignore[arg-type]
+    assert await wf.store.list("orders-idem-bad", limit=10) == []

@@ -34,6 +34,7 @@ from conveyor.errors import (
     InvalidTransition,
     RecordNotFound,
     VersionConflict,
+    WorkflowInProgress,
     WorkflowNotRunning,
 )
 
@@ -340,17 +341,31 @@ class Workflow(Generic[T, S]):
 
     # -- the API -------------------------------------------------------------------------------------------------
 
-    async def trigger(self, foreign_id: str, *, initial_value: T | None = None, start_at: S | None = None) -> str:
-        """Start a run for `foreign_id` and return its run id. WorkflowInProgress if one is still in progress."""
+    async def trigger(
+        self,
+        foreign_id: str,
+        *,
+        initial_value: T | None = None,
+        start_at: S | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Start a run for `foreign_id` and return its run id. WorkflowInProgress if one is still in progress.
+
+        With `run_id` the trigger is idempotent: if this workflow already has that run for `foreign_id` (a retried
+        trigger, whatever the run's state now), its id is returned and nothing is created; InvalidInput if the id
+        belongs to another workflow or foreign id."""
         self._require_running("trigger")
         rt = self._rt
         _check_foreign_id(foreign_id)
+        if run_id is not None:
+            _check_run_id(run_id)
         status = self._start_status(start_at)
         value = (
             rt.spec.codec.coerce(initial_value, "initial_value") if initial_value is not None else self._zero_value()
         )
         now = rt.clock.now()
-        run_id = str(uuid.uuid4())
+        given = run_id is not None
+        run_id = run_id if run_id is not None else str(uuid.uuid4())
         record = Record(
             self.name,
             foreign_id,
@@ -362,10 +377,32 @@ class Workflow(Generic[T, S]):
             now,
             Meta(status_description=status.name, version=1, trace_origin=_caller()),
         )
-        await rt.store.store(record, expected_version=None)
+        try:
+            await rt.store.store(record, expected_version=None)
+        except (VersionConflict, WorkflowInProgress):
+            # A store refuses a run id it already has (with either error when that run is still in progress).
+            if not given or not await self._already_triggered(run_id, foreign_id):
+                raise
+            rt.decisions.log("trigger repeated: run exists", record)
+            return run_id
         rt.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
         rt.decisions.log("triggered run", record)
         return run_id
+
+    async def _already_triggered(self, run_id: str, foreign_id: str) -> bool:
+        """True if `run_id` is this workflow's run for `foreign_id`; InvalidInput if it is someone else's."""
+        try:
+            existing = await self._rt.store.lookup(run_id)
+        except RecordNotFound:
+            return False
+        if existing.workflow_name != self.name or existing.foreign_id != foreign_id:
+            raise InvalidInput(
+                "run_id",
+                f"an id not used by another run (it is a run of workflow {existing.workflow_name!r} for foreign id "
+                f"{existing.foreign_id!r})",
+                run_id,
+            )
+        return True
 
     def _zero_value(self) -> T:
         try:
@@ -551,6 +588,11 @@ def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
 def _check_foreign_id(foreign_id: object) -> None:
     if not isinstance(foreign_id, str) or not foreign_id or len(foreign_id) > 512:
         raise InvalidInput("foreign_id", "a non-empty string of at most 512 characters", foreign_id)
+
+
+def _check_run_id(run_id: object) -> None:
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 128 or not run_id.isprintable():
+        raise InvalidInput("run_id", "a non-empty string of at most 128 printable characters", run_id)
 
 
 def _caller() -> str:

@@ -90,6 +90,27 @@ class RecordStoreSuite:
         with pytest.raises(VersionConflict):
             await record_store.store(record)
 
+    async def test_a_duplicate_run_id_is_refused_and_writes_nothing(self, record_store: RecordStore) -> None:
+        # What an idempotent trigger (a run id given by the caller) relies on: the same run id, in progress, for
+        # the same foreign id, for another foreign id, or in another workflow, is refused (with VersionConflict,
+        # or WorkflowInProgress where the one-unfinished-run rule is checked first) and nothing is written.
+        name = unique("duplicate")
+        record = new_record(name, "fid")
+        await record_store.store(record)
+        for duplicate in (
+            dataclasses.replace(record, object=b'{"again":true}'),
+            dataclasses.replace(record, foreign_id="another-fid"),
+            dataclasses.replace(record, workflow_name=unique("elsewhere")),
+        ):
+            with pytest.raises((VersionConflict, WorkflowInProgress)):
+                await record_store.store(duplicate)
+        assert_same_record(record, await record_store.lookup(record.run_id))
+        assert [r.meta.version for r in await record_store.history(record.run_id)] == [1]
+        assert len(await record_store.list_outbox_events(name, 100)) == 1
+        assert [r.run_id for r in await record_store.list(name, limit=100)] == [record.run_id]
+        with pytest.raises(RecordNotFound):
+            await record_store.latest(name, "another-fid")
+
     async def test_one_unfinished_run_per_foreign_id(self, record_store: RecordStore) -> None:
         name = unique("in-progress")
         first = new_record(name, "fid")
