@@ -1,5 +1,6 @@
 """The kopf handlers: when a Workflow is created, changed or found at start-up, and whenever one of the Deployments
-it owns changes (its pods became ready, someone deleted or edited it), converge that Workflow.
+it owns changes (its pods became ready, someone deleted or edited it), converge that Workflow. WorkflowRuns are
+the workflow's system worker's (conveyor.cli._workflowruns); the operator only marks one whose Workflow is missing.
 
 Importing this module registers the handlers with kopf's default registry (that is how kopf works); `main` and
 the tests import it, nothing else should.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
@@ -33,6 +35,7 @@ from conveyor_operator._reconcile import Report, read_workflow, reconcile
 PREFIX = "conveyor.dev"
 # Transient API errors (conflicts, 5xx, throttling) are retried by kopf after this many seconds.
 RETRY_DELAY = 5.0
+WORKFLOW_NOT_FOUND = "WorkflowNotFound"
 
 
 def _api_client() -> client.ApiClient:
@@ -113,3 +116,52 @@ def deployment_changed(namespace: str | None, labels: Mapping[str, str], memo: k
     assert namespace is not None, "Deployments are namespaced"
     # Event handlers are not retried; the next event of the Deployment or the Workflow converges again.
     _converge(memo.api, namespace, labels[WORKFLOW])
+
+
+@kopf.on.event(GROUP, VERSION, "workflowruns")
+def workflowrun_changed(
+    type: str | None,
+    namespace: str | None,
+    name: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """A WorkflowRun is triggered, mirrored and controlled by its workflow's system worker; the operator only says
+    so when its spec.workflow names no Workflow in its namespace (no worker would ever pick it up). Idempotent:
+    it patches only when the condition is not already there, and never once the run was triggered."""
+    assert namespace is not None, "WorkflowRuns are namespaced"
+    if type == "DELETED" or meta.get("deletionTimestamp") or status.get("runID"):
+        return
+    workflow = str(spec.get("workflow") or "")
+    try:
+        if read_workflow(memo.api, namespace, workflow) is not None:
+            return
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Triggered"]
+        current = next((c for c in status.get("conditions") or [] if c.get("type") == "Triggered"), None)
+        if current is not None and current.get("reason") == WORKFLOW_NOT_FOUND:
+            return
+        condition = {
+            "type": "Triggered",
+            "status": "False",
+            "reason": WORKFLOW_NOT_FOUND,
+            "message": f"no Workflow {workflow!r} in namespace {namespace}: nothing triggered",
+            "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "observedGeneration": meta.get("generation"),
+        }
+        client.CustomObjectsApi(memo.api).patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            "workflowruns",
+            name,
+            {"status": {"phase": "Pending", "conditions": [*conditions, condition]}},
+            _content_type="application/merge-patch+json",
+        )
+    except ApiException as e:
+        # Event handlers are not retried: the next event of the WorkflowRun (or the operator's restart) is.
+        logging.getLogger(__name__).warning(
+            "WorkflowRun %s/%s: Kubernetes API: %s %s", namespace, name, e.status, e.reason
+        )

@@ -320,5 +320,9 @@ class WorkflowRunStatus(_Model):
     updated_at: datetime | None = Field(None, description="When the run last changed.")
     finished_at: datetime | None = Field(None, description="When the run finished.")
     conditions: list[Condition] | None = Field(
-        None, description="Ready and Failed conditions.", max_length=8, json_schema_extra=_CONDITIONS
+        None,
+        description="Triggered (reasons Triggered, InvalidObject, InvalidStartAt, RunInProgress, WorkflowNotFound), "
+        "StateApplied (StateApplied, InvalidTransition) and Finished (the run state).",
+        max_length=8,
+        json_schema_extra=_CONDITIONS,
     )

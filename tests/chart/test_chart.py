@@ -471,7 +471,16 @@ def test_worker_gets_leases_and_little_else(cluster: Cluster) -> None:
     worker, ns = cluster.worker, cluster.worker_namespace
     for verb in ("get", "create", "update"):
         assert cluster.can(worker, verb, "leases.coordination.k8s.io", ns), verb
+    # The system worker's WorkflowRun sync.
+    for verb in ("get", "list", "watch", "delete"):
+        assert cluster.can(worker, verb, "workflowruns.conveyor.dev", ns), verb
+    for verb in ("get", "patch", "update"):
+        assert cluster.can(worker, verb, "workflowruns.conveyor.dev", ns, "--subresource=status"), verb
     for verb, resource, namespace in [
+        ("create", "workflowruns.conveyor.dev", ns),
+        ("update", "workflowruns.conveyor.dev", ns),
+        ("patch", "workflowruns.conveyor.dev", ns),
+        ("list", "workflowruns.conveyor.dev", "default"),
         ("list", "leases.coordination.k8s.io", ns),
         ("watch", "leases.coordination.k8s.io", ns),
         ("delete", "leases.coordination.k8s.io", ns),

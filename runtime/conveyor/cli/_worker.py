@@ -17,7 +17,7 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from prometheus_client import REGISTRY
@@ -29,6 +29,9 @@ from conveyor.cli._load import load_builder
 from conveyor.cli._manifest import ManifestError, apply, mismatch, parse_steps
 from conveyor.errors import ConveyorError, InvalidInput, InvalidWorkflow
 from conveyor.health import HealthServer
+
+if TYPE_CHECKING:
+    from conveyor.cli._workflowruns import WorkflowRunSync
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -226,8 +229,22 @@ def worker(
         debug=debug,
     )
     roles = choose_roles(wf, step, shard, system)
+    sync = None
+    if system:
+        sync = workflowrun_sync(wf, namespace or default_namespace(), lease_duration, identity)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(wf, roles, host=host, port=port))
+    asyncio.run(serve(wf, roles, host=host, port=port, sync=sync))
+
+
+def workflowrun_sync(
+    wf: Workflow[Any, Any], namespace: str, lease_duration: int, identity: str | None
+) -> WorkflowRunSync:
+    """The system worker's WorkflowRun sync, behind a Lease of its own in the same namespace."""
+    from conveyor.adapters.kubernetes import LeaseRoleScheduler
+    from conveyor.cli._workflowruns import WorkflowRunSync
+
+    roles = LeaseRoleScheduler(namespace, lease_duration=timedelta(seconds=lease_duration), identity=identity or None)
+    return WorkflowRunSync(wf, roles, namespace)
 
 
 class _Worker:
@@ -251,8 +268,11 @@ class _Worker:
         return f"waiting for role {waiting[0]}" if len(waiting) == 1 else f"waiting for roles {', '.join(waiting)}"
 
 
-async def serve(wf: Workflow[Any, Any], roles: list[str], *, host: str, port: int) -> None:
-    """Run `roles` of `wf` until SIGTERM or SIGINT, then stop cleanly; a second signal exits at once."""
+async def serve(
+    wf: Workflow[Any, Any], roles: list[str], *, host: str, port: int, sync: WorkflowRunSync | None = None
+) -> None:
+    """Run `roles` of `wf` (and `sync`, the WorkflowRun sync of a system worker) until SIGTERM or SIGINT, then
+    stop cleanly; a second signal exits at once."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -272,6 +292,7 @@ async def serve(wf: Workflow[Any, Any], roles: list[str], *, host: str, port: in
     handled = (signal.SIGTERM, signal.SIGINT)
     for signum in handled:
         loop.add_signal_handler(signum, on_signal, signum)
+    syncing: asyncio.Future[None] | None = None
     try:
         state.phase = "opening adapters"
         starting = asyncio.ensure_future(wf.run(roles=roles))
@@ -287,6 +308,8 @@ async def serve(wf: Workflow[Any, Any], roles: list[str], *, host: str, port: in
             starting.result()
         except ConveyorError as e:
             raise click.ClickException(str(e)) from None
+        if sync is not None:
+            syncing = asyncio.ensure_future(sync.run())
         state.phase = "running"
         logger.info(
             "workflow %s: running %s; HTTP on %s:%d (/healthz, /readyz, /metrics)",
@@ -297,6 +320,10 @@ async def serve(wf: Workflow[Any, Any], roles: list[str], *, host: str, port: in
         )
         await stop.wait()
         state.phase = "stopping"
+        if syncing is not None:
+            syncing.cancel()  # between two WorkflowRuns or inside one: either way retried by the next holder
+            with contextlib.suppress(BaseException):
+                await syncing
         await wf.stop(grace=STOP_GRACE)
         logger.info("workflow %s: stopped", wf.name)
     finally:

@@ -1,0 +1,331 @@
+"""The WorkflowRun sync: what makes a `conveyor.dev/v1alpha1` WorkflowRun do what it says. It runs in the
+workflow's system worker (`conveyor worker --system`), which has both the user's code (to validate the object)
+and the record store, behind a role of its own (`{workflow}-workflowrun-sync-consumer`, a Lease like the others),
+and every second lists the WorkflowRuns of its namespace whose spec.workflow is this workflow:
+
+- not triggered yet (no status.runID): the object is validated against the workflow's object type and startAt
+  against its statuses (a failure is a Triggered=False condition, nothing triggered), then the run is triggered
+  with the WorkflowRun's uid as run id, so a retried or restarted sync never triggers twice;
+- the run as stored is mirrored into the status (run id, run state, status, timestamps, phase, conditions);
+- a changed spec.state pauses, resumes, cancels or requests data deletion (an impossible change is a condition);
+- a finished run's WorkflowRun is deleted ttlSecondsAfterFinished after the run last changed.
+
+Postgres stays the source of truth: the status is patched only when what it mirrors changed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from conveyor._core.ports import RoleScheduler
+from conveyor._core.records import Record
+from conveyor._core.runstate import RunState
+from conveyor._engine.supervise import until_lost
+from conveyor._engine.workflow import Workflow
+from conveyor.adapters.kubernetes._client import load_configuration
+from conveyor.errors import (
+    InvalidInput,
+    InvalidObject,
+    InvalidStatus,
+    InvalidTransition,
+    RecordNotFound,
+    WorkflowInProgress,
+)
+
+logger = logging.getLogger("conveyor.workflowruns")
+
+GROUP, VERSION, PLURAL = "conveyor.dev", "v1alpha1", "workflowruns"
+INTERVAL = 1.0
+ERROR_BACKOFF = 2.0
+MAX_MESSAGE = 32768
+
+_PHASES = {
+    RunState.UNKNOWN: "Pending",
+    RunState.INITIATED: "Pending",
+    RunState.RUNNING: "Running",
+    RunState.PAUSED: "Paused",
+    RunState.COMPLETED: "Succeeded",
+    RunState.CANCELLED: "Cancelled",
+    RunState.REQUESTED_DATA_DELETED: "DataDeleted",
+    RunState.DATA_DELETED: "DataDeleted",
+}
+# Finished for good: the WorkflowRun may go after its TTL (a requested deletion waits until it is done).
+_DONE = frozenset({RunState.COMPLETED, RunState.CANCELLED, RunState.DATA_DELETED})
+
+
+def sync_role(workflow_name: str) -> str:
+    return f"{workflow_name}-workflowrun-sync-consumer"
+
+
+def run_state_name(state: RunState) -> str:
+    """The CRD's name of a run state: the reference's label without spaces (RequestedDataDeleted)."""
+    return state.label.replace(" ", "")
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class WorkflowRunSync:
+    """Holds the sync role through `roles` (opened and closed here) and syncs `namespace`'s WorkflowRuns of `wf`
+    every `interval` seconds while it holds it. `wf` must be running (its store open)."""
+
+    def __init__(
+        self,
+        wf: Workflow[Any, Any],
+        roles: RoleScheduler,
+        namespace: str,
+        *,
+        interval: float = INTERVAL,
+        kubeconfig: str | None = None,
+    ) -> None:
+        self.wf = wf
+        self.roles = roles
+        self.namespace = namespace
+        self.interval = interval
+        self.kubeconfig = kubeconfig
+        self.role = sync_role(wf.name)
+        self._api: client.CustomObjectsApi | None = None
+
+    async def run(self) -> None:
+        """Until cancelled: wait for the role, sync while it is held; failures are logged and retried."""
+        configuration = await asyncio.to_thread(load_configuration, self.kubeconfig, None)
+        api_client = client.ApiClient(configuration)
+        self._api = client.CustomObjectsApi(api_client)
+        try:
+            await self.roles.open()
+            try:
+                while True:
+                    try:
+                        async with self.roles.hold(self.role) as lease:
+                            logger.info("role %s acquired: syncing WorkflowRuns of %s", self.role, self.wf.name)
+                            if await until_lost(self._loop(), lease):
+                                logger.warning("role %s lost: WorkflowRun sync stopped", self.role)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        logger.exception("WorkflowRun sync failed; retrying in %.0fs", ERROR_BACKOFF)
+                        await asyncio.sleep(ERROR_BACKOFF)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.roles.close()
+        finally:
+            self._api = None
+            await asyncio.to_thread(api_client.close)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.sync_all()
+            except ApiException as e:
+                logger.warning("listing WorkflowRuns in %s: %s %s", self.namespace, e.status, e.reason)
+            await asyncio.sleep(self.interval)
+
+    def _require_api(self) -> client.CustomObjectsApi:
+        if self._api is None:
+            raise RuntimeError("the WorkflowRun sync is not running")
+        return self._api
+
+    async def sync_all(self) -> None:
+        api = self._require_api()
+        listing = await asyncio.to_thread(api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL)
+        for item in cast(dict[str, Any], listing).get("items", []):
+            if (item.get("spec") or {}).get("workflow") != self.wf.name:
+                continue
+            if item["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                await self.sync(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("WorkflowRun %s/%s: sync failed, retried", self.namespace, item["metadata"]["name"])
+
+    async def sync(self, item: Mapping[str, Any]) -> None:
+        """One WorkflowRun: trigger it if it was not, apply a changed spec.state, mirror the run, delete after TTL."""
+        meta = item["metadata"]
+        spec: Mapping[str, Any] = item.get("spec") or {}
+        old: dict[str, Any] = dict(item.get("status") or {})
+        name, generation = meta["name"], meta.get("generation")
+        status = _Status(old, generation)
+        run_id = old.get("runID")
+        record: Record | None = None
+        applied_generation = old.get("observedGeneration")
+        if not run_id:
+            run_id = await self._trigger(spec, meta["uid"], status)
+            if run_id is None:
+                await self._patch(name, old, status.build())
+                return
+            status.fields["runID"] = run_id
+            status.set("Triggered", "True", "Triggered", f"run {run_id} triggered")
+            applied_generation = None  # the spec's state is applied to the new run below
+        try:
+            record = await self.wf.store.lookup(run_id)
+        except RecordNotFound:
+            status.set("Triggered", "False", "RunNotFound", f"run {run_id} is not in the record store")
+            await self._patch(name, old, status.build())
+            return
+        if applied_generation != generation:
+            record = await self._apply_state(str(spec.get("state") or "Running"), record, status)
+        self._mirror(record, status)
+        await self._patch(name, old, status.build())
+        ttl = spec.get("ttlSecondsAfterFinished")
+        if (
+            record.run_state in _DONE
+            and isinstance(ttl, int)
+            and (self.wf.clock.now() - record.updated_at).total_seconds() >= ttl
+        ):
+            await self._delete(name, meta["uid"])
+
+    async def _trigger(self, spec: Mapping[str, Any], uid: str, status: _Status) -> str | None:
+        """Validate and trigger; the run id, or None with the reason set as a condition."""
+        wf = self.wf
+        foreign_id = str(spec.get("foreignID") or "")
+        start_at = None
+        start_name = spec.get("startAt")
+        if start_name is not None:
+            try:
+                start_at = wf.spec.status_type[str(start_name)]
+            except KeyError:
+                names = ", ".join(m.name for m in wf.spec.status_type)
+                status.fail(
+                    "InvalidStartAt", f"startAt: {start_name!r} is not a status of workflow {wf.name!r} ({names})"
+                )
+                return None
+        initial_value = None
+        obj = spec.get("object")
+        if obj is not None:
+            try:
+                initial_value = wf.spec.codec.coerce(obj, "object")
+            except InvalidObject as e:
+                status.fail("InvalidObject", str(e))
+                return None
+        try:
+            return await wf.trigger(foreign_id, initial_value=initial_value, start_at=start_at, run_id=uid)
+        except WorkflowInProgress as e:
+            status.set("Triggered", "False", "RunInProgress", f"{e}; triggered once it finishes")
+            status.fields["phase"] = "Pending"
+        except InvalidStatus as e:
+            status.fail("InvalidStartAt", str(e))
+        except InvalidObject as e:
+            status.fail("InvalidObject", str(e))
+        except InvalidInput as e:
+            status.fail("InvalidInput", str(e))
+        return None
+
+    async def _apply_state(self, desired: str, record: Record, status: _Status) -> Record:
+        """Make the run what spec.state asks (once per generation); the run as it is afterwards."""
+        wf, state, run_id = self.wf, record.run_state, record.run_id
+        try:
+            if desired == "Paused" and state is not RunState.PAUSED:
+                await wf.pause(run_id, "WorkflowRun spec.state Paused")
+            elif desired == "Running" and state is RunState.PAUSED:
+                await wf.resume(run_id)
+            elif desired == "Cancelled" and state is not RunState.CANCELLED:
+                await wf.cancel(run_id, "WorkflowRun spec.state Cancelled")
+            elif desired == "DataDeleted" and state not in (RunState.REQUESTED_DATA_DELETED, RunState.DATA_DELETED):
+                await wf.delete_data(run_id, "WorkflowRun spec.state DataDeleted")
+            status.set("StateApplied", "True", "StateApplied", f"spec.state {desired}")
+        except InvalidTransition as e:
+            status.set("StateApplied", "False", "InvalidTransition", f"spec.state {desired}: {e}")
+        status.fields["observedGeneration"] = status.generation
+        return await wf.store.lookup(run_id)
+
+    def _mirror(self, record: Record, status: _Status) -> None:
+        state = record.run_state
+        try:
+            status_name = self.wf.spec.status_type(record.status).name
+        except ValueError:
+            status_name = str(record.status)
+        status.fields.update(
+            runState=run_state_name(state),
+            status=status_name,
+            phase=_PHASES[state],
+            createdAt=_time(record.created_at),
+            updatedAt=_time(record.updated_at),
+            finishedAt=_time(record.updated_at) if state.finished() else None,
+        )
+        if state.finished():
+            status.set("Finished", "True", run_state_name(state), f"run {record.run_id} is {state.label.lower()}")
+        else:
+            status.set("Finished", "False", run_state_name(state), f"run {record.run_id} is {state.label.lower()}")
+
+    async def _patch(self, name: str, old: Mapping[str, Any], new: dict[str, Any]) -> None:
+        if all(old.get(k) == v for k, v in new.items()):
+            return
+        api = self._require_api()
+        await asyncio.to_thread(
+            api.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            {"status": new},
+            _content_type="application/merge-patch+json",
+        )
+
+    async def _delete(self, name: str, uid: str) -> None:
+        api = self._require_api()
+        try:
+            await asyncio.to_thread(
+                api.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+            )
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+            return
+        logger.info("WorkflowRun %s/%s deleted: its run finished ttlSecondsAfterFinished ago", self.namespace, name)
+
+
+class _Status:
+    """The status being built: fields and conditions (a condition keeps its lastTransitionTime while its status
+    stays the same, as meta/v1 Conditions do)."""
+
+    def __init__(self, old: Mapping[str, Any], generation: int | None) -> None:
+        self.generation = generation
+        self.fields: dict[str, Any] = {}
+        self._old = {c["type"]: c for c in old.get("conditions") or [] if isinstance(c, dict) and "type" in c}
+        self._conditions = dict(self._old)
+
+    def set(self, type_: str, status: str, reason: str, message: str) -> None:
+        before = self._old.get(type_)
+        since = (
+            before["lastTransitionTime"]
+            if before is not None and before.get("status") == status and before.get("lastTransitionTime")
+            else _time(datetime.now(UTC))
+        )
+        condition: dict[str, Any] = {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message[:MAX_MESSAGE],
+            "lastTransitionTime": since,
+        }
+        if self.generation is not None:
+            condition["observedGeneration"] = self.generation
+        self._conditions[type_] = condition
+
+    def fail(self, reason: str, message: str) -> None:
+        self.set("Triggered", "False", reason, message)
+        self.fields["phase"] = "Failed"
+        self.fields["observedGeneration"] = self.generation
+
+    def build(self) -> dict[str, Any]:
+        found = dict(self.fields)
+        if self._conditions != self._old or self._conditions:
+            found["conditions"] = sorted(self._conditions.values(), key=lambda c: str(c["type"]))
+        return found
