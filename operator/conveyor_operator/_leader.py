@@ -41,7 +41,7 @@ async def lead(
     stop = asyncio.Event()
     try:
         on_state(f"standby: waiting for Lease {namespace}/{lease}")
-        async with _until_signalled(), scheduler.hold(lease) as held:
+        async with scheduler.hold(lease) as held:
             logger.info("leading as %s (Lease %s/%s)", scheduler.identity, namespace, lease)
             on_state("leading")
             work = asyncio.ensure_future(run(stop))
@@ -61,8 +61,9 @@ async def lead(
 
 
 @contextlib.asynccontextmanager
-async def _until_signalled() -> AsyncIterator[None]:
-    """While waiting as a standby, SIGTERM/SIGINT end the wait (kopf installs its own handlers once it runs)."""
+async def until_signalled() -> AsyncIterator[None]:
+    """SIGTERM/SIGINT cancel the block (a standby's wait, the start-up): installed before anything else, so a
+    signal never finds the process without a handler. kopf installs its own while it runs."""
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     assert task is not None

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import kopf
 
 from conveyor.health import HealthServer
-from conveyor_operator._leader import LeadershipLost, lead
+from conveyor_operator._leader import LeadershipLost, lead, until_signalled
 
 logger = logging.getLogger("conveyor_operator")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     except LeadershipLost as e:
         logger.error("%s", e)
         sys.exit(1)
-    except asyncio.CancelledError:
-        logger.info("stopped while waiting as a standby")
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        logger.info("stopped before leading")
 
 
 async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
@@ -125,20 +125,21 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
             stop_flag=stop,
         )
 
-    health = HealthServer(host, port, readiness)
-    await health.start()
-    try:
-        if not args.leader_election:
-            on_state("running")
-            await run_kopf(asyncio.Event())
-            return
-        await lead(
-            run_kopf,
-            lease=args.leader_election_lease,
-            namespace=args.leader_election_namespace or _own_namespace(),
-            lease_duration=timedelta(seconds=args.lease_duration),
-            identity=os.environ.get("POD_NAME") or None,
-            on_state=on_state,
-        )
-    finally:
-        await health.stop()
+    async with until_signalled():
+        health = HealthServer(host, port, readiness)
+        await health.start()
+        try:
+            if not args.leader_election:
+                on_state("running")
+                await run_kopf(asyncio.Event())
+                return
+            await lead(
+                run_kopf,
+                lease=args.leader_election_lease,
+                namespace=args.leader_election_namespace or _own_namespace(),
+                lease_duration=timedelta(seconds=args.lease_duration),
+                identity=os.environ.get("POD_NAME") or None,
+                on_state=on_state,
+            )
+        finally:
+            await health.stop()
