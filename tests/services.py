@@ -10,6 +10,7 @@ import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,14 @@ def kubeconfig() -> Iterator[str]:
     """The kubeconfig of a running Kubernetes control plane (API server, etcd, controller-manager; RBAC on).
     The first start builds the components from their Go modules, which takes a while; later starts reuse them."""
     yield from service("Kubernetes API server", "KUBECONFIG", "kube.sh", _kube_answers, timeout=3600)
+
+
+@pytest.fixture(scope="session")
+def api(kubeconfig: str) -> Iterator[Any]:
+    """A Kubernetes API client (kubernetes.client.ApiClient) for the control plane of `kubeconfig`, as its admin."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    with client.ApiClient(configuration) as api_client:
+        yield api_client

@@ -12,14 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from conveyor._engine.roles import schedule_role, step_role
 from conveyor.adapters.base import RoleScheduler
@@ -53,14 +53,6 @@ async def opened(*schedulers: LeaseRoleScheduler) -> AsyncIterator[None]:
     finally:
         for each in schedulers:
             await each.close()
-
-
-@pytest.fixture(scope="module")
-def admin_api(kubeconfig: str) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    with client.ApiClient(configuration) as api:
-        yield api
 
 
 def read_lease(api: client.ApiClient, role: str) -> Any:
@@ -142,14 +134,12 @@ async def test_an_unreachable_api_server_is_named(kubeconfig: str, tmp_path: Pat
 # Holding -----------------------------------------------------------------------------------------------------
 
 
-async def test_the_lease_names_its_holder_and_keeps_the_exact_role(
-    kubeconfig: str, admin_api: client.ApiClient
-) -> None:
+async def test_the_lease_names_its_holder_and_keeps_the_exact_role(kubeconfig: str, api: client.ApiClient) -> None:
     holder = scheduler(kubeconfig, identity=unique("me"))
     role = schedule_role("billing", unique("acct"), "0 2 * * *")
     async with opened(holder), holder.hold(role) as lease:
         assert lease.held
-        record = read_lease(admin_api, role)
+        record = read_lease(api, role)
         assert record.spec.holder_identity == holder.identity
         assert record.spec.lease_duration_seconds == SECONDS
         assert record.metadata.annotations["conveyor.dev/role"] == role
@@ -157,17 +147,17 @@ async def test_the_lease_names_its_holder_and_keeps_the_exact_role(
         first_renewal = record.spec.renew_time
         await asyncio.sleep(SECONDS)  # several renewals: the role stays held
         assert lease.held
-        assert read_lease(admin_api, role).spec.renew_time > first_renewal
+        assert read_lease(api, role).spec.renew_time > first_renewal
 
 
-async def test_a_clean_stop_releases_the_lease_at_once(kubeconfig: str, admin_api: client.ApiClient) -> None:
+async def test_a_clean_stop_releases_the_lease_at_once(kubeconfig: str, api: client.ApiClient) -> None:
     # A long lease: the waiter can only get the role this fast if it was released.
     first, second = scheduler(kubeconfig, lease_duration=timedelta(seconds=60)), scheduler(kubeconfig)
     role = unique("release")
     async with opened(first, second):
         async with first.hold(role):
             pass
-        assert read_lease(admin_api, role).spec.holder_identity is None
+        assert read_lease(api, role).spec.holder_identity is None
         started = time.monotonic()
         async with asyncio.timeout(10), second.hold(role) as lease:
             assert lease.held
@@ -191,7 +181,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 
 
 async def test_a_waiter_takes_over_within_the_lease_duration_after_sigkill(
-    kubeconfig: str, admin_api: client.ApiClient
+    kubeconfig: str, api: client.ApiClient
 ) -> None:
     role = unique("killed")
     process = subprocess.Popen(
@@ -216,7 +206,7 @@ async def test_a_waiter_takes_over_within_the_lease_duration_after_sigkill(
         process.wait()
     print(f"takeover {took:.2f}s after SIGKILL (lease duration {SECONDS}s)")
     assert took <= SECONDS + 0.5
-    record = read_lease(admin_api, role)
+    record = read_lease(api, role)
     assert record.spec.lease_transitions == 1
 
 
@@ -246,21 +236,21 @@ async def test_a_holder_cut_off_from_the_api_server_stops_before_anyone_else_sta
 
 
 async def test_a_lease_taken_from_its_holder_is_lost_at_the_next_renewal(
-    kubeconfig: str, admin_api: client.ApiClient
+    kubeconfig: str, api: client.ApiClient
 ) -> None:
     holder = scheduler(kubeconfig)
     role = unique("stolen")
     async with opened(holder), holder.hold(role) as lease:
-        record = read_lease(admin_api, role)
+        record = read_lease(api, role)
         record.spec.holder_identity = "someone-else"
         record.spec.renew_time = datetime.now(UTC).replace(microsecond=1)
-        client.CoordinationV1Api(admin_api).replace_namespaced_lease(record.metadata.name, NAMESPACE, record)
+        client.CoordinationV1Api(api).replace_namespaced_lease(record.metadata.name, NAMESPACE, record)
         await asyncio.wait_for(lease.wait_lost(), SECONDS)
         assert not lease.held
 
 
-async def test_rbac_refusal_is_named(kubeconfig: str, admin_api: client.ApiClient, tmp_path: Path) -> None:
-    core = client.CoreV1Api(admin_api)
+async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp_path: Path) -> None:
+    core = client.CoreV1Api(api)
     account = unique("nobody")
     core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": account}})
     try:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,23 +38,23 @@ def start_worker(name: str, identity: str, env: dict[str, str]) -> subprocess.Po
     return process
 
 
-async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, kubeconfig: str) -> None:
+async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, api: Any) -> None:
     name = f"chaos-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CONVEYOR_PG_DSN": pg_dsn, "CONVEYOR_KAFKA": kafka_bootstrap, "KUBECONFIG": kubeconfig}
     first = start_worker(name, "first", env)
     second = start_worker(name, "second", env)
     streamer, store, roles, timeouts = adapters("api", env)
-    api = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)  # type: ignore[arg-type]
-    await api.run(roles=())
+    triggering = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)  # type: ignore[arg-type]
+    await triggering.run(roles=())
     try:
-        run_ids = [await api.trigger(f"parcel-{i}") for i in range(RUNS)]
+        run_ids = [await triggering.trigger(f"parcel-{i}") for i in range(RUNS)]
         checker = PostgresRecordStore(pg_dsn)
         await checker.open()
         try:
             async with asyncio.timeout(60):
                 while sum(r.run_state is RunState.COMPLETED for r in await _all(checker, name)) < RUNS // 3:
                     await asyncio.sleep(0.05)
-            held = await asyncio.to_thread(_roles_held_by, kubeconfig, name, "first")
+            held = await asyncio.to_thread(_roles_held_by, api, name, "first")
             assert held, "the worker about to be killed holds no role: the test would prove nothing"
             first.send_signal(signal.SIGKILL)
             first.wait(10)
@@ -74,7 +75,7 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
         finally:
             await checker.close()
     finally:
-        await api.stop()
+        await triggering.stop()
         for process in (first, second):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -84,13 +85,10 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
                     process.kill()
 
 
-def _roles_held_by(kubeconfig: str, workflow: str, identity: str) -> list[str]:
-    from kubernetes import client, config
+def _roles_held_by(api: Any, workflow: str, identity: str) -> list[str]:
+    from kubernetes import client
 
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    with client.ApiClient(configuration) as api:
-        leases = client.CoordinationV1Api(api).list_namespaced_lease("default").items
+    leases = client.CoordinationV1Api(api).list_namespaced_lease("default").items
     return [
         lease.metadata.annotations["conveyor.dev/role"]
         for lease in leases

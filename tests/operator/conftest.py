@@ -13,20 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.operator.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def api(kubeconfig: str) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    with client.ApiClient(configuration) as api:
-        yield api
 
 
 @pytest.fixture(scope="session")
