@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import kopf
 
+from conveyor.errors import AccessDenied, InvalidInput, ServiceUnavailable
 from conveyor.health import HealthServer
 from conveyor_operator._leader import LeadershipLost, lead, until_signalled
 
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         asyncio.run(_serve(args, endpoint.hostname or "0.0.0.0", endpoint.port))
-    except LeadershipLost as e:
+    except InvalidInput as e:
+        parser.error(str(e))
+    except (LeadershipLost, ServiceUnavailable, AccessDenied) as e:
         logger.error("%s", e)
         sys.exit(1)
     except (asyncio.CancelledError, KeyboardInterrupt):

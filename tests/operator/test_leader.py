@@ -105,3 +105,20 @@ def test_a_sigtermed_leader_exits_cleanly_and_releases_the_lease(
         assert standby_wait.process.wait(15) == 0
     finally:
         standby_wait.stop()
+
+
+def test_bad_arguments_name_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    from conveyor_operator._main import main
+
+    for argv, field in [
+        (["-n", "x", "--liveness", "http://127.0.0.1/healthz"], "--liveness"),
+        (["-n", "x", "--lease-duration", "0"], "--lease-duration"),
+        (
+            ["-n", "x", "--leader-election-namespace", "Not_A_Namespace", "--liveness", "http://127.0.0.1:0/"],
+            "namespace",
+        ),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        assert field in capsys.readouterr().err
