@@ -12,6 +12,7 @@ import click
 from conveyor.cli._db import db
 from conveyor.cli._demo import run_demo
 from conveyor.cli._load import load_builder
+from conveyor.cli._runs import runs
 from conveyor.cli._worker import worker
 
 DEFAULT_DEMO = "orders.workflow:builder"
@@ -59,6 +60,7 @@ def graph(entrypoint: str, paths: tuple[str, ...], direction: str) -> None:
 
 cli.add_command(db)
 cli.add_command(worker)
+cli.add_command(runs)
 
 
 def main(argv: list[str] | None = None) -> Any:

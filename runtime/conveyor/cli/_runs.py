@@ -1,0 +1,660 @@
+"""`conveyor runs ...`: finding, reading and steering runs in a Postgres record store from a shell, with no workflow
+running. State changes go through `control_run`, the same versioned write the engine makes, so a worker acting on
+a run at the same moment makes the change retry instead of being overwritten.
+
+Tables and progress bars are rich's: click has progress bars but no tables, and one library for both keeps the
+output consistent. Every command also speaks `--output json` with stable keys, for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conveyor._core.ports import RecordFilter, RecordStore, SortOrder
+from conveyor._core.records import Record
+from conveyor._core.runstate import RunState
+from conveyor._engine.control import ACTIONS, control_run
+from conveyor._engine.spec import WorkflowSpec
+from conveyor.cli._stores import dsn_option, load_specs, record_store, workflows_option
+from conveyor.errors import (
+    ConveyorError,
+    InvalidTransition,
+    RecordNotFound,
+    SchemaNotMigrated,
+    ServiceUnavailable,
+    VersionConflict,
+)
+
+T = TypeVar("T")
+Specs = dict[str, WorkflowSpec[Any, Any]]
+
+EXIT_OK = 0
+EXIT_SERVICE = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_REFUSED = 4
+
+# Bulk actions collect their matches in pages of this size before changing anything, so that the changes they
+# make cannot move runs in or out of the pages still to be read.
+_PAGE = 500
+# Runs changed at once by a bulk action: enough to fill the store's batched lookups, few enough to stay polite.
+_CONCURRENCY = 16
+_MAX_REASON = 1024
+
+_PAST = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "delete": "deletion requested"}
+
+
+class RunNotFound(click.ClickException):
+    exit_code = EXIT_NOT_FOUND
+
+
+class RefusedTransition(click.ClickException):
+    exit_code = EXIT_REFUSED
+
+
+def _service_errors() -> tuple[type[BaseException], ...]:
+    """What a failing database raises mid-command (the store wraps connecting, not every later query)."""
+    errors: tuple[type[BaseException], ...] = (ServiceUnavailable, SchemaNotMigrated, VersionConflict, OSError)
+    try:
+        import psycopg
+    except ImportError:
+        return errors
+    return (*errors, psycopg.Error)
+
+
+_FAILURES: tuple[type[BaseException], ...] = (*_service_errors(), ConveyorError)
+
+
+def _with_store(dsn: str, body: Callable[[RecordStore], Awaitable[T]]) -> T:
+    """Run `body` with the record store open; a database that cannot be used exits 1 with its message."""
+
+    async def main() -> T:
+        async with record_store(dsn) as store:
+            return await body(store)
+
+    try:
+        return asyncio.run(main())
+    except SchemaNotMigrated as e:
+        raise click.ClickException(str(e)) from None
+    except _service_errors() as e:
+        raise click.ClickException(f"the record store failed: {_first_line(e)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# --- arguments ---------------------------------------------------------------------------------------------------
+
+
+RUN_STATE_NAMES = tuple(s.name.lower() for s in RunState if s is not RunState.UNKNOWN)
+
+
+def _parse_run_states(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[RunState, ...]:
+    """Run states by name, case-insensitive, with `-` or `_` between words (`paused`, `requested-data-deleted`)."""
+    states: list[RunState] = []
+    for value in values:
+        state = RunState.__members__.get(value.strip().upper().replace("-", "_").replace(" ", "_"))
+        if state is None or state is RunState.UNKNOWN:
+            raise click.BadParameter(
+                f"{value!r} is not a run state; expected one of {', '.join(RUN_STATE_NAMES)}", ctx, param
+            )
+        states.append(state)
+    return tuple(dict.fromkeys(states))
+
+
+def _check_reason(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if len(value) > _MAX_REASON:
+        raise click.BadParameter(f"expected at most {_MAX_REASON} characters, got {len(value)}", ctx, param)
+    return value
+
+
+def _output_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="table: aligned columns for people; json: stable keys for scripts.",
+    )(fn)
+
+
+def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed(
+        [
+            click.option("--workflow", "-w", default=None, help="Only runs of this workflow."),
+            click.option(
+                "--status",
+                "statuses",
+                multiple=True,
+                metavar="NAME|NUMBER",
+                help="Only runs at this status (repeatable). Names need --entrypoint of the workflow.",
+            ),
+            click.option(
+                "--run-state",
+                "run_states",
+                multiple=True,
+                metavar="STATE",
+                callback=_parse_run_states,
+                help=f"Only runs in this run state (repeatable): {', '.join(RUN_STATE_NAMES)}.",
+            ),
+            click.option(
+                "--foreign-id", "foreign_ids", multiple=True, help="Only runs for this foreign id (repeatable)."
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def _resolve_statuses(values: Sequence[str], workflow: str | None, specs: Specs) -> tuple[list[int], str | None]:
+    """The status numbers `--status` names, and the workflow they belong to when names imply one (a name means
+    something only in its own workflow, so naming one restricts the listing to that workflow)."""
+    numbers: list[int] = []
+    implied = workflow
+    for raw in values:
+        value = raw.strip()
+        if value.lstrip("-").isdigit():
+            number = int(value)
+            if number < 1:
+                raise _bad_status(f"{raw!r}: expected a status number >= 1 (0 means no status)")
+            numbers.append(number)
+            continue
+        spec = _spec_for_names(raw, implied, specs)
+        implied = spec.name
+        members = spec.status_type.__members__
+        member = members.get(value.upper().replace("-", "_"))
+        if member is None:
+            raise _bad_status(
+                f"{raw!r} is not a status of workflow {spec.name!r}; expected one of {', '.join(members)}"
+            )
+        numbers.append(int(member))
+    return numbers, implied
+
+
+def _spec_for_names(raw: str, workflow: str | None, specs: Specs) -> WorkflowSpec[Any, Any]:
+    if not specs:
+        raise _bad_status(f"{raw!r} is a status name: give the workflow's --entrypoint MODULE:ATTR, or the number")
+    if workflow is not None:
+        if workflow not in specs:
+            raise _bad_status(
+                f"{raw!r}: workflow {workflow!r} is not among the --entrypoint workflows ({', '.join(sorted(specs))})"
+            )
+        return specs[workflow]
+    if len(specs) > 1:
+        raise _bad_status(f"{raw!r}: several --entrypoint workflows; give --workflow to say whose status it is")
+    return next(iter(specs.values()))
+
+
+def _bad_status(message: str) -> click.BadParameter:
+    return click.BadParameter(message, param_hint="'--status'")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Selection:
+    workflow: str | None
+    filter: RecordFilter
+
+    @property
+    def empty(self) -> bool:
+        f = self.filter
+        return self.workflow is None and not (f.statuses or f.run_states or f.foreign_ids)
+
+
+def _selection(
+    workflow: str | None,
+    statuses: tuple[str, ...],
+    run_states: tuple[RunState, ...],
+    foreign_ids: tuple[str, ...],
+    specs: Specs,
+) -> Selection:
+    numbers, workflow = _resolve_statuses(statuses, workflow, specs)
+    return Selection(
+        workflow,
+        RecordFilter(foreign_ids=foreign_ids, statuses=numbers, run_states=run_states),
+    )
+
+
+# --- rendering ---------------------------------------------------------------------------------------------------
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output keeps whole lines (grep, less -S); a terminal gets columns fitted to its width.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 500)
+
+
+def _status_name(record_status: int, workflow: str, specs: Specs) -> str | None:
+    spec = specs.get(workflow)
+    if spec is None:
+        return None
+    try:
+        return str(spec.status_type(record_status).name)
+    except ValueError:
+        return None
+
+
+def _status_text(record: Record, specs: Specs) -> str:
+    return _status_name(record.status, record.workflow_name, specs) or str(record.status)
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def run_json(record: Record, specs: Specs) -> dict[str, Any]:
+    """A run as `--output json` gives it (the keys are part of the CLI's contract)."""
+    return {
+        "run_id": record.run_id,
+        "workflow_name": record.workflow_name,
+        "foreign_id": record.foreign_id,
+        "status": record.status,
+        "status_name": _status_name(record.status, record.workflow_name, specs),
+        "run_state": record.run_state.name,
+        "run_state_reason": record.meta.run_state_reason,
+        "status_description": record.meta.status_description,
+        "version": record.meta.version,
+        "trace_origin": record.meta.trace_origin,
+        "created_at": _iso(record.created_at),
+        "updated_at": _iso(record.updated_at),
+    }
+
+
+def _print(table: Table) -> None:
+    console = _console()
+    with console.capture() as captured:
+        console.print(table)
+    # rich pads every cell, the last column's too; trailing blanks only get in the way of diff and grep.
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _table(*columns: str) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    return table
+
+
+def _runs_table(records: Sequence[Record], specs: Specs) -> Table:
+    table = _table("RUN ID", "WORKFLOW", "FOREIGN ID", "STATUS", "RUN STATE", "CREATED (UTC)", "UPDATED (UTC)")
+    for r in records:
+        table.add_row(
+            r.run_id,
+            r.workflow_name,
+            r.foreign_id,
+            _status_text(r, specs),
+            r.run_state.name,
+            _time(r.created_at),
+            _time(r.updated_at),
+        )
+    return table
+
+
+def _decode_object(data: bytes | None) -> tuple[Any, str | None]:
+    """The stored object as JSON when it is JSON (the stored form of pydantic objects), else base64."""
+    if data is None:
+        return None, None
+    try:
+        return json.loads(data), "json"
+    except ValueError:
+        return base64.b64encode(data).decode(), "base64"
+
+
+# --- commands ----------------------------------------------------------------------------------------------------
+
+RUNS_HELP = f"""List, show and steer runs in a workflow's Postgres record store.
+
+State changes are the reference's: pause and cancel stop a run, resume restarts a paused one, delete requests
+deletion of a finished run's data; each is written with its event in one transaction, under the run's version.
+
+\b
+Exit codes:
+  {EXIT_OK}  done
+  {EXIT_SERVICE}  the record store failed (unreachable or unmigrated database), or a bulk action was declined
+  {EXIT_USAGE}  bad usage: an argument is missing or not what was expected (nothing was read or changed)
+  {EXIT_NOT_FOUND}  a run was not found
+  {EXIT_REFUSED}  a state change was refused (e.g. resuming a completed run); that run is unchanged
+A bulk action exits with the most serious code among its runs (1, then 4, then 3) and lists the runs not changed.
+"""
+
+
+@click.group(help=RUNS_HELP)
+def runs() -> None:
+    pass
+
+
+@runs.command("list")
+@dsn_option
+@workflows_option
+@_filter_options
+@click.option("--limit", type=click.IntRange(1, 10_000), default=25, show_default=True, help="Runs per page.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Matches to skip.")
+@click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
+@_output_option
+def list_runs(
+    dsn: str,
+    entrypoints: tuple[str, ...],
+    paths: tuple[str, ...],
+    workflow: str | None,
+    statuses: tuple[str, ...],
+    run_states: tuple[RunState, ...],
+    foreign_ids: tuple[str, ...],
+    limit: int,
+    offset: int,
+    oldest_first: bool,
+    output: str,
+) -> None:
+    """List runs, newest first, a page at a time (--offset for the next page)."""
+    specs = load_specs(entrypoints, paths)
+    selection = _selection(workflow, statuses, run_states, foreign_ids, specs)
+    order = SortOrder.ASCENDING if oldest_first else SortOrder.DESCENDING
+
+    async def body(store: RecordStore) -> list[Record]:
+        # One more than asked tells whether there is a next page without counting every match.
+        return await store.list(
+            selection.workflow, offset=offset, limit=limit + 1, order=order, filter=selection.filter
+        )
+
+    found = _with_store(dsn, body)
+    page, more = found[:limit], len(found) > limit
+    next_offset = offset + limit if more else None
+    if output == "json":
+        _echo_json(
+            {
+                "runs": [run_json(r, specs) for r in page],
+                "offset": offset,
+                "limit": limit,
+                "next_offset": next_offset,
+            }
+        )
+        return
+    if not page:
+        click.echo("no runs match" if offset == 0 else f"no runs match after offset {offset}")
+        return
+    _print(_runs_table(page, specs))
+    if next_offset is not None:
+        click.echo(f"runs {offset + 1}-{offset + len(page)}; next page: --offset {next_offset}", err=True)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@dsn_option
+@workflows_option
+@_output_option
+def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id: str, output: str) -> None:
+    """Show a run: its record and meta, its object (as JSON when it is JSON) and the history of its states."""
+    specs = load_specs(entrypoints, paths)
+
+    async def body(store: RecordStore) -> tuple[Record, list[Record]]:
+        try:
+            record = await store.lookup(run_id)
+        except RecordNotFound:
+            raise RunNotFound(f"run {run_id!r} not found") from None
+        return record, await store.history(run_id)
+
+    record, history = _with_store(dsn, body)
+    obj, encoding = _decode_object(record.object)
+    steps = [
+        {
+            "version": h.meta.version,
+            "status": h.status,
+            "status_name": _status_name(h.status, h.workflow_name, specs),
+            "run_state": h.run_state.name,
+            "run_state_reason": h.meta.run_state_reason,
+            "updated_at": _iso(h.updated_at),
+        }
+        for h in history
+    ]
+    if output == "json":
+        _echo_json({**run_json(record, specs), "object": obj, "object_encoding": encoding, "history": steps})
+        return
+    fields = _table("FIELD", "VALUE")
+    fields.show_header = False
+    for name, value in (
+        ("run id", record.run_id),
+        ("workflow", record.workflow_name),
+        ("foreign id", record.foreign_id),
+        ("status", _status_text(record, specs)),
+        ("run state", record.run_state.name),
+        ("reason", record.meta.run_state_reason or "-"),
+        ("status description", record.meta.status_description or "-"),
+        ("version", str(record.meta.version)),
+        ("trace origin", record.meta.trace_origin or "-"),
+        ("created (UTC)", _time(record.created_at)),
+        ("updated (UTC)", _time(record.updated_at)),
+    ):
+        fields.add_row(name, value)
+    _print(fields)
+    click.echo()
+    if encoding is None:
+        click.echo("object: deleted")
+    elif encoding == "json":
+        click.echo("object:")
+        click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"object (not JSON; base64): {obj}")
+    click.echo()
+    click.echo("history:")
+    table = _table("VERSION", "STATUS", "RUN STATE", "REASON", "AT (UTC)")
+    for h in history:
+        table.add_row(
+            str(h.meta.version),
+            _status_text(h, specs),
+            h.run_state.name,
+            h.meta.run_state_reason or "-",
+            _time(h.updated_at),
+        )
+    _print(table)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    run_id: str
+    result: str  # done | not_found | refused | failed
+    message: str = ""
+    record: Record | None = None
+
+
+# In order of seriousness: a bulk action exits with the first that any of its runs met.
+_EXIT_BY_RESULT = {"failed": EXIT_SERVICE, "refused": EXIT_REFUSED, "not_found": EXIT_NOT_FOUND}
+
+
+async def _apply(store: RecordStore, run_id: str, target: RunState, reason: str) -> Outcome:
+    try:
+        record = await control_run(store, run_id, target, reason)
+    except RecordNotFound:
+        return Outcome(run_id, "not_found", f"run {run_id!r} not found")
+    except InvalidTransition as e:
+        return Outcome(run_id, "refused", str(e))
+    except VersionConflict:
+        return Outcome(run_id, "failed", f"run {run_id}: it kept changing under every attempt; try again")
+    except _FAILURES as e:
+        return Outcome(run_id, "failed", f"run {run_id}: {_first_line(e)}")
+    return Outcome(run_id, "done", record=record)
+
+
+async def _matches(store: RecordStore, selection: Selection) -> list[str]:
+    run_ids: list[str] = []
+    offset = 0
+    while True:
+        page = await store.list(
+            selection.workflow, offset=offset, limit=_PAGE, order=SortOrder.ASCENDING, filter=selection.filter
+        )
+        run_ids.extend(r.run_id for r in page)
+        if len(page) < _PAGE:
+            return run_ids
+        offset += _PAGE
+
+
+async def _apply_all(
+    store: RecordStore, run_ids: Sequence[str], target: RunState, reason: str, *, label: str, progress: bool
+) -> list[Outcome]:
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def one(run_id: str) -> Outcome:
+        async with gate:
+            outcome = await _apply(store, run_id, target, reason)
+        if bar is not None:
+            bar.advance(task)
+        return outcome
+
+    bar = (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_console(stderr=True),
+        )
+        if progress
+        else None
+    )
+    if bar is None:
+        return list(await asyncio.gather(*(one(r) for r in run_ids)))
+    with bar:
+        task = bar.add_task(label, total=len(run_ids))
+        return list(await asyncio.gather(*(one(r) for r in run_ids)))
+
+
+def _action(verb: str) -> click.Command:
+    target = ACTIONS[verb]
+    helps = {
+        "pause": "Pause runs: their steps stop acting on them until they are resumed.",
+        "resume": "Resume paused runs.",
+        "cancel": "Cancel runs: they stop for good.",
+        "delete": "Request deletion of finished runs' data (the workflow's data-deletion consumer erases it).",
+    }
+
+    @click.command(
+        verb,
+        help=f"""{helps[verb]}
+
+Give RUN_IDs, or filters to act on every matching run (after a confirmation, unless --yes, with a progress
+bar). A run whose state cannot become {target.name} is refused and left unchanged; the others still change.""",
+    )
+    @click.argument("run_ids", nargs=-1)
+    @dsn_option
+    @workflows_option
+    @_filter_options
+    @click.option("--reason", default="", callback=_check_reason, help="Why (kept with the run).")
+    @click.option("--yes", "-y", is_flag=True, help="Do not ask before acting on every match of the filters.")
+    @_output_option
+    def command(
+        dsn: str,
+        entrypoints: tuple[str, ...],
+        paths: tuple[str, ...],
+        run_ids: tuple[str, ...],
+        workflow: str | None,
+        statuses: tuple[str, ...],
+        run_states: tuple[RunState, ...],
+        foreign_ids: tuple[str, ...],
+        reason: str,
+        yes: bool,
+        output: str,
+    ) -> None:
+        specs = load_specs(entrypoints, paths)
+        selection = _selection(workflow, statuses, run_states, foreign_ids, specs)
+        if run_ids and not selection.empty:
+            raise click.UsageError(
+                "give RUN_IDs or filters (--workflow, --status, --run-state, --foreign-id), not both"
+            )
+        if not run_ids and selection.empty:
+            raise click.UsageError(
+                "give RUN_IDs, or filters (--workflow, --status, --run-state, --foreign-id) to act on every match"
+            )
+        bulk = not run_ids
+
+        async def body(store: RecordStore) -> list[Outcome] | None:
+            chosen = list(dict.fromkeys(run_ids)) if run_ids else await _matches(store, selection)
+            if bulk:
+                if not chosen:
+                    return []
+                if not yes and not click.confirm(f"{verb} {_count(len(chosen))}?", err=True):
+                    return None
+            return await _apply_all(store, chosen, target, reason, label=verb, progress=bulk or len(chosen) > 1)
+
+        outcomes = _with_store(dsn, body)
+        if outcomes is None:
+            _fail(EXIT_SERVICE, "declined: nothing changed")
+        _report(verb, outcomes, specs, output)
+
+    return command
+
+
+def _count(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _report(verb: str, outcomes: Sequence[Outcome], specs: Specs, output: str) -> None:
+    failed = [o for o in outcomes if o.result != "done"]
+    if output == "json":
+        _echo_json(
+            {
+                "action": verb,
+                "results": [
+                    {
+                        "run_id": o.run_id,
+                        "result": o.result,
+                        "message": o.message,
+                        "run": run_json(o.record, specs) if o.record is not None else None,
+                    }
+                    for o in outcomes
+                ],
+                "summary": {
+                    key: sum(o.result == key for o in outcomes) for key in ("done", "not_found", "refused", "failed")
+                },
+            }
+        )
+    else:
+        done = [o.record for o in outcomes if o.record is not None]
+        if not outcomes:
+            click.echo("no runs match: nothing changed")
+        elif done:
+            table = _table("RUN ID", "WORKFLOW", "FOREIGN ID", "STATUS", "RUN STATE", "RESULT")
+            for r in done:
+                table.add_row(
+                    r.run_id, r.workflow_name, r.foreign_id, _status_text(r, specs), r.run_state.name, _PAST[verb]
+                )
+            _print(table)
+    if not failed:
+        return
+    for o in failed:
+        click.echo(f"Error: {o.message}", err=True)
+    if len(outcomes) > 1:
+        kinds = ", ".join(
+            f"{sum(o.result == key for o in failed)} {key.replace('_', ' ')}"
+            for key in ("failed", "refused", "not_found")
+            if any(o.result == key for o in failed)
+        )
+        click.echo(f"{verb}: {len(failed)} of {_count(len(outcomes))} not changed ({kinds})", err=True)
+    sys.exit(next(_EXIT_BY_RESULT[key] for key in _EXIT_BY_RESULT if any(o.result == key for o in failed)))
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+for _verb in ACTIONS:
+    runs.add_command(_action(_verb))

@@ -1,0 +1,480 @@
+"""`conveyor runs ...` against a real Postgres: listing with filters and paging, showing, pausing, resuming,
+cancelling and requesting deletion one run at a time and in bulk, and every error's message and exit code. Runs
+are written to the store directly (in every run state a test needs) under the workflow of tests/cli/runs_app.py,
+whose rows are cleared before each test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from conveyor import RunState
+from conveyor._core.records import Meta, Record
+from conveyor.adapters.postgres import PostgresRecordStore
+from conveyor.cli import cli
+from tests.cli.runs_app import NAME, Parcel, ParcelStatus
+
+HERE = Path(__file__).resolve().parent
+ENTRYPOINT = ["--entrypoint", "runs_app:builder", "--path", str(HERE)]
+CONVEYOR = Path(sys.executable).parent / "conveyor"
+
+
+class Runs:
+    """Writes and reads this module's runs straight through the Postgres record store."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def _with_store(self, fn: Any) -> Any:
+        async def main() -> Any:
+            store = PostgresRecordStore(self.dsn)
+            await store.open()
+            try:
+                return await fn(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(main())
+
+    def make(
+        self,
+        foreign_id: str,
+        run_state: RunState = RunState.RUNNING,
+        status: ParcelStatus = ParcelStatus.CREATED,
+        *,
+        obj: bytes | None = None,
+        workflow: str = NAME,
+    ) -> str:
+        run_id = str(uuid.uuid4())
+        now = datetime.now(UTC)
+        data = Parcel(id=foreign_id, weight_grams=1200).model_dump_json().encode() if obj is None else obj
+        record = Record(workflow, foreign_id, run_id, run_state, int(status), data, now, now, Meta(version=1))
+
+        async def store(s: PostgresRecordStore) -> None:
+            await s.store(record)
+
+        self._with_store(store)
+        return run_id
+
+    def get(self, run_id: str) -> Record:
+        async def lookup(s: PostgresRecordStore) -> Record:
+            return await s.lookup(run_id)
+
+        record: Record = self._with_store(lookup)
+        return record
+
+    def history(self, run_id: str) -> list[Record]:
+        async def history(s: PostgresRecordStore) -> list[Record]:
+            return await s.history(run_id)
+
+        found: list[Record] = self._with_store(history)
+        return found
+
+    def state(self, run_id: str) -> tuple[RunState, int]:
+        record = self.get(run_id)
+        return record.run_state, record.meta.version
+
+
+@pytest.fixture
+def runs(pg_dsn: str) -> Runs:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for table in ("conveyor_runs", "conveyor_run_history", "conveyor_outbox"):
+            conn.execute(f"DELETE FROM {table} WHERE workflow_name = ANY(%s)", ([NAME, f"{NAME}-other"],))
+    return Runs(pg_dsn)
+
+
+def invoke(runs: Runs, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(cli, ["runs", *args, "--dsn", runs.dsn], input=input)
+
+
+def as_json(result: Result) -> Any:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def listed(runs: Runs, *args: str) -> list[str]:
+    """The foreign ids `runs list` gives, in its order."""
+    return [r["foreign_id"] for r in as_json(invoke(runs, "list", "-o", "json", *args))["runs"]]
+
+
+# --- list ----------------------------------------------------------------------------------------------------------
+
+
+def test_list_shows_the_newest_first_with_status_names(runs: Runs) -> None:
+    ids = [runs.make(f"p-{i}", status=ParcelStatus(i)) for i in (1, 2, 3)]
+
+    table = invoke(runs, "list", "--workflow", NAME, *ENTRYPOINT)
+    assert table.exit_code == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert re.split(r"\s{2,}", header) == [
+        "RUN ID",
+        "WORKFLOW",
+        "FOREIGN ID",
+        "STATUS",
+        "RUN STATE",
+        "CREATED (UTC)",
+        "UPDATED (UTC)",
+    ]
+    assert [row.split()[:5] for row in rows] == [
+        [ids[2], NAME, "p-3", "SHIPPED", "RUNNING"],
+        [ids[1], NAME, "p-2", "PACKED", "RUNNING"],
+        [ids[0], NAME, "p-1", "CREATED", "RUNNING"],
+    ]
+    # Columns line up: every row's foreign id starts where the header's does.
+    column = header.index("FOREIGN ID")
+    assert all(row[column:].startswith("p-") for row in rows)
+
+    without_names = invoke(runs, "list", "--workflow", NAME)
+    assert [row.split()[3] for row in without_names.stdout.splitlines()[1:]] == ["3", "2", "1"]
+
+    page = as_json(invoke(runs, "list", "--workflow", NAME, "-o", "json", *ENTRYPOINT))
+    assert page["offset"] == 0 and page["limit"] == 25 and page["next_offset"] is None
+    first = page["runs"][0]
+    assert set(first) == {
+        "run_id",
+        "workflow_name",
+        "foreign_id",
+        "status",
+        "status_name",
+        "run_state",
+        "run_state_reason",
+        "status_description",
+        "version",
+        "trace_origin",
+        "created_at",
+        "updated_at",
+    }
+    assert (first["run_id"], first["status"], first["status_name"], first["run_state"]) == (
+        ids[2],
+        3,
+        "SHIPPED",
+        "RUNNING",
+    )
+    assert datetime.fromisoformat(first["created_at"]).tzinfo is not None
+
+
+def test_list_filters(runs: Runs) -> None:
+    runs.make("a", RunState.RUNNING, ParcelStatus.CREATED)
+    runs.make("b", RunState.PAUSED, ParcelStatus.PACKED)
+    runs.make("c", RunState.COMPLETED, ParcelStatus.SHIPPED)
+    runs.make("d", RunState.CANCELLED, ParcelStatus.PACKED)
+    runs.make("a", RunState.PAUSED, ParcelStatus.PACKED, workflow=f"{NAME}-other")
+
+    assert listed(runs, "--workflow", NAME) == ["d", "c", "b", "a"]
+    assert listed(runs, "--workflow", f"{NAME}-other") == ["a"]
+    assert listed(runs, "--workflow", NAME, "--run-state", "paused") == ["b"]
+    assert listed(runs, "--workflow", NAME, "--run-state", "PAUSED", "--run-state", "Cancelled") == ["d", "b"]
+    assert listed(runs, "--workflow", NAME, "--status", "2") == ["d", "b"]
+    assert listed(runs, "--workflow", NAME, "--foreign-id", "a", "--foreign-id", "c") == ["c", "a"]
+    assert listed(runs, "--foreign-id", "a", "--run-state", "paused") == ["a"]  # both workflows, then one
+    assert listed(runs, "--workflow", NAME, "--status", "packed", "--run-state", "paused", *ENTRYPOINT) == ["b"]
+    # A status name means something only in its own workflow: naming one lists that workflow's runs alone.
+    assert listed(runs, "--status", "PACKED", *ENTRYPOINT) == ["d", "b"]
+
+
+def test_list_pages(runs: Runs) -> None:
+    for i in range(5):
+        runs.make(f"p-{i}")
+
+    first = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "-o", "json"))
+    assert [r["foreign_id"] for r in first["runs"]] == ["p-4", "p-3"]
+    assert first["next_offset"] == 2
+    second = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "--offset", "2", "-o", "json"))
+    assert [r["foreign_id"] for r in second["runs"]] == ["p-2", "p-1"]
+    last = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "--offset", "4", "-o", "json"))
+    assert [r["foreign_id"] for r in last["runs"]] == ["p-0"]
+    assert last["next_offset"] is None
+    assert listed(runs, "--workflow", NAME, "--oldest-first", "--limit", "3") == ["p-0", "p-1", "p-2"]
+
+    table = invoke(runs, "list", "--workflow", NAME, "--limit", "2")
+    assert len(table.stdout.splitlines()) == 3
+    assert "next page: --offset 2" in table.stderr
+    beyond = invoke(runs, "list", "--workflow", NAME, "--offset", "10")
+    assert beyond.exit_code == 0 and beyond.stdout.strip() == "no runs match after offset 10"
+
+
+# --- show ----------------------------------------------------------------------------------------------------------
+
+
+def test_show_gives_the_record_its_object_and_history(runs: Runs) -> None:
+    run_id = runs.make("p-1")
+    assert invoke(runs, "pause", run_id, "--reason", "weighing it again").exit_code == 0
+
+    shown = as_json(invoke(runs, "show", run_id, "-o", "json", *ENTRYPOINT))
+    assert shown["run_id"] == run_id and shown["foreign_id"] == "p-1"
+    assert shown["run_state"] == "PAUSED" and shown["run_state_reason"] == "weighing it again"
+    assert shown["status_name"] == "CREATED" and shown["version"] == 2
+    assert shown["object"] == {"id": "p-1", "weight_grams": 1200} and shown["object_encoding"] == "json"
+    assert [(h["version"], h["run_state"], h["run_state_reason"]) for h in shown["history"]] == [
+        (1, "RUNNING", ""),
+        (2, "PAUSED", "weighing it again"),
+    ]
+    assert all(datetime.fromisoformat(h["updated_at"]) for h in shown["history"])
+
+    table = invoke(runs, "show", run_id, *ENTRYPOINT)
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["run", "id", run_id]
+    assert ["run", "state", "PAUSED"] in [line.split() for line in lines]
+    assert ["reason", "weighing", "it", "again"] in [line.split() for line in lines]
+    assert '  "weight_grams": 1200' in lines
+    history = lines[lines.index("history:") + 1 :]
+    assert history[0].split() == ["VERSION", "STATUS", "RUN", "STATE", "REASON", "AT", "(UTC)"]
+    assert [row.split()[:3] for row in history[1:]] == [["1", "CREATED", "RUNNING"], ["2", "CREATED", "PAUSED"]]
+
+
+def test_show_an_object_that_is_not_json_or_deleted(runs: Runs) -> None:
+    raw = runs.make("p-raw", obj=b"\x00\xffnot json")
+    shown = as_json(invoke(runs, "show", raw, "-o", "json"))
+    assert shown["object_encoding"] == "base64" and shown["object"] == "AP9ub3QganNvbg=="
+    assert shown["status_name"] is None
+    assert "object (not JSON; base64): AP9ub3QganNvbg==" in invoke(runs, "show", raw).stdout
+
+    deleted = runs.make("p-deleted", RunState.DATA_DELETED)
+    with psycopg.connect(runs.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE conveyor_runs SET object = NULL WHERE run_id = %s", (deleted,))
+    shown = as_json(invoke(runs, "show", deleted, "-o", "json"))
+    assert shown["object"] is None and shown["object_encoding"] is None
+    assert "object: deleted" in invoke(runs, "show", deleted).stdout
+
+
+def test_showing_an_unknown_run_exits_3(runs: Runs) -> None:
+    result = invoke(runs, "show", "no-such-run")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == "Error: run 'no-such-run' not found"
+    assert result.stdout == ""
+
+
+# --- pause, resume, cancel, delete ---------------------------------------------------------------------------------
+
+
+def test_pause_resume_cancel_and_delete_one_run(runs: Runs) -> None:
+    run_id = runs.make("p-1")
+
+    paused = invoke(runs, "pause", run_id, "--reason", "customs", *ENTRYPOINT)
+    assert paused.exit_code == 0, paused.stderr
+    assert paused.stdout.splitlines()[1].split() == [run_id, NAME, "p-1", "CREATED", "PAUSED", "paused"]
+    assert runs.get(run_id).meta.run_state_reason == "customs"
+
+    resumed = as_json(invoke(runs, "resume", run_id, "-o", "json"))
+    assert resumed["action"] == "resume"
+    assert resumed["summary"] == {"done": 1, "not_found": 0, "refused": 0, "failed": 0}
+    [result] = resumed["results"]
+    assert (result["run_id"], result["result"], result["run"]["run_state"]) == (run_id, "done", "RUNNING")
+
+    assert invoke(runs, "cancel", run_id, "--reason", "lost").exit_code == 0
+    assert runs.get(run_id).run_state is RunState.CANCELLED
+    assert invoke(runs, "delete", run_id).exit_code == 0
+    assert [h.run_state for h in runs.history(run_id)] == [
+        RunState.RUNNING,
+        RunState.PAUSED,
+        RunState.RUNNING,
+        RunState.CANCELLED,
+        RunState.REQUESTED_DATA_DELETED,
+    ]
+
+
+def test_a_refused_change_exits_4_and_leaves_the_run_as_it_was(runs: Runs) -> None:
+    run_id = runs.make("p-1", RunState.COMPLETED, ParcelStatus.SHIPPED)
+    before = runs.state(run_id)
+
+    result = invoke(runs, "resume", run_id)
+    assert result.exit_code == 4
+    assert result.stderr.strip() == f"Error: run {run_id}: cannot move from COMPLETED to RUNNING"
+    assert runs.state(run_id) == before
+    assert len(runs.history(run_id)) == 1
+
+    as_json_out = invoke(runs, "pause", run_id, "-o", "json")
+    assert as_json_out.exit_code == 4
+    [outcome] = json.loads(as_json_out.stdout)["results"]
+    assert outcome["result"] == "refused" and outcome["run"] is None
+    assert runs.state(run_id) == before
+
+
+def test_an_unknown_run_exits_3(runs: Runs) -> None:
+    result = invoke(runs, "cancel", "no-such-run")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == "Error: run 'no-such-run' not found"
+
+
+def test_several_runs_report_each_failure_and_exit_with_the_most_serious(runs: Runs) -> None:
+    ok = runs.make("p-ok")
+    done = runs.make("p-done", RunState.COMPLETED, ParcelStatus.SHIPPED)
+    before = runs.state(done)
+
+    result = invoke(runs, "pause", ok, done, "missing-run")
+    assert result.exit_code == 4
+    assert [row.split()[0] for row in result.stdout.splitlines()[1:]] == [ok]
+    errors = result.stderr.splitlines()
+    assert f"Error: run {done}: cannot move from COMPLETED to PAUSED" in errors
+    assert "Error: run 'missing-run' not found" in errors
+    assert errors[-1] == "pause: 2 of 3 runs not changed (1 refused, 1 not found)"
+    assert runs.get(ok).run_state is RunState.PAUSED
+    assert runs.state(done) == before
+
+    only_missing = invoke(runs, "pause", "missing-1", "missing-2")
+    assert only_missing.exit_code == 3
+
+
+def test_bulk_cancel_acts_on_every_match_with_a_progress_bar(runs: Runs) -> None:
+    paused = [runs.make(f"p-{i}", RunState.PAUSED) for i in range(4)]
+    running = runs.make("p-running")
+
+    result = invoke(runs, "cancel", "--workflow", NAME, "--run-state", "paused", "--reason", "recall", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(row.split()[0] for row in result.stdout.splitlines()[1:]) == sorted(paused)
+    # The progress bar goes to stderr (stdout stays the table), finished.
+    assert "cancel" in result.stderr and "4/4" in result.stderr
+    assert all(runs.get(r).run_state is RunState.CANCELLED for r in paused)
+    assert {runs.get(r).meta.run_state_reason for r in paused} == {"recall"}
+    assert runs.get(running).run_state is RunState.RUNNING
+
+    nothing = invoke(runs, "cancel", "--workflow", NAME, "--run-state", "paused", "--yes")
+    assert nothing.exit_code == 0 and nothing.stdout.strip() == "no runs match: nothing changed"
+
+
+def test_bulk_asks_first_and_a_no_changes_nothing(runs: Runs) -> None:
+    ids = [runs.make(f"p-{i}") for i in range(3)]
+
+    declined = invoke(runs, "pause", "--workflow", NAME, input="n\n")
+    assert declined.exit_code == 1
+    assert "pause 3 runs? [y/N]" in declined.stderr
+    assert "declined: nothing changed" in declined.stderr
+    assert all(runs.state(r) == (RunState.RUNNING, 1) for r in ids)
+
+    accepted = as_json(invoke(runs, "pause", "--workflow", NAME, "--foreign-id", "p-0", "-o", "json", input="y\n"))
+    assert [r["run_id"] for r in accepted["results"]] == [ids[0]]
+    assert runs.get(ids[0]).run_state is RunState.PAUSED
+    assert runs.get(ids[1]).run_state is RunState.RUNNING
+
+
+def test_bulk_with_refusals_exits_4_and_lists_them(runs: Runs) -> None:
+    paused = runs.make("p-paused", RunState.PAUSED)
+    completed = runs.make("p-completed", RunState.COMPLETED, ParcelStatus.SHIPPED)
+
+    result = invoke(runs, "resume", "--workflow", NAME, "--yes", "-o", "json")
+    assert result.exit_code == 4
+    outcomes = {r["run_id"]: r["result"] for r in json.loads(result.stdout)["results"]}
+    assert outcomes == {paused: "done", completed: "refused"}
+    assert "resume: 1 of 2 runs not changed (1 refused)" in result.stderr
+    assert runs.state(completed) == (RunState.COMPLETED, 1)
+
+
+def test_bulk_by_status_name(runs: Runs) -> None:
+    packed = runs.make("p-packed", RunState.RUNNING, ParcelStatus.PACKED)
+    created = runs.make("p-created", RunState.RUNNING, ParcelStatus.CREATED)
+
+    result = invoke(runs, "pause", "--status", "PACKED", "--yes", *ENTRYPOINT)
+    assert result.exit_code == 0, result.stderr
+    assert runs.get(packed).run_state is RunState.PAUSED
+    assert runs.get(created).run_state is RunState.RUNNING
+
+
+# --- bad input -----------------------------------------------------------------------------------------------------
+
+
+def test_bad_arguments_exit_2_naming_them_and_change_nothing(runs: Runs) -> None:
+    run_id = runs.make("p-1")
+    before = runs.state(run_id)
+    for args, message in [
+        (["list", "--run-state", "sleeping"], "'--run-state': 'sleeping' is not a run state; expected one of"),
+        (["pause", "--run-state", "nope", "--yes"], "'--run-state': 'nope' is not a run state"),
+        (["list", "--status", "PACKED"], "'--status': 'PACKED' is a status name: give the workflow's --entrypoint"),
+        (["pause", "--status", "PACKED", "--yes"], "'--status': 'PACKED' is a status name"),
+        (["list", "--status", "LOST", *ENTRYPOINT], "'LOST' is not a status of workflow 'cli-runs'; expected one of"),
+        (["list", "--status", "0"], "'--status': '0': expected a status number >= 1"),
+        (["list", "--workflow", "other", "--status", "PACKED", *ENTRYPOINT], "is not among the --entrypoint workflows"),
+        (["list", "--limit", "0"], "'--limit'"),
+        (["list", "--offset", "-1"], "'--offset'"),
+        (["list", "--output", "yaml"], "'--output'"),
+        (["list", "--entrypoint", "runs_app"], "expected module:attribute"),
+        (["pause"], "give RUN_IDs, or filters"),
+        (["pause", run_id, "--workflow", NAME], "give RUN_IDs or filters"),
+        (["pause", run_id, "--reason", "x" * 1025], "'--reason': expected at most 1024 characters, got 1025"),
+        (["show"], "Missing argument 'RUN_ID'"),
+    ]:
+        result = invoke(runs, *args)
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert runs.state(run_id) == before
+
+
+def test_an_unreachable_database_exits_1_with_its_address() -> None:
+    for args in (["list"], ["show", "r-1"], ["pause", "r-1"], ["cancel", "--workflow", "w", "--yes"]):
+        result = CliRunner().invoke(cli, ["runs", *args, "--dsn", "postgresql://bob:s3cret@127.0.0.1:9/conveyor"])
+        assert result.exit_code == 1, (args, result.stderr)
+        assert "PostgreSQL at 127.0.0.1:9/conveyor is unavailable" in result.stderr
+        assert "s3cret" not in result.stderr
+
+
+def test_a_database_without_the_schema_exits_1_saying_to_migrate(pg_dsn: str) -> None:
+    name = f"conveyor_cli_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        empty = pg_dsn.rsplit("/", 1)[0] + f"/{name}"
+        result = CliRunner().invoke(cli, ["runs", "list", "--dsn", empty])
+        assert result.exit_code == 1
+        assert "run `conveyor db migrate`" in result.stderr
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+# --- the installed script ------------------------------------------------------------------------------------------
+
+
+def script(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CONVEYOR), "runs", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CONVEYOR_PG_DSN": dsn},
+    )
+
+
+def test_the_installed_script(runs: Runs) -> None:
+    paused = runs.make("p-paused", RunState.PAUSED)
+    completed = runs.make("p-completed", RunState.COMPLETED, ParcelStatus.SHIPPED)
+
+    listing = script("list", "--workflow", NAME, "-o", "json", *ENTRYPOINT, dsn=runs.dsn)
+    assert listing.returncode == 0, listing.stderr
+    assert [(r["foreign_id"], r["status_name"]) for r in json.loads(listing.stdout)["runs"]] == [
+        ("p-completed", "SHIPPED"),
+        ("p-paused", "CREATED"),
+    ]
+
+    resumed = script("resume", paused, dsn=runs.dsn)
+    assert resumed.returncode == 0, resumed.stderr
+    assert runs.get(paused).run_state is RunState.RUNNING
+
+    refused = script("resume", completed, dsn=runs.dsn)
+    assert refused.returncode == 4
+    assert refused.stderr == f"Error: run {completed}: cannot move from COMPLETED to RUNNING\n"
+
+    missing = script("show", "no-such-run", dsn=runs.dsn)
+    assert (missing.returncode, missing.stderr) == (3, "Error: run 'no-such-run' not found\n")
+
+    unreachable = script("list", dsn="postgresql://127.0.0.1:9/conveyor")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("Error: PostgreSQL at 127.0.0.1:9/conveyor is unavailable")
+
+    usage = script("list", "--run-state", "asleep", dsn=runs.dsn)
+    assert usage.returncode == 2 and "'--run-state': 'asleep' is not a run state" in usage.stderr
+
+    helped = script("--help", dsn=runs.dsn)
+    assert "Exit codes:" in helped.stdout and "4  a state change was refused" in helped.stdout
