@@ -4,11 +4,13 @@ a demo that does not finish exits with status 1."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import Any
 
 import click
 
+from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._db import db
 from conveyor.cli._demo import run_demo
 from conveyor.cli._load import load_builder
@@ -50,12 +52,44 @@ def demo(entrypoint: str, paths: tuple[str, ...], runs: int | None, timeout: flo
 @click.argument("entrypoint")
 @click.option("--path", "paths", multiple=True, default=(".",), show_default=True, help="Import path (repeatable).")
 @click.option("--direction", type=click.Choice(["LR", "TB", "RL", "BT"]), default="LR", show_default=True)
-def graph(entrypoint: str, paths: tuple[str, ...], direction: str) -> None:
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["mermaid", "json"]),
+    default="mermaid",
+    show_default=True,
+    help="json: statuses and transitions for scripts (the mermaid text included).",
+)
+def graph(entrypoint: str, paths: tuple[str, ...], direction: str, output: str) -> None:
     """Print the workflow's state diagram (mermaid)."""
     from conveyor._engine.visualise import mermaid
 
-    builder = load_builder(entrypoint, paths)
-    click.echo(mermaid(builder.spec(), direction), nl=False)
+    spec = load_builder(entrypoint, paths).spec()
+    if output == "json":
+        click.echo(json.dumps({**_graph_json(spec), "mermaid": mermaid(spec, direction)}, indent=2))
+    else:
+        click.echo(mermaid(spec, direction), nl=False)
+
+
+def _graph_json(spec: WorkflowSpec[Any, Any]) -> dict[str, Any]:
+    from conveyor._engine.visualise import _how
+
+    graph, name = spec.graph, spec.status_type
+
+    def status(value: int) -> dict[str, Any]:
+        return {"name": name(value).name, "value": value}
+
+    return {
+        "workflow": spec.name,
+        "statuses": [
+            {**status(v), "start": v in graph.starting, "terminal": graph.is_terminal(v)} for v in graph.nodes
+        ],
+        "transitions": [
+            {"from": status(s), "to": status(t), "by": [k for k in _how(spec, s, t).split(" / ") if k]}
+            for s in graph.nodes
+            for t in graph.transitions(s)
+        ],
+    }
 
 
 cli.add_command(db)

@@ -344,7 +344,7 @@ def runs() -> None:
     pass
 
 
-@runs.command("list")
+@runs.command("list", short_help="List runs, newest first, with filters and paging.")
 @dsn_option
 @workflows_option
 @_filter_options
@@ -397,7 +397,7 @@ def list_runs(
         click.echo(f"runs {offset + 1}-{offset + len(page)}; next page: --offset {next_offset}", err=True)
 
 
-@runs.command("show")
+@runs.command("show", short_help="Show a run, its object and its history.")
 @click.argument("run_id")
 @dsn_option
 @workflows_option
@@ -545,9 +545,16 @@ def _action(verb: str) -> click.Command:
         "cancel": "Cancel runs: they stop for good.",
         "delete": "Request deletion of finished runs' data (the workflow's data-deletion consumer erases it).",
     }
+    shorts = {
+        "pause": "Pause runs.",
+        "resume": "Resume paused runs.",
+        "cancel": "Cancel runs.",
+        "delete": "Request deletion of finished runs' data.",
+    }
 
     @click.command(
         verb,
+        short_help=shorts[verb],
         help=f"""{helps[verb]}
 
 Give RUN_IDs, or filters to act on every matching run (after a confirmation, unless --yes, with a progress

@@ -1,0 +1,27 @@
+"""`conveyor graph --output json`: the workflow's statuses and transitions for scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conveyor.cli import cli
+
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "order_processing")
+
+
+def test_graph_as_json() -> None:
+    result = CliRunner().invoke(cli, ["graph", "orders.workflow:builder", "--path", EXAMPLE, "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    graph = json.loads(result.stdout)
+    assert graph["workflow"] == "order-processing"
+    statuses = {s["name"]: s for s in graph["statuses"]}
+    assert statuses["CREATED"] == {"name": "CREATED", "value": 1, "start": True, "terminal": False}
+    assert statuses["FULFILLED"]["terminal"] and not statuses["PAID"]["terminal"]
+    edges = {(t["from"]["name"], t["to"]["name"]): t["by"] for t in graph["transitions"]}
+    assert edges[("CREATED", "PAID")] == ["step"]
+    assert edges[("PAYMENT_FAILED", "CANCELLED")] == ["step"]
+    assert graph["mermaid"].startswith("---\ntitle: order-processing")
+    assert len(edges) == graph["mermaid"].count("-->") - graph["mermaid"].count("[*]")
