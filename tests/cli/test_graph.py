@@ -1,4 +1,5 @@
-"""`conveyor graph --output json`: the workflow's statuses and transitions for scripts."""
+"""`conveyor graph` (and `demo`, which loads a workflow the same way): `--output json` for scripts, and a bad
+ENTRYPOINT named in the error."""
 
 from __future__ import annotations
 
@@ -25,3 +26,10 @@ def test_graph_as_json() -> None:
     assert edges[("PAYMENT_FAILED", "CANCELLED")] == ["step"]
     assert graph["mermaid"].startswith("---\ntitle: order-processing")
     assert len(edges) == graph["mermaid"].count("-->") - graph["mermaid"].count("[*]")
+
+
+def test_a_bad_entrypoint_is_named() -> None:
+    for command in ("graph", "demo"):
+        result = CliRunner().invoke(cli, [command, "no_such_module:builder"])
+        assert result.exit_code == 2
+        assert "Invalid value for 'ENTRYPOINT': cannot import 'no_such_module'" in result.stderr

@@ -399,7 +399,7 @@ def test_bad_arguments_exit_2_naming_them_and_change_nothing(runs: Runs) -> None
         (["list", "--limit", "0"], "'--limit'"),
         (["list", "--offset", "-1"], "'--offset'"),
         (["list", "--output", "yaml"], "'--output'"),
-        (["list", "--entrypoint", "runs_app"], "expected module:attribute"),
+        (["list", "--entrypoint", "runs_app"], "'--entrypoint': 'runs_app': expected module:attribute"),
         (["pause"], "give RUN_IDs, or filters"),
         (["pause", run_id, "--workflow", NAME], "give RUN_IDs or filters"),
         (["pause", run_id, "--reason", "x" * 1025], "'--reason': expected at most 1024 characters, got 1025"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from conveyor._engine.builder import Builder
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._db import db
 from conveyor.cli._demo import run_demo
@@ -27,6 +28,15 @@ def cli() -> None:
     """conveyor: durable, event-driven workflows for Python."""
 
 
+def _load(entrypoint: str, paths: tuple[str, ...]) -> Builder[Any, Any]:
+    try:
+        return load_builder(entrypoint, paths)
+    except click.BadParameter as e:
+        # Name the argument in the message ("Invalid value for 'ENTRYPOINT': ...").
+        e.param_hint = e.param_hint or "'ENTRYPOINT'"
+        raise
+
+
 @cli.command()
 @click.argument("entrypoint", default=DEFAULT_DEMO)
 @click.option(
@@ -42,7 +52,7 @@ def cli() -> None:
 @click.option("--debug", is_flag=True, help="Log every decision the engine takes.")
 def demo(entrypoint: str, paths: tuple[str, ...], runs: int | None, timeout: float, debug: bool) -> None:
     """Run a workflow on the in-memory adapters and show each run moving through its statuses."""
-    builder = load_builder(entrypoint, paths)
+    builder = _load(entrypoint, paths)
     ok = asyncio.run(run_demo(builder, entrypoint, runs=runs, timeout=timeout, debug=debug, out=click.echo))
     if not ok:
         sys.exit(1)
@@ -64,7 +74,7 @@ def graph(entrypoint: str, paths: tuple[str, ...], direction: str, output: str) 
     """Print the workflow's state diagram (mermaid)."""
     from conveyor._engine.visualise import mermaid
 
-    spec = load_builder(entrypoint, paths).spec()
+    spec = _load(entrypoint, paths).spec()
     if output == "json":
         click.echo(json.dumps({**_graph_json(spec), "mermaid": mermaid(spec, direction)}, indent=2))
     else:

@@ -160,6 +160,14 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _load_specs(entrypoints: tuple[str, ...], paths: tuple[str, ...]) -> Specs:
+    try:
+        return load_specs(entrypoints, paths)
+    except click.BadParameter as e:
+        e.param_hint = e.param_hint or "'--entrypoint'"
+        raise
+
+
 def _resolve_statuses(values: Sequence[str], workflow: str | None, specs: Specs) -> tuple[list[int], str | None]:
     """The status numbers `--status` names, and the workflow they belong to when names imply one (a name means
     something only in its own workflow, so naming one restricts the listing to that workflow)."""
@@ -366,7 +374,7 @@ def list_runs(
     output: str,
 ) -> None:
     """List runs, newest first, a page at a time (--offset for the next page)."""
-    specs = load_specs(entrypoints, paths)
+    specs = _load_specs(entrypoints, paths)
     selection = _selection(workflow, statuses, run_states, foreign_ids, specs)
     order = SortOrder.ASCENDING if oldest_first else SortOrder.DESCENDING
 
@@ -404,7 +412,7 @@ def list_runs(
 @_output_option
 def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id: str, output: str) -> None:
     """Show a run: its record and meta, its object (as JSON when it is JSON) and the history of its states."""
-    specs = load_specs(entrypoints, paths)
+    specs = _load_specs(entrypoints, paths)
 
     async def body(store: RecordStore) -> tuple[Record, list[Record]]:
         try:
@@ -580,7 +588,7 @@ bar). A run whose state cannot become {target.name} is refused and left unchange
         yes: bool,
         output: str,
     ) -> None:
-        specs = load_specs(entrypoints, paths)
+        specs = _load_specs(entrypoints, paths)
         selection = _selection(workflow, statuses, run_states, foreign_ids, specs)
         if run_ids and not selection.empty:
             raise click.UsageError(
