@@ -1,5 +1,5 @@
-"""The `conveyor` command line (click): `demo`, `graph`, `db migrate` and `worker`; `ui` and `runs` join as their
-parts land."""
+"""The `conveyor` command line (click): `demo`, `graph`, `db migrate`, `worker` and `runs`; `ui` joins as its part
+lands."""
 
 from conveyor.cli._main import cli, main
 
