@@ -235,6 +235,18 @@ def test_show_gives_the_record_its_object_and_history(runs: Runs) -> None:
     assert [row.split()[:3] for row in history[1:]] == [["1", "CREATED", "RUNNING"], ["2", "CREATED", "PAUSED"]]
 
 
+def test_user_text_is_shown_as_stored(runs: Runs) -> None:
+    odd = "[red]p-1[/] :smile: \x1b[31m"
+    run_id = runs.make(odd)
+    assert invoke(runs, "pause", run_id, "--reason", "[/bold] :x:").exit_code == 0
+    assert runs.get(run_id).meta.run_state_reason == "[/bold] :x:"
+    listing = invoke(runs, "list", "--workflow", NAME)
+    assert listing.exit_code == 0, listing.stderr
+    assert "[red]p-1[/] :smile:" in listing.stdout
+    shown = invoke(runs, "show", run_id)
+    assert "[/bold] :x:" in shown.stdout and "[red]p-1[/] :smile:" in shown.stdout
+
+
 def test_show_an_object_that_is_not_json_or_deleted(runs: Runs) -> None:
     raw = runs.make("p-raw", obj=b"\x00\xffnot json")
     shown = as_json(invoke(runs, "show", raw, "-o", "json"))

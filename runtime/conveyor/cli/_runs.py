@@ -11,6 +11,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -57,10 +58,6 @@ _PAST = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "delete"
 
 class RunNotFound(click.ClickException):
     exit_code = EXIT_NOT_FOUND
-
-
-class RefusedTransition(click.ClickException):
-    exit_code = EXIT_REFUSED
 
 
 def _service_errors() -> tuple[type[BaseException], ...]:
@@ -175,7 +172,7 @@ def _resolve_statuses(values: Sequence[str], workflow: str | None, specs: Specs)
     implied = workflow
     for raw in values:
         value = raw.strip()
-        if value.lstrip("-").isdigit():
+        if re.fullmatch(r"-?[0-9]+", value):
             number = int(value)
             if number < 1:
                 raise _bad_status(f"{raw!r}: expected a status number >= 1 (0 means no status)")
@@ -241,8 +238,9 @@ def _selection(
 
 def _console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    # Piped output keeps whole lines (grep, less -S); a terminal gets columns fitted to its width.
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 500)
+    # Piped output keeps whole lines (grep, less -S); a terminal gets columns fitted to its width. Markup and emoji
+    # codes are off: cells hold users' foreign ids and reasons, shown exactly as stored.
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, width=None if stream.isatty() else 500)
 
 
 def _status_name(record_status: int, workflow: str, specs: Specs) -> str | None:
