@@ -100,8 +100,13 @@ class RecordStore(Protocol):
         limit: int = 25,
         order: SortOrder = SortOrder.ASCENDING,
         filter: RecordFilter | None = None,
+        after: str | None = None,
     ) -> builtins.list[Record]:
-        """Runs in creation order (or its reverse), after skipping `offset` matches, at most `limit` of them."""
+        """Runs in creation order (or its reverse), after skipping `offset` matches, at most `limit` of them.
+
+        `after` is keyset paging: the run id of the last run of the previous page (in the same `order`); the page
+        holds the matches that come after that run, so reading page 4000 costs what reading page 1 does, where an
+        offset costs a read of every run it skips. InvalidInput naming `after` if no run has that id."""
         ...
 
     async def history(self, run_id: str) -> builtins.list[Record]:

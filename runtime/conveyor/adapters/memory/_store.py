@@ -117,16 +117,28 @@ class MemoryRecordStore:
         limit: int = 25,
         order: SortOrder = SortOrder.ASCENDING,
         filter: RecordFilter | None = None,
+        after: str | None = None,
     ) -> builtins.list[Record]:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidInput("offset", "an integer >= 0", offset)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput("limit", "an integer >= 1", limit)
+        if after is not None and not isinstance(after, str):
+            raise InvalidInput("after", "a run id (a string)", after)
         with self._lock:
-            ids = self._order if order is SortOrder.ASCENDING else reversed(self._order)
+            ascending = order is SortOrder.ASCENDING
+            if after is None:
+                positions = range(len(self._order)) if ascending else range(len(self._order) - 1, -1, -1)
+            else:
+                if after not in self._records:
+                    raise InvalidInput("after", "the run id of a stored run", after)
+                # list.index scans in C: fine for an in-memory store, which is not where 100k-run lists live.
+                at = self._order.index(after)
+                positions = range(at + 1, len(self._order)) if ascending else range(at - 1, -1, -1)
             found: builtins.list[Record] = []
             skipped = 0
-            for run_id in ids:
+            for position in positions:
+                run_id = self._order[position]
                 packed = self._records[run_id]
                 if workflow_name is not None and packed[0] != workflow_name:
                     continue

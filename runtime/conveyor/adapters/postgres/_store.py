@@ -272,11 +272,15 @@ class PostgresRecordStore:
         limit: int = 25,
         order: SortOrder = SortOrder.ASCENDING,
         filter: RecordFilter | None = None,
+        after: str | None = None,
     ) -> builtins.list[Record]:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidInput("offset", "an integer >= 0", offset)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput("limit", "an integer >= 1", limit)
+        if after is not None and not isinstance(after, str):
+            raise InvalidInput("after", "a run id (a string)", after)
+        ascending = order is SortOrder.ASCENDING
         where: builtins.list[sql.Composable] = []
         params: builtins.list[Any] = []
         if workflow_name is not None:
@@ -288,7 +292,12 @@ class PostgresRecordStore:
                 ("status", [int(s) for s in filter.statuses]),
                 ("run_state", [int(s) for s in filter.run_states]),
             ):
-                if values:
+                # A single value as `=`, not `= ANY`: then the planner walks the (workflow, column, seq) index in
+                # order and stops at `limit`, instead of sorting every match.
+                if len(values) == 1:
+                    where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                    params.append(values[0])
+                elif values:
                     where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
                     params.append(values)
             if filter.created_after is not None:
@@ -297,12 +306,27 @@ class PostgresRecordStore:
             if filter.created_before is not None:
                 where.append(sql.SQL("created_at < %s"))
                 params.append(filter.created_before)
+        if after is not None:
+            # Keyset paging: seq is unique and indexed with every filter column, so a deep page starts at once.
+            where.append(
+                sql.SQL("seq {} (SELECT seq FROM conveyor_runs WHERE run_id = %s)").format(
+                    sql.SQL(">" if ascending else "<")
+                )
+            )
+            params.append(after)
         query = sql.SQL("SELECT {} FROM conveyor_runs {} ORDER BY seq {} OFFSET %s LIMIT %s").format(
             sql.SQL(_COLUMNS),
             sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
-            sql.SQL("ASC" if order is SortOrder.ASCENDING else "DESC"),
+            sql.SQL("ASC" if ascending else "DESC"),
         )
         rows = await self._fetch(query, [*params, offset, limit])
+        # An unknown `after` compares with NULL and matches nothing: tell that apart from a last page.
+        if (
+            not rows
+            and after is not None
+            and not await self._fetch("SELECT 1 FROM conveyor_runs WHERE run_id = %s", (after,))
+        ):
+            raise InvalidInput("after", "the run id of a stored run", after)
         return [_row_to_record(r) for r in rows]
 
     async def history(self, run_id: str) -> builtins.list[Record]:

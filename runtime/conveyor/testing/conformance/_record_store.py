@@ -262,6 +262,41 @@ class RecordStoreSuite:
         assert len(await record_store.list(name, offset=53, limit=100)) == 67
         assert (await record_store.list(name, offset=119, limit=5))[0].run_id == stored[-1]
 
+    async def test_list_after_a_run_pages_by_keyset(self, record_store: RecordStore) -> None:
+        name, other = unique("keyset"), unique("keyset-other")
+        stored = []
+        for i in range(30):
+            record = new_record(name, f"fid-{i:02d}", run_state=RunState.PAUSED if i % 3 == 0 else RunState.RUNNING)
+            await record_store.store(record)
+            stored.append(record)
+            # Another workflow's runs interleave: `after` is a position in the whole store, not in one workflow.
+            await record_store.store(new_record(other, f"fid-{i:02d}"))
+        ids = [r.run_id for r in stored]
+        for order, expected in ((SortOrder.ASCENDING, ids), (SortOrder.DESCENDING, ids[::-1])):
+            seen: list[str] = []
+            after: str | None = None
+            while True:
+                page = await record_store.list(name, limit=7, order=order, after=after)
+                if not page:
+                    break
+                seen.extend(r.run_id for r in page)
+                after = page[-1].run_id
+            assert seen == expected
+        paused = RecordFilter(run_states=[RunState.PAUSED])
+        page = await record_store.list(name, limit=3, order=SortOrder.DESCENDING, filter=paused, after=ids[25])
+        assert [r.foreign_id for r in page] == ["fid-24", "fid-21", "fid-18"]
+        # The cursor need not match the filter itself, and offset still skips after it.
+        page = await record_store.list(name, offset=1, limit=2, filter=paused, after=ids[1])
+        assert [r.foreign_id for r in page] == ["fid-06", "fid-09"]
+        assert await record_store.list(name, after=ids[-1]) == []
+
+    async def test_list_after_an_unknown_run_is_refused(self, record_store: RecordStore) -> None:
+        name = unique("keyset-bad")
+        await record_store.store(new_record(name))
+        with pytest.raises(InvalidInput) as info:
+            await record_store.list(name, after=unique("no-such-run"))
+        assert info.value.field == "after"
+
     async def test_list_only_the_workflow_asked_for(self, record_store: RecordStore) -> None:
         first, second = unique("list-a"), unique("list-b")
         for _ in range(10):
