@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 from conveyor import RunState
 from conveyor._core.records import Meta, Record
 from conveyor.adapters.postgres import PostgresRecordStore
+from conveyor.cli import _runs as runs_module
 from conveyor.cli import cli
 from tests.cli.runs_app import NAME, Parcel, ParcelStatus
 
@@ -185,24 +186,31 @@ def test_list_filters(runs: Runs) -> None:
 
 
 def test_list_pages(runs: Runs) -> None:
-    for i in range(5):
-        runs.make(f"p-{i}")
+    ids = [runs.make(f"p-{i}") for i in range(5)]
 
     first = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "-o", "json"))
     assert [r["foreign_id"] for r in first["runs"]] == ["p-4", "p-3"]
-    assert first["next_offset"] == 2
-    second = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "--offset", "2", "-o", "json"))
+    assert (first["next_after"], first["next_offset"]) == (ids[3], 2)
+    second = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "--after", ids[3], "-o", "json"))
     assert [r["foreign_id"] for r in second["runs"]] == ["p-2", "p-1"]
-    last = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "--offset", "4", "-o", "json"))
+    assert second["after"] == ids[3] and second["next_after"] == ids[1]
+    last = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "--after", ids[1], "-o", "json"))
     assert [r["foreign_id"] for r in last["runs"]] == ["p-0"]
-    assert last["next_offset"] is None
+    assert last["next_after"] is None and last["next_offset"] is None
+    by_offset = as_json(invoke(runs, "list", "--workflow", NAME, "--limit", "2", "--offset", "2", "-o", "json"))
+    assert [r["foreign_id"] for r in by_offset["runs"]] == ["p-2", "p-1"]
     assert listed(runs, "--workflow", NAME, "--oldest-first", "--limit", "3") == ["p-0", "p-1", "p-2"]
+    assert listed(runs, "--workflow", NAME, "--oldest-first", "--after", ids[2]) == ["p-3", "p-4"]
 
     table = invoke(runs, "list", "--workflow", NAME, "--limit", "2")
     assert len(table.stdout.splitlines()) == 3
-    assert "next page: --offset 2" in table.stderr
+    assert table.stderr == f"more: next page with --after {ids[3]}\n"
     beyond = invoke(runs, "list", "--workflow", NAME, "--offset", "10")
-    assert beyond.exit_code == 0 and beyond.stdout.strip() == "no runs match after offset 10"
+    assert beyond.exit_code == 0 and beyond.stdout.strip() == "no more runs match"
+
+    unknown = invoke(runs, "list", "--after", "no-such-run")
+    assert unknown.exit_code == 2
+    assert "Invalid value for '--after': 'no-such-run': expected the run id of a stored run" in unknown.stderr
 
 
 # --- show ----------------------------------------------------------------------------------------------------------
@@ -340,15 +348,17 @@ def test_several_runs_report_each_failure_and_exit_with_the_most_serious(runs: R
     assert only_missing.exit_code == 3
 
 
-def test_bulk_cancel_acts_on_every_match_with_a_progress_bar(runs: Runs) -> None:
-    paused = [runs.make(f"p-{i}", RunState.PAUSED) for i in range(4)]
+def test_bulk_cancel_acts_on_every_match_with_a_progress_bar(runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Matches are read a page at a time before anything changes: small pages make this read several.
+    monkeypatch.setattr(runs_module, "_PAGE", 3)
+    paused = [runs.make(f"p-{i}", RunState.PAUSED) for i in range(7)]
     running = runs.make("p-running")
 
     result = invoke(runs, "cancel", "--workflow", NAME, "--run-state", "paused", "--reason", "recall", "--yes")
     assert result.exit_code == 0, result.stderr
     assert sorted(row.split()[0] for row in result.stdout.splitlines()[1:]) == sorted(paused)
     # The progress bar goes to stderr (stdout stays the table), finished.
-    assert "cancel" in result.stderr and "4/4" in result.stderr
+    assert "cancel" in result.stderr and "7/7" in result.stderr
     assert all(runs.get(r).run_state is RunState.CANCELLED for r in paused)
     assert {runs.get(r).meta.run_state_reason for r in paused} == {"recall"}
     assert runs.get(running).run_state is RunState.RUNNING

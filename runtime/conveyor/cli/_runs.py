@@ -30,6 +30,7 @@ from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._stores import dsn_option, load_specs, record_store, workflows_option
 from conveyor.errors import (
     ConveyorError,
+    InvalidInput,
     InvalidTransition,
     RecordNotFound,
     SchemaNotMigrated,
@@ -82,6 +83,9 @@ def _with_store(dsn: str, body: Callable[[RecordStore], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except InvalidInput as e:
+        # The store refused an argument it alone could check (e.g. a cursor naming no run): bad usage.
+        raise click.UsageError(str(e)) from None
     except SchemaNotMigrated as e:
         raise click.ClickException(str(e)) from None
     except _service_errors() as e:
@@ -355,6 +359,12 @@ def runs() -> None:
 @workflows_option
 @_filter_options
 @click.option("--limit", type=click.IntRange(1, 10_000), default=25, show_default=True, help="Runs per page.")
+@click.option(
+    "--after",
+    metavar="RUN_ID",
+    default=None,
+    help="The page after this run (the last run id of the previous page): as fast deep down as on page one.",
+)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Matches to skip.")
 @click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
 @_output_option
@@ -367,40 +377,55 @@ def list_runs(
     run_states: tuple[RunState, ...],
     foreign_ids: tuple[str, ...],
     limit: int,
+    after: str | None,
     offset: int,
     oldest_first: bool,
     output: str,
 ) -> None:
-    """List runs, newest first, a page at a time (--offset for the next page)."""
+    """List runs, newest first, a page at a time: the next page is --after the last run id shown (or --offset)."""
     specs = _load_specs(entrypoints, paths)
     selection = _selection(workflow, statuses, run_states, foreign_ids, specs)
     order = SortOrder.ASCENDING if oldest_first else SortOrder.DESCENDING
 
     async def body(store: RecordStore) -> list[Record]:
         # One more than asked tells whether there is a next page without counting every match.
-        return await store.list(
-            selection.workflow, offset=offset, limit=limit + 1, order=order, filter=selection.filter
-        )
+        try:
+            return await store.list(
+                selection.workflow,
+                offset=offset,
+                limit=limit + 1,
+                order=order,
+                filter=selection.filter,
+                after=after,
+            )
+        except InvalidInput as e:
+            if e.field != "after":
+                raise
+            raise click.BadParameter(
+                f"{after!r}: expected the run id of a stored run", param_hint="'--after'"
+            ) from None
 
     found = _with_store(dsn, body)
     page, more = found[:limit], len(found) > limit
-    next_offset = offset + limit if more else None
+    next_after = page[-1].run_id if more else None
     if output == "json":
         _echo_json(
             {
                 "runs": [run_json(r, specs) for r in page],
-                "offset": offset,
                 "limit": limit,
-                "next_offset": next_offset,
+                "after": after,
+                "offset": offset,
+                "next_after": next_after,
+                "next_offset": offset + limit if more else None,
             }
         )
         return
     if not page:
-        click.echo("no runs match" if offset == 0 else f"no runs match after offset {offset}")
+        click.echo("no runs match" if after is None and offset == 0 else "no more runs match")
         return
     _print(_runs_table(page, specs))
-    if next_offset is not None:
-        click.echo(f"runs {offset + 1}-{offset + len(page)}; next page: --offset {next_offset}", err=True)
+    if next_after is not None:
+        click.echo(f"more: next page with --after {next_after}", err=True)
 
 
 @runs.command("show", short_help="Show a run, its object and its history.")
@@ -502,15 +527,17 @@ async def _apply(store: RecordStore, run_id: str, target: RunState, reason: str)
 
 async def _matches(store: RecordStore, selection: Selection) -> list[str]:
     run_ids: list[str] = []
-    offset = 0
     while True:
         page = await store.list(
-            selection.workflow, offset=offset, limit=_PAGE, order=SortOrder.ASCENDING, filter=selection.filter
+            selection.workflow,
+            limit=_PAGE,
+            order=SortOrder.ASCENDING,
+            filter=selection.filter,
+            after=run_ids[-1] if run_ids else None,
         )
         run_ids.extend(r.run_id for r in page)
         if len(page) < _PAGE:
             return run_ids
-        offset += _PAGE
 
 
 async def _apply_all(
