@@ -442,6 +442,15 @@ def test_an_unreachable_database_exits_1_with_its_address() -> None:
         assert "s3cret" not in result.stderr
 
 
+def test_a_malformed_dsn_exits_1_and_an_empty_one_2() -> None:
+    malformed = CliRunner().invoke(cli, ["runs", "list", "--dsn", "nonsense"])
+    assert malformed.exit_code == 1
+    assert "the DSN is not valid" in malformed.stderr
+    empty = CliRunner().invoke(cli, ["runs", "show", "r-1", "--dsn", " "])
+    assert empty.exit_code == 2
+    assert "--dsn" in empty.stderr and "expected a PostgreSQL connection string" in empty.stderr
+
+
 def test_a_database_without_the_schema_exits_1_saying_to_migrate(pg_dsn: str) -> None:
     name = f"conveyor_cli_empty_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
