@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 import pytest
 from click.testing import CliRunner, Result
 
@@ -440,6 +441,33 @@ def test_an_unreachable_database_exits_1_with_its_address() -> None:
         assert result.exit_code == 1, (args, result.stderr)
         assert "PostgreSQL at 127.0.0.1:9/conveyor is unavailable" in result.stderr
         assert "s3cret" not in result.stderr
+
+
+def test_a_database_that_refuses_the_write_exits_1_and_changes_nothing(runs: Runs) -> None:
+    """A role that may read but not write: the reading commands work, every change fails as the service's failure
+    (exit 1, the database's reason per run), and no run changes."""
+    role = f"conveyor_cli_ro_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(runs.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    read_only = Runs(make_conninfo(runs.dsn, user=role))
+    try:
+        ids = [runs.make(f"p-{i}") for i in range(2)]
+        assert listed(read_only, "--workflow", NAME) == ["p-1", "p-0"]
+
+        one = invoke(read_only, "pause", ids[0])
+        assert one.exit_code == 1
+        assert one.stderr == f"Error: run {ids[0]}: permission denied for table conveyor_runs\n"
+
+        bulk = invoke(read_only, "pause", "--workflow", NAME, "--yes", "-o", "json")
+        assert bulk.exit_code == 1
+        assert json.loads(bulk.stdout)["summary"] == {"done": 0, "not_found": 0, "refused": 0, "failed": 2}
+        assert bulk.stderr.splitlines()[-1] == "pause: 2 of 2 runs not changed (2 failed)"
+        assert [runs.state(r) for r in ids] == [(RunState.RUNNING, 1)] * 2
+    finally:
+        with psycopg.connect(runs.dsn, autocommit=True) as conn:
+            conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+            conn.execute(f"DROP ROLE {role}")
 
 
 def test_a_malformed_dsn_exits_1_and_an_empty_one_2() -> None:
