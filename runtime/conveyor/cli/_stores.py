@@ -12,7 +12,7 @@ import click
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._load import load_builder
-from conveyor.errors import InvalidInput, ServiceUnavailable
+from conveyor.errors import InvalidInput, SchemaNotMigrated, ServiceUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +66,7 @@ async def record_store(dsn: str) -> AsyncIterator[RecordStore]:
         raise click.BadParameter(str(e), param_hint="--dsn") from None
     try:
         await store.open()
-    except ServiceUnavailable as e:
+    except (ServiceUnavailable, SchemaNotMigrated) as e:
         raise click.ClickException(str(e)) from None
     try:
         yield store
