@@ -16,6 +16,7 @@ from conveyor.cli._db import db
 from conveyor.cli._demo import run_demo
 from conveyor.cli._load import load_builder
 from conveyor.cli._runs import runs
+from conveyor.cli._ui import ui
 from conveyor.cli._worker import worker
 
 DEFAULT_DEMO = "orders.workflow:builder"
@@ -105,6 +106,7 @@ def _graph_json(spec: WorkflowSpec[Any, Any]) -> dict[str, Any]:
 cli.add_command(db)
 cli.add_command(worker)
 cli.add_command(runs)
+cli.add_command(ui)
 
 
 def main(argv: list[str] | None = None) -> Any:

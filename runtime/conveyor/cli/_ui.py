@@ -1,0 +1,130 @@
+"""`conveyor ui`: serve the web UI over a Postgres record store (or, with `--demo`, over the shipped order workflow
+running on the in-memory adapters, so a newcomer can look at it with no database) until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import click
+
+from conveyor._core.ports import RecordStore
+from conveyor._engine.spec import WorkflowSpec
+from conveyor.cli._stores import load_specs, record_store, workflows_option
+
+DEMO_ENTRYPOINT = "orders.workflow:builder"
+DEMO_PATH = "examples/order_processing"
+DEMO_RUNS = 60
+
+
+@click.command()
+@click.option(
+    "--dsn",
+    envvar="CONVEYOR_PG_DSN",
+    show_envvar=True,
+    default=None,
+    help="PostgreSQL DSN of the record store (required unless --demo).",
+)
+@workflows_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0: any free).")
+@click.option(
+    "--allow-actions",
+    is_flag=True,
+    help="Enable the pause, resume, cancel and delete buttons and API (off by default; CSRF-checked).",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help=f"Run the example order workflow on in-memory adapters ({DEMO_RUNS} runs) and serve the UI over it.",
+)
+def ui(
+    dsn: str | None,
+    entrypoints: tuple[str, ...],
+    paths: tuple[str, ...],
+    host: str,
+    port: int,
+    allow_actions: bool,
+    demo: bool,
+) -> None:
+    """Serve the web UI: runs with filters, a run's object, history and graph, and /metrics."""
+    try:
+        from conveyor.ui import make_app
+    except ImportError as e:
+        raise click.UsageError(f"the ui extra is not installed ({e}): pip install 'conveyor[ui]'") from None
+    specs = load_specs(entrypoints, paths)
+    if demo:
+        # $CONVEYOR_PG_DSN may well be set in the shell; only an explicit --dsn contradicts --demo.
+        if click.get_current_context().get_parameter_source("dsn") is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError("--demo serves in-memory runs: it takes no --dsn")
+        opened: AbstractAsyncContextManager[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]] = _demo(specs)
+    elif dsn is None:
+        raise click.UsageError("--dsn (or $CONVEYOR_PG_DSN) is required unless --demo")
+    else:
+        opened = _postgres(dsn, specs)
+
+    async def serve() -> None:
+        async with opened as (store, known):
+            app = make_app(store, workflows=known, allow_actions=allow_actions)
+            await _serve(app, host, port, allow_actions, click.echo)
+
+    asyncio.run(serve())
+
+
+@asynccontextmanager
+async def _postgres(
+    dsn: str, specs: dict[str, WorkflowSpec[Any, Any]]
+) -> AsyncIterator[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]]:
+    async with record_store(dsn) as store:
+        yield store, specs
+
+
+@asynccontextmanager
+async def _demo(
+    specs: dict[str, WorkflowSpec[Any, Any]],
+) -> AsyncIterator[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]]:
+    import importlib
+
+    from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
+    from conveyor.cli._load import load_builder
+
+    builder = load_builder(DEMO_ENTRYPOINT, (DEMO_PATH,))
+    samples: list[Any] = list(importlib.import_module("orders.workflow").sample_orders())
+    store = MemoryRecordStore()
+    wf = builder.build(MemoryStreamer(), store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
+    async with wf:
+        for i in range(DEMO_RUNS):
+            order = samples[i % len(samples)].model_copy(update={"id": f"order-{i + 1}"})
+            await wf.trigger(order.id, initial_value=order)
+        yield store, {**specs, wf.name: wf.spec}
+
+
+async def _serve(app: Any, host: str, port: int, allow_actions: bool, out: Callable[[str], None]) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        for address in runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                shown = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
+                out(f"conveyor ui: http://{shown}:{address[1]}/ (actions {'on' if allow_actions else 'off'})")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    finally:
+        await runner.cleanup()

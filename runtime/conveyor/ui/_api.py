@@ -1,0 +1,94 @@
+"""The UI's JSON API under /api: what the pages show, for scripts. Errors are JSON too, `{"error": ...,
+"field": ...}` for bad input (400), with 403 for refused actions, 404 for unknown runs and 409 for a state
+change the run's state does not allow; the middleware in _app turns the exceptions into those answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from conveyor._engine.control import ACTIONS, control_run
+from conveyor.errors import InvalidInput
+from conveyor.ui import _query
+from conveyor.ui._context import Context, workflow_data
+from conveyor.ui._csrf import HEADER, Forbidden
+
+CONTEXT = web.AppKey("context", Context)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/runs", list_runs),
+        web.get("/api/runs/{run_id}", show_run),
+        web.post("/api/runs/{run_id}/{action}", act),
+        web.get("/api/workflows", list_workflows),
+        web.get("/api/csrf", csrf_token),
+    ]
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    query = _query.list_query(request.query, ctx.workflows)
+    records, next_cursor = await ctx.page(query)
+    return web.json_response(
+        {"runs": [ctx.run_data(r) for r in records], "next_cursor": next_cursor, "limit": query.limit}
+    )
+
+
+async def show_run(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    _query.no_parameters(request.query)
+    run_id = _query.run_id(request.match_info["run_id"])
+    record = await ctx.store.lookup(run_id)
+    history = await ctx.store.history(run_id)
+    return web.json_response(
+        {
+            "run": ctx.run_data(record),
+            "history": [ctx.run_data(h) for h in history],
+            "actions": ctx.actions(record) if ctx.allow_actions else [],
+        }
+    )
+
+
+async def list_workflows(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    return web.json_response({"workflows": [workflow_data(spec) for spec in ctx.workflows.values()]})
+
+
+async def csrf_token(request: web.Request) -> web.Response:
+    """The token an API client sends back in X-CSRF-Token with the cookie this sets."""
+    ctx = request.app[CONTEXT]
+    token = ctx.csrf.token_for(request)
+    response = web.json_response({"token": token, "header": HEADER})
+    ctx.csrf.set_cookie(request, response, token)
+    return response
+
+
+async def act(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    if not ctx.allow_actions:
+        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
+    ctx.csrf.check(request, request.headers.get(HEADER, ""))
+    run_id = _query.run_id(request.match_info["run_id"])
+    action = _query.action(request.match_info["action"])
+    reason = await _reason(request)
+    record = await control_run(ctx.store, run_id, ACTIONS[action], reason, clock=ctx.clock)
+    return web.json_response({"run": ctx.run_data(record)})
+
+
+async def _reason(request: web.Request) -> str:
+    """The optional JSON body `{"reason": "..."}`."""
+    if not request.can_read_body:
+        return ""
+    try:
+        body: Any = json.loads(await request.read())
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("body", 'a JSON object such as {"reason": "..."}', "something else") from None
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise InvalidInput("body", 'a JSON object with at most the key "reason"', body)
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise InvalidInput("reason", "a string", reason)
+    return _query.text("reason", reason, max_length=_query.MAX_REASON, allow_newlines=True)

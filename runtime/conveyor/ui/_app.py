@@ -1,0 +1,89 @@
+"""The aiohttp application of `conveyor ui`: the pages, the JSON API, Prometheus `/metrics`, and one middleware
+that turns the errors a request can cause into answers (400 bad input naming the field, 403 refused, 404 unknown
+run, 409 a transition the run's state does not allow, 503 the store is unreachable) as JSON under /api and as a
+page elsewhere. Anything else is a bug and stays a 500."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from conveyor._core.clock import Clock
+from conveyor._core.ports import RecordStore
+from conveyor._engine.spec import WorkflowSpec
+from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound, ServiceUnavailable, VersionConflict
+from conveyor.ui import _api, _pages
+from conveyor.ui._context import Context
+from conveyor.ui._csrf import Csrf, Forbidden
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_MESSAGE_LIMIT = 600
+
+
+def make_app(
+    store: RecordStore,
+    *,
+    workflows: Mapping[str, WorkflowSpec[Any, Any]] | Iterable[WorkflowSpec[Any, Any]] = (),
+    allow_actions: bool = False,
+    clock: Clock | None = None,
+    registry: CollectorRegistry = REGISTRY,
+) -> web.Application:
+    """The UI over `store` (any RecordStore, opened and closed by the caller). `workflows` (specs, e.g.
+    `builder.spec()`) give status names and graphs; runs of other workflows are still listed. Pause, resume,
+    cancel and delete are refused (403) unless `allow_actions`."""
+    if not isinstance(store, RecordStore):
+        raise InvalidInput("store", "a RecordStore", store)
+    specs = dict(workflows) if isinstance(workflows, Mapping) else {spec.name: spec for spec in workflows}
+    for name, spec in specs.items():
+        if not isinstance(spec, WorkflowSpec):
+            raise InvalidInput("workflows", "WorkflowSpec objects (builder.spec())", spec)
+        if name != spec.name:
+            raise InvalidInput("workflows", f"the spec of {name!r} under its own name", spec.name)
+    if not isinstance(allow_actions, bool):
+        raise InvalidInput("allow_actions", "True or False", allow_actions)
+    app = web.Application(middlewares=[_errors])
+    app[_api.CONTEXT] = Context(store, specs, allow_actions, clock, Csrf())
+    app[_REGISTRY] = registry
+    app.add_routes(_api.routes())
+    app.add_routes(_pages.routes())
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+_REGISTRY = web.AppKey("registry", CollectorRegistry)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _answer(request: web.Request, status: int, title: str, message: str, field: str | None) -> web.Response:
+    if len(message) > _MESSAGE_LIMIT:
+        message = message[:_MESSAGE_LIMIT] + "…"
+    if request.path.startswith("/api/"):
+        body: dict[str, Any] = {"error": message}
+        if field is not None:
+            body["field"] = field
+        return web.json_response(body, status=status)
+    return _pages.render(request, "error.html", status=status, title=title, message=message)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except InvalidInput as e:
+        return _answer(request, 400, "Bad request", str(e), e.field)
+    except Forbidden as e:
+        return _answer(request, 403, "Refused", f"refused: {e}", None)
+    except RecordNotFound as e:
+        return _answer(request, 404, "Not found", str(e), None)
+    except (InvalidTransition, VersionConflict) as e:
+        return _answer(request, 409, "Conflict", str(e), None)
+    except ServiceUnavailable as e:
+        return _answer(request, 503, "Record store unavailable", str(e), None)

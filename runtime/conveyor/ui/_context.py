@@ -1,0 +1,126 @@
+"""What every UI handler shares: the record store, the known workflows, the action switch and the CSRF secret;
+plus the two reads both the JSON API and the HTML pages make (a page of runs, a run as plain data), so the two
+can never disagree about what a run looks like."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from conveyor._core.clock import Clock
+from conveyor._core.ports import RecordStore
+from conveyor._core.records import Record
+from conveyor._core.runstate import RunState
+from conveyor._engine.control import ACTIONS
+from conveyor._engine.spec import WorkflowSpec
+from conveyor.errors import InvalidInput
+from conveyor.ui._csrf import Csrf
+from conveyor.ui._query import ListQuery
+
+
+@dataclasses.dataclass(slots=True)
+class Context:
+    store: RecordStore
+    workflows: Mapping[str, WorkflowSpec[Any, Any]]
+    allow_actions: bool
+    clock: Clock | None
+    csrf: Csrf
+
+    async def page(self, query: ListQuery) -> tuple[list[Record], str | None]:
+        """One page of runs and the cursor of the next page (None on the last page)."""
+        try:
+            # One more than asked tells whether a next page exists without counting every match.
+            found = await self.store.list(
+                query.workflow,
+                limit=query.limit + 1,
+                order=query.order,
+                filter=query.record_filter(),
+                after=query.cursor,
+            )
+        except InvalidInput as e:
+            if e.field == "after":
+                raise InvalidInput("cursor", "the run id of a stored run (from next_cursor)", query.cursor) from None
+            raise
+        if len(found) > query.limit:
+            return found[: query.limit], found[query.limit - 1].run_id
+        return found, None
+
+    def status_name(self, record: Record) -> str | None:
+        spec = self.workflows.get(record.workflow_name)
+        if spec is None:
+            return None
+        try:
+            return str(spec.status_type(record.status).name)
+        except ValueError:
+            return None
+
+    def actions(self, record: Record) -> list[str]:
+        """The actions the run's state allows now (whether or not actions are enabled)."""
+        return [name for name, target in ACTIONS.items() if record.run_state.can_become(target)]
+
+    def run_data(self, record: Record) -> dict[str, Any]:
+        """A run as JSON-ready data: the object decoded when it is JSON, as text or base64 otherwise."""
+        return {
+            "run_id": record.run_id,
+            "workflow": record.workflow_name,
+            "foreign_id": record.foreign_id,
+            "status": record.status,
+            "status_name": self.status_name(record),
+            "run_state": record.run_state.name,
+            "run_state_label": record.run_state.label,
+            "created_at": record.created_at.isoformat(),
+            "updated_at": record.updated_at.isoformat(),
+            "version": record.meta.version,
+            "reason": record.meta.run_state_reason,
+            "status_description": record.meta.status_description,
+            **object_data(record.object),
+        }
+
+
+def object_data(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        return {"object": None, "object_encoding": None}
+    try:
+        return {"object": json.loads(raw), "object_encoding": "json"}
+    except (UnicodeDecodeError, ValueError):
+        pass
+    try:
+        return {"object": raw.decode("utf-8"), "object_encoding": "text"}
+    except UnicodeDecodeError:
+        return {"object": base64.b64encode(raw).decode(), "object_encoding": "base64"}
+
+
+def object_text(raw: bytes | None) -> str | None:
+    """The object as a person reads it: indented JSON, or the text, or base64."""
+    data = object_data(raw)
+    if data["object_encoding"] == "json":
+        return json.dumps(data["object"], indent=2, ensure_ascii=False)
+    return None if data["object"] is None else str(data["object"])
+
+
+def workflow_data(spec: WorkflowSpec[Any, Any]) -> dict[str, Any]:
+    from conveyor._engine.visualise import _how, mermaid
+
+    graph, status_type = spec.graph, spec.status_type
+
+    def status(value: int) -> dict[str, Any]:
+        return {"name": status_type(value).name, "value": value}
+
+    return {
+        "name": spec.name,
+        "statuses": [
+            {**status(v), "start": v in graph.starting, "terminal": graph.is_terminal(v)} for v in graph.nodes
+        ],
+        "transitions": [
+            {"from": status(s), "to": status(t), "by": [k for k in _how(spec, s, t).split(" / ") if k]}
+            for s in graph.nodes
+            for t in graph.transitions(s)
+        ],
+        "mermaid": mermaid(spec),
+    }
+
+
+RUN_STATES = [s for s in RunState if s is not RunState.UNKNOWN]

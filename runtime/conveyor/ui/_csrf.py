@@ -1,0 +1,73 @@
+"""Cross-site request forgery defence for the UI's actions (pause, resume, cancel, delete).
+
+Three independent checks, each enough to stop a forged POST from another site: the request must come from the
+UI's own origin (Origin, or Referer when a browser sends no Origin); it must carry a token (form field or
+`X-CSRF-Token` header) equal to the one in the UI's cookie, which another site can neither read nor set; and
+that token must be signed with this process's secret (HMAC), so a token made up by someone is worthless. The
+cookie is SameSite=Strict, so a browser does not even send it with a cross-site request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+COOKIE = "conveyor_csrf"
+HEADER = "X-CSRF-Token"
+
+
+class Forbidden(Exception):
+    """A POST refused by the CSRF checks; the message says which check."""
+
+
+class Csrf:
+    def __init__(self, secret: bytes | None = None) -> None:
+        # Per process: restarting the UI invalidates old pages' tokens, which only costs a reload.
+        self._secret = secret or secrets.token_bytes(32)
+
+    def _sign(self, nonce: str) -> str:
+        return hmac.new(self._secret, _bytes(nonce), hashlib.sha256).hexdigest()
+
+    def new_token(self) -> str:
+        nonce = secrets.token_urlsafe(24)
+        return f"{nonce}.{self._sign(nonce)}"
+
+    def valid(self, token: str) -> bool:
+        nonce, _, signature = token.partition(".")
+        return bool(nonce) and hmac.compare_digest(_bytes(self._sign(nonce)), _bytes(signature))
+
+    def token_for(self, request: web.Request) -> str:
+        """The token a page should embed: the request's cookie if it is one of ours, else a new one (which
+        `set_cookie` then sends)."""
+        cookie = request.cookies.get(COOKIE, "")
+        return cookie if self.valid(cookie) else self.new_token()
+
+    def set_cookie(self, request: web.Request, response: web.StreamResponse, token: str) -> None:
+        if request.cookies.get(COOKIE) != token:
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure)
+
+    def check(self, request: web.Request, submitted: str) -> None:
+        """Raise Forbidden unless the POST comes from our own origin with the cookie's valid token."""
+        expected = f"{request.scheme}://{request.host}"
+        origin = request.headers.get("Origin")
+        if origin is None:
+            referer = request.headers.get("Referer")
+            if referer is None:
+                raise Forbidden("the request has neither an Origin nor a Referer header")
+            parts = urlsplit(referer)
+            origin = f"{parts.scheme}://{parts.netloc}"
+        if origin != expected:
+            raise Forbidden(f"the request comes from {origin}, not from {expected}")
+        cookie = request.cookies.get(COOKIE, "")
+        if not cookie or not submitted:
+            raise Forbidden("the CSRF token is missing (reload the page)")
+        if not hmac.compare_digest(_bytes(cookie), _bytes(submitted)) or not self.valid(submitted):
+            raise Forbidden("the CSRF token is not valid (reload the page)")
+
+
+def _bytes(text: str) -> bytes:
+    # Whatever a client sent (lone surrogates included) must compare as unequal, never raise.
+    return text.encode("utf-8", "surrogatepass")

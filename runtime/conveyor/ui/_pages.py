@@ -1,0 +1,124 @@
+"""The HTML pages: the runs list (filters, keyset paging), a run (fields, object, workflow graph, history, action
+buttons when enabled) and the workflows' graphs. Plain server-rendered HTML with forms: no JavaScript, so the
+pages work in any browser and the only state-changing requests are CSRF-checked form posts."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+import jinja2
+from aiohttp import web
+
+from conveyor._engine.control import ACTIONS, control_run
+from conveyor._engine.visualise import mermaid
+from conveyor.ui import _query
+from conveyor.ui._api import CONTEXT
+from conveyor.ui._context import RUN_STATES, object_text, workflow_data
+from conveyor.ui._csrf import Forbidden
+from conveyor.ui._graph import svg
+from conveyor.ui._templates import TEMPLATES
+
+ENV = jinja2.Environment(
+    loader=jinja2.DictLoader(TEMPLATES),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/", runs_page),
+        web.get("/runs/{run_id}", run_page),
+        web.post("/runs/{run_id}/{action}", act),
+        web.get("/workflows", workflows_page),
+    ]
+
+
+def render(request: web.Request, template: str, *, status: int = 200, **values: object) -> web.Response:
+    ctx = request.app[CONTEXT]
+    token = ctx.csrf.token_for(request)
+    html = ENV.get_template(template).render(csrf_token=token, **values)
+    response = web.Response(text=html, content_type="text/html", status=status)
+    # Pages are never framed by other sites (clickjacking the action buttons) and run no script at all.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+    response.headers["Referrer-Policy"] = "same-origin"
+    ctx.csrf.set_cookie(request, response, token)
+    return response
+
+
+def _href(params: list[tuple[str, str]]) -> str:
+    return "/?" + urlencode(params) if params else "/"
+
+
+async def runs_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    query = _query.list_query(request.query, ctx.workflows)
+    records, next_cursor = await ctx.page(query)
+    runs = [ctx.run_data(r) for r in records]
+    spec = ctx.workflows.get(query.workflow) if query.workflow else None
+    names = []
+    for value in query.statuses:
+        try:
+            names.append(spec.status_type(value).name if spec else str(value))
+        except ValueError:
+            names.append(str(value))
+    return render(
+        request,
+        "runs.html",
+        query=query,
+        runs=runs,
+        workflows=sorted(ctx.workflows),
+        run_states=RUN_STATES,
+        status_text=", ".join(names) if len(names) != 1 else names[0],
+        max_limit=_query.MAX_LIMIT,
+        ascending=query.order.name == "ASCENDING",
+        error=None,
+        next_href=_href(query.params(cursor=next_cursor)) if next_cursor else None,
+        first_href=_href(query.params(cursor=None)),
+    )
+
+
+async def run_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    _query.no_parameters(request.query)
+    run_id = _query.run_id(request.match_info["run_id"])
+    record = await ctx.store.lookup(run_id)
+    history = await ctx.store.history(run_id)
+    spec = ctx.workflows.get(record.workflow_name)
+    return render(
+        request,
+        "run.html",
+        run=ctx.run_data(record),
+        object_text=object_text(record.object),
+        history=[ctx.run_data(h) for h in reversed(history)],
+        allow_actions=ctx.allow_actions,
+        actions=ctx.actions(record),
+        graph=svg(spec, record.status) if spec is not None else None,
+        mermaid=mermaid(spec) if spec is not None else None,
+        message=None,
+    )
+
+
+async def workflows_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    _query.no_parameters(request.query)
+    workflows = [{**workflow_data(spec), "graph": svg(spec)} for spec in ctx.workflows.values()]
+    return render(request, "workflows.html", workflows=workflows)
+
+
+async def act(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    if not ctx.allow_actions:
+        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
+    form = _query.action_form(await request.post())
+    ctx.csrf.check(request, form.csrf_token)
+    run_id = _query.run_id(request.match_info["run_id"])
+    action = _query.action(request.match_info["action"])
+    await control_run(ctx.store, run_id, ACTIONS[action], form.reason, clock=ctx.clock)
+    # Post/redirect/get: reloading the run's page does not post the action again.
+    raise web.HTTPSeeOther(f"/runs/{quote(run_id, safe='')}")

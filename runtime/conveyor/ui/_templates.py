@@ -1,0 +1,200 @@
+# ruff: noqa: E501  (HTML and CSS lines read better whole than wrapped at 120)
+"""The HTML templates (jinja2, autoescaped: every foreign id, object and reason is escaped on output). Kept in
+Python rather than package-data files so an installed wheel always has them, and self-contained (inline CSS,
+no scripts, nothing fetched from elsewhere) so the UI works offline and under a strict CSP."""
+
+from __future__ import annotations
+
+BASE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{% block title %}conveyor{% endblock %} · conveyor</title>
+<style>
+:root { --fg:#1d232b; --muted:#5d6b7a; --line:#d9dfe6; --bg:#f6f8fa; --accent:#2f6fdf; --bad:#b3261e; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color:var(--fg); }
+header { background:#1d232b; color:#fff; padding:10px 24px; display:flex; gap:24px; align-items:baseline; }
+header a { color:#fff; text-decoration:none; } header .brand { font-weight:700; font-size:16px; }
+main { padding:18px 24px; max-width:1400px; }
+h1 { font-size:20px; margin:0 0 14px; } h2 { font-size:16px; margin:22px 0 8px; }
+table { border-collapse:collapse; width:100%; background:#fff; }
+th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { background:var(--bg); font-weight:600; white-space:nowrap; }
+td.mono, .mono { font-family:ui-monospace, "DejaVu Sans Mono", monospace; font-size:12.5px; }
+form.filters { display:flex; flex-wrap:wrap; gap:10px; align-items:flex-end; margin-bottom:14px; }
+form.filters label { display:flex; flex-direction:column; font-size:12px; color:var(--muted); gap:2px; }
+input, select, button, textarea { font:inherit; padding:5px 8px; border:1px solid var(--line); border-radius:6px; }
+button { background:var(--accent); color:#fff; border-color:var(--accent); cursor:pointer; }
+button.danger { background:var(--bad); border-color:var(--bad); }
+a { color:var(--accent); }
+.state { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; background:#e8edf3; }
+.state-RUNNING, .state-INITIATED { background:#dcebff; } .state-COMPLETED { background:#dcf5e3; }
+.state-PAUSED { background:#fff1c9; } .state-CANCELLED, .state-DATA_DELETED, .state-REQUESTED_DATA_DELETED { background:#f6dede; }
+.pager { display:flex; gap:16px; margin:12px 0; align-items:center; color:var(--muted); }
+.error { border:1px solid var(--bad); color:var(--bad); background:#fdf0ef; padding:10px 14px; border-radius:6px; }
+.notice { color:var(--muted); }
+dl.fields { display:grid; grid-template-columns:max-content 1fr; gap:4px 16px; margin:0; }
+dl.fields dt { color:var(--muted); } dl.fields dd { margin:0; }
+pre { background:var(--bg); border:1px solid var(--line); border-radius:6px; padding:10px; overflow:auto; max-height:420px; }
+.actions { display:flex; gap:10px; flex-wrap:wrap; align-items:flex-end; }
+.actions form { margin:0; }
+svg.graph { background:#fff; border:1px solid var(--line); border-radius:6px; max-width:100%; height:auto; }
+svg.graph .node rect { fill:#fff; stroke:#6b7b8c; stroke-width:1.4; }
+svg.graph .node.start rect { stroke:var(--accent); }
+svg.graph .node.terminal rect { stroke-width:3; stroke:#3a8f55; }
+svg.graph .node.current rect { fill:#ffe69a; stroke:#a07800; stroke-width:2.5; }
+svg.graph text { font:12px "DejaVu Sans", sans-serif; fill:var(--fg); }
+svg.graph .edge { fill:none; stroke:#7d8a98; stroke-width:1.4; }
+svg.graph .edge-callback { stroke-dasharray:5 3; } svg.graph .edge-timeout { stroke-dasharray:2 3; }
+svg.graph marker path { fill:#7d8a98; }
+</style>
+</head>
+<body>
+<header><a class="brand" href="/">conveyor</a><a href="/">Runs</a><a href="/workflows">Workflows</a>
+<a href="/api/runs">API</a><a href="/metrics">Metrics</a></header>
+<main>{% block main %}{% endblock %}</main>
+</body>
+</html>
+"""
+
+RUNS = """{% extends "base.html" %}
+{% block title %}Runs{% endblock %}
+{% block main %}
+<h1>Runs</h1>
+<form class="filters" method="get" action="/" id="filters">
+  <label>Workflow
+    <input name="workflow" list="workflow-names" value="{{ query.workflow or '' }}" size="22" placeholder="any">
+  </label>
+  <datalist id="workflow-names">{% for name in workflows %}<option value="{{ name }}">{% endfor %}</datalist>
+  <label>Status <input name="status" value="{{ status_text }}" size="14" placeholder="name or number"></label>
+  <label>Run state
+    <select name="run_state">
+      <option value="">any</option>
+      {% for state in run_states %}
+      <option value="{{ state.name }}"{% if state in query.run_states %} selected{% endif %}>{{ state.label }}</option>
+      {% endfor %}
+    </select>
+  </label>
+  <label>Foreign id <input name="foreign_id" value="{{ query.foreign_ids[0] if query.foreign_ids else '' }}" size="22"></label>
+  <label>Per page <input name="limit" type="number" min="1" max="{{ max_limit }}" value="{{ query.limit }}" size="4"></label>
+  <label>Order
+    <select name="order">
+      <option value="desc"{% if not ascending %} selected{% endif %}>newest first</option>
+      <option value="asc"{% if ascending %} selected{% endif %}>oldest first</option>
+    </select>
+  </label>
+  <button type="submit">Filter</button>
+  <a href="/">Clear</a>
+</form>
+{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
+<table id="runs">
+<thead><tr><th>Foreign id</th><th>Workflow</th><th>Status</th><th>Run state</th><th>Created</th><th>Updated</th><th>Run id</th></tr></thead>
+<tbody>
+{% for run in runs %}
+<tr data-run-id="{{ run.run_id }}">
+  <td><a href="/runs/{{ run.run_id | urlencode }}">{{ run.foreign_id }}</a></td>
+  <td>{{ run.workflow }}</td>
+  <td>{{ run.status_name or run.status }}</td>
+  <td><span class="state state-{{ run.run_state }}">{{ run.run_state_label }}</span></td>
+  <td class="mono">{{ run.created_at }}</td>
+  <td class="mono">{{ run.updated_at }}</td>
+  <td class="mono">{{ run.run_id }}</td>
+</tr>
+{% else %}
+<tr><td colspan="7" class="notice">No runs match.</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<nav class="pager">
+  {% if query.cursor %}<a id="first-page" href="{{ first_href }}">« First page</a>{% endif %}
+  <span>{{ runs | length }} run{{ '' if runs | length == 1 else 's' }} on this page</span>
+  {% if next_href %}<a id="next-page" href="{{ next_href }}">Next page »</a>{% endif %}
+</nav>
+{% endblock %}
+"""
+
+RUN = """{% extends "base.html" %}
+{% block title %}{{ run.foreign_id }}{% endblock %}
+{% block main %}
+<h1>{{ run.workflow }} · {{ run.foreign_id }}</h1>
+{% if message %}<p class="notice" role="status" id="message">{{ message }}</p>{% endif %}
+<dl class="fields" id="run">
+  <dt>Run id</dt><dd class="mono">{{ run.run_id }}</dd>
+  <dt>Foreign id</dt><dd>{{ run.foreign_id }}</dd>
+  <dt>Status</dt><dd id="status">{{ run.status_name or run.status }}{% if run.status_name %} ({{ run.status }}){% endif %}</dd>
+  <dt>Run state</dt><dd><span id="run-state" class="state state-{{ run.run_state }}">{{ run.run_state_label }}</span></dd>
+  {% if run.reason %}<dt>Reason</dt><dd id="reason">{{ run.reason }}</dd>{% endif %}
+  <dt>Created</dt><dd class="mono">{{ run.created_at }}</dd>
+  <dt>Updated</dt><dd class="mono">{{ run.updated_at }}</dd>
+  <dt>Version</dt><dd>{{ run.version }}</dd>
+</dl>
+{% if allow_actions %}
+<h2>Actions</h2>
+{% if actions %}
+<div class="actions">
+{% for action in actions %}
+  <form method="post" action="/runs/{{ run.run_id | urlencode }}/{{ action }}">
+    <input type="hidden" name="csrf_token" value="{{ csrf_token }}">
+    <input name="reason" placeholder="reason (optional)" size="18" aria-label="reason for {{ action }}">
+    <button type="submit" id="action-{{ action }}"{% if action in ('cancel', 'delete') %} class="danger"{% endif %}>{{ action | capitalize }}</button>
+  </form>
+{% endfor %}
+</div>
+{% else %}<p class="notice">No action applies to a run that is {{ run.run_state_label | lower }}.</p>{% endif %}
+{% endif %}
+<h2>Object</h2>
+{% if object_text is none %}<p class="notice">The object's data was deleted.</p>
+{% else %}<pre id="object">{{ object_text }}</pre>{% endif %}
+<h2>Workflow graph</h2>
+{% if graph %}{{ graph }}
+<details><summary>Mermaid</summary><pre>{{ mermaid }}</pre></details>
+{% else %}<p class="notice">The UI was not given this workflow (conveyor ui --entrypoint module:builder), so its graph is unknown.</p>{% endif %}
+<h2>History</h2>
+<table id="history">
+<thead><tr><th>Version</th><th>Status</th><th>Run state</th><th>Reason</th><th>Updated</th></tr></thead>
+<tbody>
+{% for h in history %}
+<tr><td>{{ h.version }}</td><td>{{ h.status_name or h.status }}</td>
+<td><span class="state state-{{ h.run_state }}">{{ h.run_state_label }}</span></td>
+<td>{{ h.reason }}</td><td class="mono">{{ h.updated_at }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endblock %}
+"""
+
+WORKFLOWS = """{% extends "base.html" %}
+{% block title %}Workflows{% endblock %}
+{% block main %}
+<h1>Workflows</h1>
+{% for wf in workflows %}
+<section class="workflow" id="workflow-{{ wf.name }}">
+<h2><a href="/?workflow={{ wf.name | urlencode }}">{{ wf.name }}</a></h2>
+{{ wf.graph }}
+<details><summary>Mermaid</summary><pre>{{ wf.mermaid }}</pre></details>
+</section>
+{% else %}
+<p class="notice">No workflow was given to the UI: start it with <code>conveyor ui --entrypoint module:builder</code>
+to see status names and graphs. Runs of any workflow are listed either way.</p>
+{% endfor %}
+{% endblock %}
+"""
+
+ERROR = """{% extends "base.html" %}
+{% block title %}{{ title }}{% endblock %}
+{% block main %}
+<h1>{{ title }}</h1>
+<p class="error" role="alert" id="error">{{ message }}</p>
+<p><a href="/">Back to the runs</a></p>
+{% endblock %}
+"""
+
+TEMPLATES = {
+    "base.html": BASE,
+    "runs.html": RUNS,
+    "run.html": RUN,
+    "workflows.html": WORKFLOWS,
+    "error.html": ERROR,
+}
