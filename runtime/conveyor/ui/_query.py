@@ -126,7 +126,9 @@ def _many(query: MultiMapping[Any], field: str) -> list[str]:
 def _only(query: Iterable[str], fields: tuple[str, ...]) -> None:
     unknown = sorted(set(query) - set(fields))
     if unknown:
-        raise InvalidInput(unknown[0], f"a known parameter ({', '.join(fields)})", unknown[0])
+        # `?=x` has a parameter without a name: there is no field to name, so say what the request lacks.
+        field = unknown[0] or "parameter"
+        raise InvalidInput(field, f"a known parameter ({', '.join(fields)})", unknown[0])
 
 
 def _integer(field: str, raw: str, low: int, high: int) -> int:
@@ -164,7 +166,7 @@ def _run_state(raw: str) -> RunState:
 def no_parameters(query: Iterable[str]) -> None:
     """For pages and endpoints that take none: a parameter given is a mistake worth telling."""
     for name in query:
-        raise InvalidInput(name, "no query parameters here", name)
+        raise InvalidInput(name or "parameter", "no query parameters here", name)
 
 
 def list_query(query: MultiMapping[Any], workflows: Mapping[str, WorkflowSpec[Any, Any]]) -> ListQuery:
