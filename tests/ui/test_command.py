@@ -1,0 +1,134 @@
+"""`conveyor ui` as a user runs it: serving a real Postgres store (and the demo) in a child process until SIGTERM,
+and its usage errors (exit 2) and unreachable database or busy port (exit 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from conveyor._core.records import Meta, Record
+from conveyor._core.runstate import RunState
+from conveyor.cli import cli
+from tests.services import ROOT
+
+PROGRAM = "import sys; from conveyor.cli import main; sys.exit(main())"
+
+
+@asynccontextmanager
+async def serving(*args: str) -> AsyncIterator[str]:
+    """`conveyor ui ARGS` in a child process; yields its base URL, then stops it with SIGTERM and checks it
+    exits 0."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PROGRAM,
+        "ui",
+        "--port",
+        "0",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stderr is not None
+        line = (await asyncio.wait_for(child.stdout.readline(), 60)).decode()
+        if not line:
+            pytest.fail(f"conveyor ui exited: {(await child.stderr.read()).decode()}")
+        assert line.startswith("conveyor ui: http://127.0.0.1:"), line
+        yield line.split()[2].rstrip("/")
+    finally:
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(child.wait(), 30)
+    assert code == 0
+
+
+async def get_json(url: str) -> object:
+    def fetch() -> object:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
+    return await asyncio.to_thread(fetch)
+
+
+async def test_serves_a_postgres_store_with_status_names(pg_dsn: str) -> None:
+    from conveyor.adapters.postgres import PostgresRecordStore
+
+    store = PostgresRecordStore(pg_dsn)
+    await store.open()
+    foreign_id = f"cli-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    record = Record("order-processing", foreign_id, str(uuid.uuid4()), RunState.RUNNING, 2, b"{}", now, now, Meta())
+    record.meta = Meta(version=1)
+    await store.store(record)
+    await store.close()
+    entry = ("--path", "examples/order_processing", "--entrypoint", "orders.workflow:builder")
+    async with serving("--dsn", pg_dsn, *entry) as base:
+        body = await get_json(f"{base}/api/runs?workflow=order-processing&foreign_id={foreign_id}")
+        assert isinstance(body, dict)
+        [run] = body["runs"]
+        assert (run["run_id"], run["status_name"], run["run_state"]) == (record.run_id, "PAID", "RUNNING")
+        workflows = await get_json(f"{base}/api/workflows")
+        assert isinstance(workflows, dict) and workflows["workflows"][0]["name"] == "order-processing"
+        metrics = await asyncio.to_thread(lambda: urllib.request.urlopen(f"{base}/metrics", timeout=10).read())
+        assert b"# HELP" in metrics
+
+
+async def test_the_demo_serves_the_example_workflows_runs() -> None:
+    async with serving("--demo") as base:
+        for _ in range(100):
+            body = await get_json(f"{base}/api/runs?limit=100&run_state=COMPLETED")
+            assert isinstance(body, dict)
+            if len(body["runs"]) == 60:
+                break
+            await asyncio.sleep(0.1)
+        assert len(body["runs"]) == 60
+        assert {r["workflow"] for r in body["runs"]} == {"order-processing"}
+        assert {r["status_name"] for r in body["runs"]} >= {"FULFILLED", "REFUNDED", "CANCELLED"}
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["ui", *args], env={"CONVEYOR_PG_DSN": None})
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
+
+
+def test_usage_errors_exit_2_naming_the_option() -> None:
+    code, output = run_cli()
+    assert code == 2 and "--dsn" in output
+    code, output = run_cli("--demo", "--dsn", "postgresql://x@127.0.0.1:1/db")
+    assert code == 2 and "--demo" in output and "--dsn" in output
+    code, output = run_cli("--demo", "--port", "70000")
+    assert code == 2 and "--port" in output
+    code, output = run_cli("--dsn", "postgresql://x@127.0.0.1:1/db", "--entrypoint", "nocolon")
+    assert code == 2 and "module:attribute" in output
+
+
+def test_an_unreachable_database_exits_1() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, output = run_cli("--dsn", f"postgresql://postgres@127.0.0.1:{port}/conveyor")
+    assert code == 1
+    assert f"127.0.0.1:{port}" in output
+
+
+def test_a_busy_port_exits_1() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        code, output = run_cli("--demo", "--port", str(port))
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in output
