@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -55,8 +56,8 @@ async def serving(*args: str) -> AsyncIterator[str]:
     assert code == 0
 
 
-async def get_json(url: str) -> object:
-    def fetch() -> object:
+async def get_json(url: str) -> Any:
+    def fetch() -> Any:
         with urllib.request.urlopen(url, timeout=10) as response:
             return json.loads(response.read())
 
