@@ -1,0 +1,166 @@
+"""How fast the UI's runs list stays on a big store: fills Postgres with N runs of one workflow (COPY straight into
+conveyor_runs, which is all that listing reads; default 100k), then times the first page, a deep page by keyset
+cursor (what the UI uses) and by offset (what it avoids), and filtered pages, through RecordStore.list and
+through the UI's HTTP API. Figures are printed, not asserted: one JSON line, then a table (median of --repeat
+tries, in ms).
+
+    python bench/ui_paging.py [--runs 100000] [--repeat 7] [--keep]
+
+Uses $CONVEYOR_PG_DSN, or starts Postgres with scripts/postgres.sh. The runs are deleted afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from conveyor import RecordFilter, RunState, SortOrder
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = 25
+
+
+def postgres() -> str:
+    if os.environ.get("CONVEYOR_PG_DSN"):
+        return os.environ["CONVEYOR_PG_DSN"]
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "postgres.sh"), "start"], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.search(r"CONVEYOR_PG_DSN=(\S+)", out)
+    if not found:
+        sys.exit(f"scripts/postgres.sh start did not print CONVEYOR_PG_DSN: {out}")
+    return found.group(1)
+
+
+def state_of(i: int) -> RunState:
+    # Mostly finished runs, as a store that has been running a while holds: the rare states are the ones an
+    # operator filters for.
+    bucket = i % 100
+    if bucket < 2:
+        return RunState.PAUSED
+    if bucket < 3:
+        return RunState.CANCELLED
+    if bucket < 10:
+        return RunState.RUNNING
+    return RunState.COMPLETED
+
+
+async def fill(dsn: str, workflow: str, count: int) -> list[str]:
+    import psycopg
+
+    run_ids = [str(uuid.uuid4()) for _ in range(count)]
+    base = datetime.now(UTC) - timedelta(days=30)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        async with conn.cursor() as cur:
+            columns = "run_id, workflow_name, foreign_id, run_state, status, object, created_at, updated_at, version"
+            async with cur.copy(f"COPY conveyor_runs ({columns}) FROM STDIN") as copy:
+                for i, run_id in enumerate(run_ids):
+                    when = base + timedelta(seconds=i)
+                    obj = json.dumps({"id": f"order-{i}", "amount_cents": i % 9000}).encode()
+                    await copy.write_row(
+                        (run_id, workflow, f"order-{i}", int(state_of(i)), 1 + i % 4, obj, when, when, 3)
+                    )
+        await conn.execute("ANALYZE conveyor_runs")
+    return run_ids
+
+
+async def remove(dsn: str, workflow: str) -> None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("DELETE FROM conveyor_runs WHERE workflow_name = %s", (workflow,))
+
+
+async def timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
+    await fn()  # warm: plan cache, pool connection
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(samples), 2)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="leave the runs in the database")
+    args = parser.parse_args()
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from conveyor.adapters.postgres import PostgresRecordStore, migrate
+    from conveyor.ui import make_app
+
+    dsn = postgres()
+    await migrate(dsn)
+    workflow = f"bench-ui-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    run_ids = await fill(dsn, workflow, args.runs)
+    fill_s = time.perf_counter() - started
+    store = PostgresRecordStore(dsn)
+    await store.open()
+    client: TestClient[Any, Any] = TestClient(TestServer(make_app(store)))
+    await client.start_server()
+    deep_index = int(args.runs * 0.9)
+    # Newest first, as the UI lists: the run at 90% of the way down is an old one.
+    deep_cursor = run_ids[args.runs - 1 - deep_index]
+    paused = RecordFilter(run_states=[RunState.PAUSED])
+    paused_ids = [r for i, r in enumerate(run_ids) if state_of(i) is RunState.PAUSED]
+    deep_paused_cursor = paused_ids[len(paused_ids) // 10]
+    desc = SortOrder.DESCENDING
+
+    async def http(query: str) -> None:
+        response = await client.get(f"/api/runs?workflow={workflow}&{query}")
+        assert response.status == 200, await response.text()
+        await response.read()
+
+    cases: dict[str, Callable[[], Awaitable[Any]]] = {
+        "first page": lambda: store.list(workflow, limit=PAGE, order=desc),
+        "deep page, keyset (90%)": lambda: store.list(workflow, limit=PAGE, order=desc, after=deep_cursor),
+        "deep page, offset (90%)": lambda: store.list(workflow, limit=PAGE, order=desc, offset=deep_index),
+        "paused, first page": lambda: store.list(workflow, limit=PAGE, order=desc, filter=paused),
+        "paused, deep keyset page": lambda: store.list(
+            workflow, limit=PAGE, order=desc, filter=paused, after=deep_paused_cursor
+        ),
+        "status 2, first page": lambda: store.list(workflow, limit=PAGE, order=desc, filter=RecordFilter(statuses=[2])),
+        "status 2 + running": lambda: store.list(
+            workflow, limit=PAGE, order=desc, filter=RecordFilter(statuses=[2], run_states=[RunState.RUNNING])
+        ),
+        "one foreign id": lambda: store.list(
+            workflow, limit=PAGE, order=desc, filter=RecordFilter(foreign_ids=[f"order-{args.runs // 2}"])
+        ),
+        "every workflow, paused": lambda: store.list(None, limit=PAGE, order=desc, filter=paused),
+        "HTTP first page": lambda: http(f"limit={PAGE}"),
+        "HTTP deep page (keyset)": lambda: http(f"limit={PAGE}&cursor={deep_cursor}"),
+        "HTTP paused, deep page": lambda: http(f"limit={PAGE}&run_state=PAUSED&cursor={deep_paused_cursor}"),
+    }
+    try:
+        results = {name: await timed(fn, args.repeat) for name, fn in cases.items()}
+    finally:
+        await client.close()
+        await store.close()
+        if not args.keep:
+            await remove(dsn, workflow)
+    print(json.dumps({"bench": "ui_paging", "runs": args.runs, "fill_s": round(fill_s, 2), "median_ms": results}))
+    width = max(len(name) for name in results)
+    print(f"\n{args.runs} runs filled in {fill_s:.1f} s; median of {args.repeat}, page of {PAGE}:")
+    for name, ms in results.items():
+        print(f"  {name:<{width}}  {ms:8.2f} ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
