@@ -1,5 +1,4 @@
-"""The `conveyor` command line (click): `demo`, `graph`, `db migrate`, `worker` and `runs`; `ui` joins as its part
-lands."""
+"""The `conveyor` command line (click): `demo`, `graph`, `db migrate`, `worker`, `runs` and `ui`."""
 
 from conveyor.cli._main import cli, main
 
