@@ -4,6 +4,7 @@ pages work in any browser and the only state-changing requests are CSRF-checked 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -25,6 +26,15 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _when(iso: str) -> str:
+    """An ISO timestamp as a person scans a column of them: UTC, to the millisecond."""
+    moment = datetime.fromisoformat(iso).astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} UTC"
+
+
+ENV.filters["when"] = _when
 
 
 def routes() -> list[web.RouteDef]:

@@ -98,8 +98,8 @@ RUNS = """{% extends "base.html" %}
   <td>{{ run.workflow }}</td>
   <td>{{ run.status_name or run.status }}</td>
   <td><span class="state state-{{ run.run_state }}">{{ run.run_state_label }}</span></td>
-  <td class="mono">{{ run.created_at }}</td>
-  <td class="mono">{{ run.updated_at }}</td>
+  <td class="mono" title="{{ run.created_at }}">{{ run.created_at | when }}</td>
+  <td class="mono" title="{{ run.updated_at }}">{{ run.updated_at | when }}</td>
   <td class="mono">{{ run.run_id }}</td>
 </tr>
 {% else %}
@@ -126,8 +126,8 @@ RUN = """{% extends "base.html" %}
   <dt>Status</dt><dd id="status">{{ run.status_name or run.status }}{% if run.status_name %} ({{ run.status }}){% endif %}</dd>
   <dt>Run state</dt><dd><span id="run-state" class="state state-{{ run.run_state }}">{{ run.run_state_label }}</span></dd>
   {% if run.reason %}<dt>Reason</dt><dd id="reason">{{ run.reason }}</dd>{% endif %}
-  <dt>Created</dt><dd class="mono">{{ run.created_at }}</dd>
-  <dt>Updated</dt><dd class="mono">{{ run.updated_at }}</dd>
+  <dt>Created</dt><dd class="mono" title="{{ run.created_at }}">{{ run.created_at | when }}</dd>
+  <dt>Updated</dt><dd class="mono" title="{{ run.updated_at }}">{{ run.updated_at | when }}</dd>
   <dt>Version</dt><dd>{{ run.version }}</dd>
 </dl>
 {% if allow_actions %}
@@ -158,7 +158,7 @@ RUN = """{% extends "base.html" %}
 {% for h in history %}
 <tr><td>{{ h.version }}</td><td>{{ h.status_name or h.status }}</td>
 <td><span class="state state-{{ h.run_state }}">{{ h.run_state_label }}</span></td>
-<td>{{ h.reason }}</td><td class="mono">{{ h.updated_at }}</td></tr>
+<td>{{ h.reason }}</td><td class="mono" title="{{ h.updated_at }}">{{ h.updated_at | when }}</td></tr>
 {% endfor %}
 </tbody>
 </table>
