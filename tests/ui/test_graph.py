@@ -46,9 +46,10 @@ def _next(run: Run[Thing, Loop]) -> Loop:
     return Loop.DONE
 
 
-def test_loops_and_steps_back_are_drawn_inside_the_picture() -> None:
+def test_loops_steps_back_and_sideways_are_drawn_inside_the_picture() -> None:
     b = Builder("loops <&>", Thing, Loop)
-    b.add_step(Loop.NEW, _next, Loop.START)
+    b.add_step(Loop.NEW, _next, Loop.START, Loop.DONE)
+    b.add_step(Loop.DONE, _next, Loop.START)  # DONE and START share a column: an arc between them
     b.add_step(Loop.START, _next, Loop.WAITING)
     b.add_step(Loop.WAITING, _next, Loop.START, Loop.WAITING, Loop.DONE)
     drawn = str(svg(b.spec()))
@@ -56,6 +57,7 @@ def test_loops_and_steps_back_are_drawn_inside_the_picture() -> None:
     assert "loops &lt;&amp;&gt;" in drawn
     height = float(root.get("height") or 0)
     edges = [p.get("d") or "" for p in root.iter(f"{SVG}path") if "edge" in (p.get("class") or "")]
-    assert len(edges) == 5
-    ys = [float(y) for d in edges for y in re.findall(r",(-?[\d.]+)", d)]
-    assert max(ys) <= height
+    assert len(edges) == 7
+    width = float(root.get("width") or 0)
+    points = [(float(x), float(y)) for d in edges for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)]
+    assert all(0 <= x <= width and 0 <= y <= height for x, y in points)

@@ -18,6 +18,8 @@ _COL_GAP = 70
 _ROW_GAP = 22
 _PAD = 16
 _CHAR_W = 7.4
+# Room on the left of each column for arcs between statuses of the same column.
+_BEND = 36
 
 
 @dataclasses.dataclass(slots=True)
@@ -66,7 +68,7 @@ def svg(spec: WorkflowSpec[Any, Any], current: int | None = None) -> Markup:
     widths: dict[int, float] = {}
     for node in nodes.values():
         widths[node.column] = max(widths.get(node.column, 0), node.width)
-    x = float(_PAD)
+    x = float(_PAD + _BEND)
     lefts: dict[int, float] = {}
     for column in sorted(widths):
         lefts[column] = x
@@ -78,7 +80,8 @@ def svg(spec: WorkflowSpec[Any, Any], current: int | None = None) -> Markup:
         # Columns with fewer statuses are centred against the tallest one.
         offset = (tallest - rows[node.column]) * (_NODE_H + _ROW_GAP) / 2
         node.y = _PAD + offset + node.row * (_NODE_H + _ROW_GAP)
-    width = x - _COL_GAP + _PAD
+    # Room on the right too, for the loop of a status in the last column that repeats itself.
+    width = x - _COL_GAP + _PAD + _BEND
     height = _PAD * 2 + tallest * (_NODE_H + _ROW_GAP) - _ROW_GAP
     backward = 0
     edges: list[str] = []
@@ -92,14 +95,25 @@ def svg(spec: WorkflowSpec[Any, Any], current: int | None = None) -> Markup:
                 x2, y2 = b.x, b.y + _NODE_H / 2
                 mid = (x1 + x2) / 2
                 path = f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2 - 2:.1f},{y2:.1f}"
+            elif source == target:
+                # A status that repeats itself: a small loop on its right, in the gap before the next column.
+                right, top, bottom = a.x + a.width, a.y + 8, a.y + _NODE_H - 8
+                path = f"M{right:.1f},{top:.1f} C{right + 34:.1f},{top - 12:.1f} {right + 34:.1f},{bottom + 12:.1f} "
+                path += f"{right + 2:.1f},{bottom:.1f}"
+            elif b.column == a.column:
+                # Within a column: an arc out to the left, clear of the statuses between; it leaves and arrives
+                # off the middle, where the arrows from the previous column end, so the two never merge.
+                up = b.y < a.y
+                y1 = a.y + _NODE_H * (0.25 if up else 0.75)
+                y2 = b.y + _NODE_H * (0.75 if up else 0.25)
+                bend = a.x - _BEND
+                path = f"M{a.x:.1f},{y1:.1f} C{bend:.1f},{y1:.1f} {bend:.1f},{y2:.1f} {b.x - 2:.1f},{y2:.1f}"
             else:
-                # Loops and steps back arc below everything, each a little lower, so they stay apart.
+                # Steps back arc below everything, each a little lower, so they stay apart.
                 backward += 1
                 x1, y1 = a.x + a.width / 2, a.y + _NODE_H
                 x2, y2 = b.x + b.width / 2, b.y + _NODE_H + 2
                 low = height - _PAD + backward * 14
-                if source == target:
-                    x1, x2 = a.x + a.width * 0.35, a.x + a.width * 0.65
                 path = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{low:.1f} {x2:.1f},{low:.1f} {x2:.1f},{y2:.1f}"
             edges.append(
                 f'<path class="edge edge-{escape(how.replace(" / ", "-"))}" d="{path}" '
