@@ -67,20 +67,30 @@ async def test_pages_follow_the_cursor_to_the_end_without_repeats(ui: UI, runs: 
         ("order=asc", [f"r{i:02d}" for i in range(23)]),
         ("run_state=PAUSED", [f"r{i:02d}" for i in reversed(range(1, 23, 2))]),
     ):
-        seen: list[str] = []
-        pages = 0
+        pages: list[list[str]] = []
         cursor = ""
         while True:
             url = f"/api/runs?workflow={runs.workflow}&limit=5&{query}" + (f"&cursor={cursor}" if cursor else "")
             body = await (await ui.client.get(url)).json()
-            pages += 1
-            seen.extend(r["foreign_id"] for r in body["runs"])
+            pages.append([r["foreign_id"] for r in body["runs"]])
+            assert (body["prev_cursor"] is None) == (not cursor)
             if body["next_cursor"] is None:
                 break
             assert len(body["runs"]) == 5
             cursor = body["next_cursor"]
-        assert seen == expected
-        assert pages == -(-len(expected) // 5)
+        assert [f for page in pages for f in page] == expected
+        assert len(pages) == -(-len(expected) // 5)
+        # And back again, page by page, from the last one.
+        back: list[list[str]] = [pages[-1]]
+        before = body["prev_cursor"]
+        while before is not None:
+            body = await (
+                await ui.client.get(f"/api/runs?workflow={runs.workflow}&limit=5&{query}&before={before}")
+            ).json()
+            back.append([r["foreign_id"] for r in body["runs"]])
+            assert body["next_cursor"] is not None
+            before = body["prev_cursor"]
+        assert back[::-1] == pages
 
 
 async def test_a_run_with_its_history_and_the_actions_it_allows(ui: UI, runs: Runs) -> None:
@@ -177,6 +187,8 @@ async def test_actions_are_refused_when_disabled(ui_readonly: UI, runs: Runs) ->
         ("run_state=8", "run_state", "an integer from 0 to 7"),
         ("order=sideways", "order", "asc or desc"),
         ("cursor=not-a-run", "cursor", "the run id of a stored run"),
+        ("before=not-a-run", "before", "the run id of a stored run"),
+        ("cursor=a&before=b", "before", "no cursor with it"),
         ("foreign_id=a%00b", "foreign_id", "text without control characters"),
         ("foreign_id=" + "x" * 1025, "foreign_id", "at most 1024 characters"),
         ("colour=red", "colour", "a known parameter"),

@@ -87,6 +87,10 @@ async def test_the_runs_list_filters_and_pages(ui: UI, runs: Runs, page: Page) -
     assert await rows(page) == ["order-05", "order-00"]
     assert await page.locator("#next-page").count() == 0
     await shot(page, "03-runs-next-page")
+    await page.click("#prev-page")
+    assert await rows(page) == ["order-25", "order-20", "order-15", "order-10"]
+    assert await page.locator("#prev-page").count() == 0
+    await page.click("#next-page")
     await page.click("#first-page")
     assert await rows(page) == ["order-25", "order-20", "order-15", "order-10"]
 

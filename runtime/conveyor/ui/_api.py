@@ -31,9 +31,14 @@ def routes() -> list[web.RouteDef]:
 async def list_runs(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     query = _query.list_query(request.query, ctx.workflows)
-    records, next_cursor = await ctx.page(query)
+    page = await ctx.page(query)
     return web.json_response(
-        {"runs": [ctx.run_data(r) for r in records], "next_cursor": next_cursor, "limit": query.limit}
+        {
+            "runs": [ctx.run_data(r) for r in page.records],
+            "next_cursor": page.next_cursor,
+            "prev_cursor": page.prev_cursor,
+            "limit": query.limit,
+        }
     )
 
 

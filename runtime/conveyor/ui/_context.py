@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor._core.clock import Clock
-from conveyor._core.ports import RecordStore
+from conveyor._core.ports import RecordStore, SortOrder
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
 from conveyor._engine.control import ACTIONS
@@ -19,6 +19,13 @@ from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import InvalidInput
 from conveyor.ui._csrf import Csrf
 from conveyor.ui._query import ListQuery
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    records: list[Record]
+    next_cursor: str | None
+    prev_cursor: str | None
 
 
 @dataclasses.dataclass(slots=True)
@@ -29,24 +36,38 @@ class Context:
     clock: Clock | None
     csrf: Csrf
 
-    async def page(self, query: ListQuery) -> tuple[list[Record], str | None]:
-        """One page of runs and the cursor of the next page (None on the last page)."""
+    async def page(self, query: ListQuery) -> Page:
+        """One page of runs, with the cursors of the pages either side (None where there is none)."""
+        backwards = query.before is not None
+        # The page before a run is the page after it in the other order, turned round.
+        order = query.order
+        if backwards:
+            order = SortOrder.ASCENDING if order is SortOrder.DESCENDING else SortOrder.DESCENDING
+        field = "before" if backwards else "cursor"
         try:
-            # One more than asked tells whether a next page exists without counting every match.
+            # One more than asked tells whether a further page exists without counting every match.
             found = await self.store.list(
                 query.workflow,
                 limit=query.limit + 1,
-                order=query.order,
+                order=order,
                 filter=query.record_filter(),
-                after=query.cursor,
+                after=query.before if backwards else query.cursor,
             )
         except InvalidInput as e:
             if e.field == "after":
-                raise InvalidInput("cursor", "the run id of a stored run (from next_cursor)", query.cursor) from None
+                raise InvalidInput(
+                    field, "the run id of a stored run (from next_cursor or prev_cursor)", query.before or query.cursor
+                ) from None
             raise
-        if len(found) > query.limit:
-            return found[: query.limit], found[query.limit - 1].run_id
-        return found, None
+        more = len(found) > query.limit
+        records = found[: query.limit]
+        if backwards:
+            records.reverse()
+            return Page(records, records[-1].run_id if records else None, records[0].run_id if more else None)
+        next_cursor = records[-1].run_id if more else None
+        # A page after a cursor has the cursor's own page before it.
+        prev_cursor = records[0].run_id if query.cursor is not None and records else None
+        return Page(records, next_cursor, prev_cursor)
 
     def status_name(self, record: Record) -> str | None:
         spec = self.workflows.get(record.workflow_name)

@@ -68,8 +68,8 @@ def _href(params: list[tuple[str, str]]) -> str:
 async def runs_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     query = _query.list_query(request.query, ctx.workflows)
-    records, next_cursor = await ctx.page(query)
-    runs = [ctx.run_data(r) for r in records]
+    page = await ctx.page(query)
+    runs = [ctx.run_data(r) for r in page.records]
     spec = ctx.workflows.get(query.workflow) if query.workflow else None
     names = []
     for value in query.statuses:
@@ -88,8 +88,9 @@ async def runs_page(request: web.Request) -> web.Response:
         max_limit=_query.MAX_LIMIT,
         ascending=query.order.name == "ASCENDING",
         error=None,
-        next_href=_href(query.params(cursor=next_cursor)) if next_cursor else None,
-        first_href=_href(query.params(cursor=None)),
+        next_href=_href(query.params(cursor=page.next_cursor, before=None)) if page.next_cursor else None,
+        prev_href=_href(query.params(cursor=None, before=page.prev_cursor)) if page.prev_cursor else None,
+        first_href=_href(query.params(cursor=None, before=None)),
     )
 
 

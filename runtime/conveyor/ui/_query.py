@@ -28,7 +28,7 @@ MAX_VALUES = 20
 # Postgres `integer` holds the status column.
 MAX_STATUS = 2**31 - 1
 
-LIST_FIELDS = ("workflow", "status", "run_state", "foreign_id", "limit", "cursor", "order")
+LIST_FIELDS = ("workflow", "status", "run_state", "foreign_id", "limit", "cursor", "before", "order")
 ACTION_FIELDS = ("csrf_token", "reason")
 
 
@@ -42,6 +42,7 @@ class ListQuery:
     foreign_ids: tuple[str, ...] = ()
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    before: str | None = None
     order: SortOrder = SortOrder.DESCENDING
 
     def record_filter(self) -> RecordFilter | None:
@@ -62,6 +63,8 @@ class ListQuery:
             out.append(("limit", str(query.limit)))
         if query.cursor is not None:
             out.append(("cursor", query.cursor))
+        if query.before is not None:
+            out.append(("before", query.before))
         if query.order is not SortOrder.DESCENDING:
             out.append(("order", "asc"))
         return out
@@ -186,6 +189,11 @@ def list_query(query: MultiMapping[Any], workflows: Mapping[str, WorkflowSpec[An
     cursor = _one(query, "cursor")
     if cursor is not None:
         cursor = text("cursor", cursor, max_length=MAX_NAME)
+    before = _one(query, "before")
+    if before is not None:
+        before = text("before", before, max_length=MAX_NAME)
+        if cursor is not None:
+            raise InvalidInput("before", "no cursor with it (a page is either after one run or before one)", before)
     raw_order = _one(query, "order")
     if raw_order not in (None, "asc", "desc"):
         raise InvalidInput("order", "asc or desc", raw_order)
@@ -196,6 +204,7 @@ def list_query(query: MultiMapping[Any], workflows: Mapping[str, WorkflowSpec[An
         foreign_ids=foreign_ids,
         limit=limit,
         cursor=cursor,
+        before=before,
         order=SortOrder.ASCENDING if raw_order == "asc" else SortOrder.DESCENDING,
     )
 

@@ -108,7 +108,8 @@ RUNS = """{% extends "base.html" %}
 </tbody>
 </table>
 <nav class="pager">
-  {% if query.cursor %}<a id="first-page" href="{{ first_href }}">« First page</a>{% endif %}
+  {% if query.cursor or query.before %}<a id="first-page" href="{{ first_href }}">« First page</a>{% endif %}
+  {% if prev_href %}<a id="prev-page" href="{{ prev_href }}">&lsaquo; Previous page</a>{% endif %}
   <span>{{ runs | length }} run{{ '' if runs | length == 1 else 's' }} on this page</span>
   {% if next_href %}<a id="next-page" href="{{ next_href }}">Next page »</a>{% endif %}
 </nav>
