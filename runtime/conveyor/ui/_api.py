@@ -9,7 +9,6 @@ from typing import Any
 
 from aiohttp import web
 
-from conveyor._engine.control import ACTIONS, control_run
 from conveyor.errors import InvalidInput
 from conveyor.ui import _query
 from conveyor.ui._context import Context, workflow_data
@@ -46,8 +45,7 @@ async def show_run(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     _query.no_parameters(request.query)
     run_id = _query.run_id(request.match_info["run_id"])
-    record = await ctx.store.lookup(run_id)
-    history = await ctx.store.history(run_id)
+    record, history = await ctx.run(run_id)
     return web.json_response(
         {
             "run": ctx.run_data(record),
@@ -79,7 +77,7 @@ async def act(request: web.Request) -> web.Response:
     run_id = _query.run_id(request.match_info["run_id"])
     action = _query.action(request.match_info["action"])
     reason = await _reason(request)
-    record = await control_run(ctx.store, run_id, ACTIONS[action], reason, clock=ctx.clock)
+    record = await ctx.control(run_id, action, reason)
     return web.json_response({"run": ctx.run_data(record)})
 
 

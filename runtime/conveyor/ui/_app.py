@@ -16,7 +16,7 @@ from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound, ServiceUnavailable, VersionConflict
 from conveyor.ui import _api, _pages
-from conveyor.ui._context import Context
+from conveyor.ui._context import Context, StoreFailed
 from conveyor.ui._csrf import Csrf, Forbidden
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,5 +85,5 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _answer(request, 404, "Not found", str(e), None)
     except (InvalidTransition, VersionConflict) as e:
         return _answer(request, 409, "Conflict", str(e), None)
-    except ServiceUnavailable as e:
+    except (ServiceUnavailable, StoreFailed) as e:
         return _answer(request, 503, "Record store unavailable", str(e), None)

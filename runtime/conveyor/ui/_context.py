@@ -1,24 +1,44 @@
 """What every UI handler shares: the record store, the known workflows, the action switch and the CSRF secret;
-plus the two reads both the JSON API and the HTML pages make (a page of runs, a run as plain data), so the two
-can never disagree about what a run looks like."""
+plus the reads and the one write both the JSON API and the HTML pages make (a page of runs, a run and its history,
+a state change, a run as plain data), so the two can never disagree.
+
+Every store call goes through `_guard`: the UI takes any RecordStore, so it cannot know the driver's exceptions;
+anything a store raises that is not one of conveyor's errors is the store failing (a dropped connection, a pool
+timeout) and becomes StoreFailed, which the app answers with 503 instead of a bare 500."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore, SortOrder
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
-from conveyor._engine.control import ACTIONS
+from conveyor._engine.control import ACTIONS, control_run
 from conveyor._engine.spec import WorkflowSpec
-from conveyor.errors import InvalidInput
+from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.ui._csrf import Csrf
 from conveyor.ui._query import ListQuery
+
+T = TypeVar("T")
+
+
+class StoreFailed(Exception):
+    """The record store raised something other than a conveyor error: it is down or broken, not the request."""
+
+
+async def _guard(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except ConveyorError:
+        raise
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise StoreFailed(f"the record store failed: {type(e).__name__}{': ' + first if first else ''}") from e
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,12 +66,14 @@ class Context:
         field = "before" if backwards else "cursor"
         try:
             # One more than asked tells whether a further page exists without counting every match.
-            found = await self.store.list(
-                query.workflow,
-                limit=query.limit + 1,
-                order=order,
-                filter=query.record_filter(),
-                after=query.before if backwards else query.cursor,
+            found = await _guard(
+                self.store.list(
+                    query.workflow,
+                    limit=query.limit + 1,
+                    order=order,
+                    filter=query.record_filter(),
+                    after=query.before if backwards else query.cursor,
+                )
             )
         except InvalidInput as e:
             if e.field == "after":
@@ -68,6 +90,14 @@ class Context:
         # A page after a cursor has the cursor's own page before it.
         prev_cursor = records[0].run_id if query.cursor is not None and records else None
         return Page(records, next_cursor, prev_cursor)
+
+    async def run(self, run_id: str) -> tuple[Record, list[Record]]:
+        """The run and its history, oldest first; RecordNotFound for an unknown run."""
+        record = await _guard(self.store.lookup(run_id))
+        return record, await _guard(self.store.history(run_id))
+
+    async def control(self, run_id: str, action: str, reason: str) -> Record:
+        return await _guard(control_run(self.store, run_id, ACTIONS[action], reason, clock=self.clock))
 
     def status_name(self, record: Record) -> str | None:
         spec = self.workflows.get(record.workflow_name)

@@ -10,7 +10,6 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
-from conveyor._engine.control import ACTIONS, control_run
 from conveyor._engine.visualise import mermaid
 from conveyor.ui import _query
 from conveyor.ui._api import CONTEXT
@@ -98,8 +97,7 @@ async def run_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     _query.no_parameters(request.query)
     run_id = _query.run_id(request.match_info["run_id"])
-    record = await ctx.store.lookup(run_id)
-    history = await ctx.store.history(run_id)
+    record, history = await ctx.run(run_id)
     spec = ctx.workflows.get(record.workflow_name)
     return render(
         request,
@@ -130,6 +128,6 @@ async def act(request: web.Request) -> web.StreamResponse:
     ctx.csrf.check(request, form.csrf_token)
     run_id = _query.run_id(request.match_info["run_id"])
     action = _query.action(request.match_info["action"])
-    await control_run(ctx.store, run_id, ACTIONS[action], form.reason, clock=ctx.clock)
+    await ctx.control(run_id, action, form.reason)
     # Post/redirect/get: reloading the run's page does not post the action again.
     raise web.HTTPSeeOther(f"/runs/{quote(run_id, safe='')}")
