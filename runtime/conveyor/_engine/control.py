@@ -60,8 +60,8 @@ async def control_run(
             await store.store(after, expected_version=meta.version)
         except VersionConflict:
             continue
-        previous = RunState.RUNNING if before.run_state is RunState.INITIATED else before.run_state
-        RUN_STATE_CHANGES.labels(before.workflow_name, previous.label, target.label).inc()
+        # The state as stored, as the reference's RunStateController counts it on a record it looked up.
+        RUN_STATE_CHANGES.labels(before.workflow_name, before.run_state.label, target.label).inc()
         return after
     assert before is not None
     raise VersionConflict(run_id, before.meta.version, None)

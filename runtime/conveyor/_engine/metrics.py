@@ -1,5 +1,17 @@
-"""Prometheus metrics with the reference's names and labels (luno/workflow internal/metrics), recorded by the
-engine into the default registry so that any exporter of the process serves them."""
+"""Prometheus metrics with the reference's names, labels, help texts, types and buckets (luno/workflow
+internal/metrics), recorded by the engine into the default registry so that any exporter of the process serves
+them, and updated when the reference updates them:
+
+- workflow_process_lag_seconds / workflow_process_lag_alert: per event received, before it is handled (the alert
+  only when the process has a lag alert threshold > 0);
+- workflow_process_states: the process's state, 3 Idle (waiting for its role), 2 Running, 1 Shutdown;
+- workflow_process_latency_seconds: per event handled (or outbox event published, or timeout fired);
+- workflow_process_error_count: per failed attempt (the event is retried after the back-off);
+- workflow_process_skipped_events_count: per event acknowledged without acting, by reason;
+- workflow_run_state_changes: per stored change of a run, previous and current run state as the reference names
+  them (a step's first change of an initiated run counts from Running, as the reference's does).
+
+conveyor_role_held is ours (the reference has none): 1 while this process holds the role, 0 once it let go."""
 
 from __future__ import annotations
 
@@ -49,7 +61,8 @@ class WorkflowMetrics:
         self._skipped: dict[tuple[str, str], Counter] = {}
         self._latency: dict[str, Histogram] = {}
         self._changes: dict[tuple[str, str], Counter] = {}
-        self._lag: dict[str, tuple[Gauge, Gauge]] = {}
+        self._lag: dict[str, Gauge] = {}
+        self._alert: dict[str, Gauge] = {}
 
     def skipped(self, process: str, reason: str) -> None:
         child = self._skipped.get((process, reason))
@@ -67,6 +80,14 @@ class WorkflowMetrics:
             child = self._latency[process] = PROCESS_LATENCY.labels(self.workflow, process)
         child.observe(seconds)
 
+    def latencies(self, process: str, seconds: float, count: int) -> None:
+        """`count` events that were handled together in `seconds` (each took that long)."""
+        child = self._latency.get(process)
+        if child is None:
+            child = self._latency[process] = PROCESS_LATENCY.labels(self.workflow, process)
+        for _ in range(count):
+            child.observe(seconds)
+
     def run_state_change(self, previous: str, current: str) -> None:
         child = self._changes.get((previous, current))
         if child is None:
@@ -83,13 +104,15 @@ class WorkflowMetrics:
         ROLE_HELD.labels(self.workflow, role).set(1 if held else 0)
 
     def lag(self, process: str, event_time: datetime, now: datetime, alert_after: float) -> None:
-        children = self._lag.get(process)
-        if children is None:
-            children = self._lag[process] = (
-                CONSUMER_LAG.labels(self.workflow, process),
-                CONSUMER_LAG_ALERT.labels(self.workflow, process),
-            )
+        """The age of the event `process` is about to handle; and, if it has a threshold, whether that is past it
+        (without one the alert series is never made, as in the reference)."""
+        child = self._lag.get(process)
+        if child is None:
+            child = self._lag[process] = CONSUMER_LAG.labels(self.workflow, process)
         lag = (now - event_time).total_seconds()
-        children[0].set(lag)
+        child.set(lag)
         if alert_after > 0:
-            children[1].set(1 if lag > alert_after else 0)
+            alert = self._alert.get(process)
+            if alert is None:
+                alert = self._alert[process] = CONSUMER_LAG_ALERT.labels(self.workflow, process)
+            alert.set(1 if lag > alert_after else 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,7 +14,13 @@ from conveyor._core.ports import EventReceiver, EventSender, Shard
 from conveyor._core.records import Event, OutgoingEvent, Record, delete_topic, run_state_change_topic, topic
 from conveyor._core.runstate import RunState
 from conveyor._core.sharding import shard_of
-from conveyor._engine.options import DEFAULT_MAX_IN_FLIGHT, OUTBOX_BATCH_LIMIT, OUTBOX_POLLING_FREQUENCY
+from conveyor._engine.handoff import Target
+from conveyor._engine.options import (
+    DEFAULT_MAX_IN_FLIGHT,
+    OUTBOX_BATCH_LIMIT,
+    OUTBOX_LAG_ALERT,
+    OUTBOX_POLLING_FREQUENCY,
+)
 from conveyor._engine.pipeline import Pipeline
 from conveyor._engine.runtime import Runtime
 from conveyor._engine.spec import ConnectorSpec, StepSpec, TimeoutSpec
@@ -123,35 +130,72 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         topic(rt.name, int(step.status)), role, shard=shard, poll_frequency=opts.polling_frequency
     )
 
-    async def handle(event: Event) -> None:
-        before = await _current(rt, event, process, int(step.status))
-        if before is None:
-            return
+    async def run_step(before: Record, *, from_event: bool) -> None:
         try:
             run = rt.to_run(before, processing=True)
             rt.decisions.log("running step", before, process=process)
             result = await rt.call(step.fn, run)
             after = rt.decide(before, run, result, step.destinations, f"step from {step.status.name}")
         except Exception as exc:
-            if await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
+            # Errors count (and pause) on the event's path only: a failed handoff leaves the run to its event.
+            if from_event and await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
                 return
             raise
         if after is None:
             rt.metrics.skipped(process, "next value specified skip")
             rt.decisions.log("skipped: the step asked to skip", before, process=process)
             return
-        await rt.commit(before, after, process)
+        if await rt.commit(before, after, process):
+            rt.handoff.offer(after)
 
-    await consume(
-        rt,
-        receiver,
-        process,
-        handle,
-        err_backoff=opts.err_backoff,
-        consume_lag=opts.consume_lag,
-        lag_alert=opts.lag_alert,
-        window=opts.max_in_flight,
-    )
+    async def handle_event(event: Event) -> None:
+        before = await _current(rt, event, process, int(step.status))
+        if before is not None:
+            await run_step(before, from_event=True)
+
+    async def handle_handoff(before: Record) -> None:
+        await run_step(before, from_event=False)
+
+    owns = getattr(receiver, "owns", None)
+    if owns is None or opts.consume_lag > 0:
+        # No handoff: the receiver cannot say which runs are its shard's, or the step must wait for its events.
+        await consume(
+            rt,
+            receiver,
+            process,
+            handle_event,
+            err_backoff=opts.err_backoff,
+            consume_lag=opts.consume_lag,
+            lag_alert=opts.lag_alert,
+            window=opts.max_in_flight,
+        )
+        return
+
+    target = Target(owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight)
+
+    async def handle(event: Event) -> None:
+        claim = await target.claim(event.run_id)
+        try:
+            if target.handled(event.run_id, event.record_version):
+                return  # a handoff of this run already handled this version (see `handoff`)
+            await handle_event(event)
+        finally:
+            target.release(event.run_id, claim)
+
+    rt.handoff.add(int(step.status), target)
+    try:
+        await consume(
+            rt,
+            receiver,
+            process,
+            handle,
+            err_backoff=opts.err_backoff,
+            lag_alert=opts.lag_alert,
+            window=opts.max_in_flight,
+        )
+    finally:
+        rt.handoff.remove(int(step.status), target)
+        await target.close()
 
 
 # -- outbox ------------------------------------------------------------------------------------------------------
@@ -168,8 +212,10 @@ async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
             if not events:
                 await first_of(signal.wait(), rt.clock.sleep(poll))
                 continue
-            now = rt.clock.now()
-            rt.metrics.lag(process, events[0].created_at, now, 60.0)
+            started = time.perf_counter()
+            # The reference sets the lag (and its alert) per event as it publishes it, so the last event's stays:
+            # one batch leaves the same.
+            rt.metrics.lag(process, events[-1].created_at, rt.clock.now(), OUTBOX_LAG_ALERT.total_seconds())
             by_topic: dict[str, list[OutgoingEvent]] = {}
             for item in events:
                 outgoing = item.decode()
@@ -180,6 +226,8 @@ async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
                     sender = senders[name] = await rt.streamer.sender(name)
                 await sender.send(batch)
             await rt.store.delete_outbox_events([item.id for item in events])
+            # The reference observes each event's send and delete; here they happen together, batch by batch.
+            rt.metrics.latencies(process, time.perf_counter() - started, len(events))
             rt.decisions.log("published outbox events", None, count=len(events))
     finally:
         for sender in senders.values():
@@ -262,7 +310,9 @@ async def _fire(rt: Runtime[T, S], due: Any, status: S, timeouts: list[TimeoutSp
         if await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
             return
         raise
-    if after is not None and not await rt.commit(before, after, process):
+    if after is None:
+        rt.metrics.skipped(process, "next value specified skip")
+    elif not await rt.commit(before, after, process):
         return  # the run changed meanwhile: look again at the next poll
     await store.complete(due.id)
     rt.decisions.log("fired timeout", before, process=process, skipped=after is None)
@@ -355,7 +405,8 @@ async def paused_retry_consumer(rt: Runtime[Any, Any], role: str, process: str) 
         process,
         handle,
         err_backoff=opts.err_backoff,
-        lag_alert=max(resume_after * 3, resume_after + 300),
+        # The reference's threshold: three times the wait, or the wait plus five minutes when that is under one.
+        lag_alert=resume_after * 3 if resume_after * 3 >= 60 else resume_after + 300,
         accept=lambda e: e.run_state is RunState.PAUSED,
     )
 
@@ -378,6 +429,8 @@ async def connector_consumer(
             async with rt.drain.working():
                 if shard_of(event.foreign_id, shard.count) == shard.index:
                     await rt.retrying(role, opts.err_backoff, lambda e=event: rt.call(spec.fn, workflow, e))  # type: ignore[misc]
+                else:
+                    rt.metrics.skipped(role, "filtered out")
                 await consumer.ack(event)
     finally:
         await consumer.close()

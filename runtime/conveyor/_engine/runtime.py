@@ -14,6 +14,7 @@ from conveyor._core.clock import Clock
 from conveyor._core.ports import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
 from conveyor._core.records import Meta, Record
 from conveyor._core.runstate import RunState
+from conveyor._engine.handoff import Handoff
 from conveyor._engine.logs import Decisions
 from conveyor._engine.metrics import WorkflowMetrics
 from conveyor._engine.options import Options, Resolved, resolve
@@ -76,6 +77,8 @@ class Runtime(Generic[T, S]):
         self.metrics = WorkflowMetrics(spec.name)
         self.errors = ErrorCounter()
         self.drain = Drain()
+        # Step consumers running here, to which a stored step outcome goes at once (see `handoff`).
+        self.handoff = Handoff()
         self._async_cache: dict[Callable[..., Any], bool] = {}
         self._status_cache: dict[int, S] = {member.value: member for member in spec.status_type}
 
@@ -190,15 +193,18 @@ class Runtime(Generic[T, S]):
         encoded = self.spec.codec.encode(run.object)
         return self.next_record(before, status=int(result), run_state=next_state, object=encoded)
 
-    async def commit(self, before: Record, after: Record, process: str) -> bool:
-        """Store `after` if the run is still where `before` found it; otherwise discard it (counted skipped)."""
+    async def commit(self, before: Record, after: Record, process: str, *, as_stored: bool = False) -> bool:
+        """Store `after` if the run is still where `before` found it; otherwise discard it (counted skipped).
+        The run state change is counted from the state a function saw (an initiated run is running to a step, as
+        in the reference), or with `as_stored` from the stored state (the run controls, as the reference's
+        RunStateController does on a record it looked up)."""
         try:
             await self.store.store(after, expected_version=before.meta.version)
         except VersionConflict:
             self.metrics.skipped(process, "outcome discarded: run changed meanwhile")
             self.decisions.log("outcome discarded: the run changed while the function ran", before, process=process)
             return False
-        previous = RunState.RUNNING if before.run_state is RunState.INITIATED else before.run_state
+        previous = RunState.RUNNING if before.run_state is RunState.INITIATED and not as_stored else before.run_state
         self.metrics.run_state_change(previous.label, after.run_state.label)
         if self.decisions.enabled:
             self.decisions.log(

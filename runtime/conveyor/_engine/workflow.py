@@ -387,6 +387,8 @@ class Workflow(Generic[T, S]):
             return run_id
         rt.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
         rt.decisions.log("triggered run", record)
+        # The first step may start at once if its consumer runs here (its event still follows; see `handoff`).
+        rt.handoff.offer(record)
         return run_id
 
     async def _already_triggered(self, run_id: str, foreign_id: str) -> bool:
@@ -576,7 +578,7 @@ class Workflow(Generic[T, S]):
             if not before.run_state.can_become(target):
                 raise InvalidTransition(run_id, before.run_state.name, target.name)
             after = rt.next_record(before, status=before.status, run_state=target, object=before.object, reason=reason)
-            if await rt.commit(before, after, f"api-{target.name.lower()}"):
+            if await rt.commit(before, after, f"api-{target.name.lower()}", as_stored=True):
                 return rt.to_run(after)
         raise VersionConflict(run_id, before.meta.version, None)
 

@@ -1,0 +1,355 @@
+"""The engine's Prometheus metrics: the reference's names, types, help texts, labels and buckets, and each one
+recorded when the reference records it (read back from the default registry, where any exporter finds them).
+
+Every test uses a workflow name of its own: the registry is the process's, shared by every test."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from conveyor import Builder, Run, RunState, Workflow, duration_timer
+from conveyor._engine import metrics
+from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
+from conveyor.testing import FakeClock
+from tests.engine._orders import Order, Status
+
+LAG = "workflow_process_lag_seconds"
+LAG_ALERT = "workflow_process_lag_alert"
+STATES = "workflow_process_states"
+LATENCY = "workflow_process_latency_seconds"
+ERRORS = "workflow_process_error_count"
+SKIPPED = "workflow_process_skipped_events_count"
+CHANGES = "workflow_run_state_changes"
+ROLE_HELD = "conveyor_role_held"
+
+IDLE, RUNNING, SHUTDOWN = 3.0, 2.0, 1.0
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.002)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class Env:
+    """Memory adapters whose events are stamped by `stream_clock` while the workflow reads `clock`: moving one
+    against the other makes events as old as a test needs."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.stream_clock = FakeClock(self.clock.now() - timedelta(hours=1))
+        self.streamer = MemoryStreamer(clock=self.stream_clock)
+        self.store = MemoryRecordStore(clock=self.clock)
+        self.roles = MemoryRoleScheduler()
+        self.timeouts = MemoryTimeoutStore(clock=self.clock)
+        self.started: list[Workflow[Any, Any]] = []
+
+    async def start(self, b: Builder[Any, Any], **kwargs: Any) -> Workflow[Any, Any]:
+        kwargs.setdefault("timeout_store", self.timeouts)
+        kwargs.setdefault("clock", self.clock)
+        wf = b.build(self.streamer, self.store, self.roles, **kwargs)
+        await wf.run()
+        self.started.append(wf)
+        return wf
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    found = Env()
+    yield found
+    for wf in found.started:
+        await wf.stop(grace=1)
+
+
+def paid(run: Run[Order, Status]) -> Status:
+    return Status.PAID
+
+
+def fulfil(run: Run[Order, Status]) -> Status:
+    return Status.FULFILLED
+
+
+# -- definitions -----------------------------------------------------------------------------------------------------
+
+
+def test_definitions_are_the_references() -> None:
+    """internal/metrics/metrics.go of luno/workflow: name, type, help, labels (and buckets)."""
+    expected = {
+        metrics.CONSUMER_LAG: (
+            LAG,
+            "gauge",
+            "lag between now and the current event timestamp in seconds",
+            ("workflow_name", "process_name"),
+        ),
+        metrics.CONSUMER_LAG_ALERT: (
+            LAG_ALERT,
+            "gauge",
+            "Whether or not the consumer lag crosses its alert threshold",
+            ("workflow_name", "process_name"),
+        ),
+        metrics.PROCESS_STATES: (
+            STATES,
+            "gauge",
+            "The current states of all the processes",
+            ("workflow_name", "process_name"),
+        ),
+        metrics.PROCESS_LATENCY: (
+            LATENCY,
+            "histogram",
+            "Event loop latency in seconds",
+            ("workflow_name", "process_name"),
+        ),
+        metrics.PROCESS_ERRORS: (
+            ERRORS,
+            "counter",
+            "Number of errors processing events",
+            ("workflow_name", "process_name"),
+        ),
+        metrics.PROCESS_SKIPPED_EVENTS: (
+            SKIPPED,
+            "counter",
+            "Number of events skipped by consumer",
+            ("workflow_name", "process_name", "reason"),
+        ),
+        metrics.RUN_STATE_CHANGES: (
+            CHANGES,
+            "counter",
+            "The number of workflow run state changes going from state to a new state",
+            ("workflow_name", "previous_run_state", "current_run_state"),
+        ),
+    }
+    for metric, (name, kind, help_text, labels) in expected.items():
+        assert (metric._name, metric._type, metric._documentation, metric._labelnames) == (
+            name,
+            kind,
+            help_text,
+            labels,
+        )
+    assert metrics.PROCESS_LATENCY._kwargs["buckets"] == (0.01, 0.1, 1, 5, 10, 60, 300)
+    assert (metrics.ROLE_HELD._name, metrics.ROLE_HELD._type, metrics.ROLE_HELD._labelnames) == (
+        ROLE_HELD,
+        "gauge",
+        ("workflow_name", "role"),
+    )
+
+
+# -- when each is recorded ---------------------------------------------------------------------------------------
+
+
+async def test_lag_is_set_per_event_and_the_alert_follows_the_step_threshold(env: Env) -> None:
+    name = unique("lag")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID).with_options(lag_alert=timedelta(minutes=30))
+    wf = await env.start(b)
+    process = "created-consumer-1-of-1"
+
+    # Stamped an hour before the workflow's now: past the 30 minute threshold.
+    first = await wf.trigger("old")
+    await wf.wait_for("old", first, Status.PAID, timeout=5)
+    assert sample(LAG, workflow_name=name, process_name=process) == 3600
+    assert sample(LAG_ALERT, workflow_name=name, process_name=process) == 1
+
+    # A fresh event clears the alert: the gauges say how old the latest event was.
+    env.stream_clock.set(env.clock.now())
+    second = await wf.trigger("new")
+    await wf.wait_for("new", second, Status.PAID, timeout=5)
+    assert sample(LAG, workflow_name=name, process_name=process) == 0
+    assert sample(LAG_ALERT, workflow_name=name, process_name=process) == 0
+
+
+async def test_without_a_lag_alert_threshold_the_alert_is_never_set(env: Env) -> None:
+    name = unique("no-alert")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID).with_options(lag_alert=timedelta(0))
+    wf = await env.start(b)
+    run_id = await wf.trigger("o")
+    await wf.wait_for("o", run_id, Status.PAID, timeout=5)
+    assert sample(LAG, workflow_name=name, process_name="created-consumer-1-of-1") == 3600
+    assert sample(LAG_ALERT, workflow_name=name, process_name="created-consumer-1-of-1") is None
+
+
+async def test_the_outbox_relay_alerts_after_its_own_threshold_of_one_minute(env: Env) -> None:
+    name = unique("outbox")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID)
+    env.store = MemoryRecordStore(clock=env.stream_clock)  # outbox events an hour old
+    wf = await env.start(b)
+    run_id = await wf.trigger("o")
+    await wf.wait_for("o", run_id, Status.PAID, timeout=5)
+    assert sample(LAG, workflow_name=name, process_name="outbox-consumer") == 3600
+    assert sample(LAG_ALERT, workflow_name=name, process_name="outbox-consumer") == 1
+    # Two events went out (CREATED, then PAID's completion), each observed once.
+    assert sample(f"{LATENCY}_count", workflow_name=name, process_name="outbox-consumer") == 2
+
+
+async def test_the_paused_run_retry_alerts_after_three_times_its_wait(env: Env) -> None:
+    name = unique("retry-alert")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID)
+    env.stream_clock.set(env.clock.now() - timedelta(seconds=100))
+    # Waiting 30 s: the reference alerts past 90 s (three times the wait; the wait + 5 min only under a minute).
+    wf = await env.start(b, pause_retry=timedelta(seconds=30))
+    process = "paused-records-retry-consumer"
+    run_id = await wf.trigger("o")
+    await wf.wait_for("o", run_id, Status.PAID, timeout=5)
+    # The completion (not a pause) reaches the retry consumer: its lag is taken, then it is filtered out.
+    await eventually(
+        lambda: sample(f"{SKIPPED}_total", workflow_name=name, process_name=process, reason="filtered out") == 1
+    )
+    assert sample(LAG, workflow_name=name, process_name=process) == 100
+    assert sample(LAG_ALERT, workflow_name=name, process_name=process) == 1
+
+
+async def test_process_states_and_role_held_follow_the_role(env: Env) -> None:
+    name = unique("states")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID)
+    b.add_step(Status.PAID, fulfil, Status.FULFILLED)
+    paid_role = f"{name}-2-consumer-1-of-1"
+    async with env.roles.hold(paid_role):  # someone else holds the PAID step's role
+        wf = await env.start(b)
+        await eventually(lambda: sample(STATES, workflow_name=name, process_name="created-consumer-1-of-1") == RUNNING)
+        assert sample(ROLE_HELD, workflow_name=name, role=f"{name}-1-consumer-1-of-1") == 1
+        assert sample(STATES, workflow_name=name, process_name="paid-consumer-1-of-1") == IDLE
+        assert sample(ROLE_HELD, workflow_name=name, role=paid_role) is None
+        assert wf.states()["paid-consumer-1-of-1"] == "Idle"
+    await eventually(lambda: sample(ROLE_HELD, workflow_name=name, role=paid_role) == 1)
+    assert sample(STATES, workflow_name=name, process_name="paid-consumer-1-of-1") == RUNNING
+
+    await wf.stop(grace=1)
+    for process in ("created-consumer-1-of-1", "paid-consumer-1-of-1", "outbox-consumer", "delete-consumer"):
+        assert sample(STATES, workflow_name=name, process_name=process) == SHUTDOWN, process
+    for role in wf.roles():
+        assert sample(ROLE_HELD, workflow_name=name, role=role) == 0, role
+
+
+async def test_latency_is_observed_once_per_event_handled(env: Env) -> None:
+    name = unique("latency")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID)
+    wf = await env.start(b)
+    for i in range(3):
+        run_id = await wf.trigger(f"o{i}")
+        await wf.wait_for(f"o{i}", run_id, Status.PAID, timeout=5)
+    labels = {"workflow_name": name, "process_name": "created-consumer-1-of-1"}
+    assert sample(f"{LATENCY}_count", **labels) == 3
+    assert sample(f"{LATENCY}_bucket", **labels, le="300.0") == 3
+    assert sample(f"{LATENCY}_bucket", **labels, le="+Inf") == 3
+
+
+async def test_each_failed_attempt_counts_one_error(env: Env) -> None:
+    name = unique("errors")
+    failures = 2
+
+    def flaky(run: Run[Order, Status]) -> Status:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise RuntimeError("payment provider down")
+        return Status.PAID
+
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, flaky, Status.PAID).with_options(err_backoff=timedelta(seconds=5))
+    wf = await env.start(b)
+    run_id = await wf.trigger("o")
+    labels = {"workflow_name": name, "process_name": "created-consumer-1-of-1"}
+    for count in (1, 2):
+        await eventually(lambda c=count: sample(f"{ERRORS}_total", **labels) == c)  # type: ignore[misc]
+        await eventually(lambda: env.clock.sleeping_until(env.clock.now() + timedelta(seconds=5)) > 0)
+        env.clock.advance(5)
+    await wf.wait_for("o", run_id, Status.PAID, timeout=5)
+    assert sample(f"{ERRORS}_total", **labels) == 2
+    assert sample(f"{LATENCY}_count", **labels) == 1
+
+
+async def test_skipped_events_are_counted_by_the_references_reasons(env: Env) -> None:
+    name = unique("skipped")
+
+    def maybe_skip(run: Run[Order, Status]) -> Status:
+        return run.skip() if run.foreign_id.startswith("skip") else Status.PAID  # type: ignore[return-value]
+
+    def expire(run: Run[Order, Status], now: object) -> Status:
+        return run.skip()  # type: ignore[return-value]
+
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, maybe_skip, Status.PAID)
+    b.add_timeout(Status.PAID, duration_timer(timedelta(minutes=1)), expire, Status.EXPIRED)
+    b.add_step(Status.EXPIRED, fulfil, Status.FULFILLED)
+    b.on_pause(lambda run: None)
+    created = {"workflow_name": name, "process_name": "created-consumer-1-of-1"}
+
+    def skipped(labels: dict[str, str], reason: str) -> float:
+        return sample(f"{SKIPPED}_total", **labels, reason=reason) or 0
+
+    # While someone else holds the CREATED step's role, one run is made that its step skips, and one that is
+    # paused (a new version) before its CREATED event is handled: that event is older than its run.
+    async with env.roles.hold(f"{name}-1-consumer-1-of-1"):
+        wf = await env.start(b)
+        await wf.trigger("skip-1")
+        later = await wf.trigger("later")
+        await wf.pause(later, "hold on")
+    await eventually(lambda: skipped(created, "next value specified skip") == 1)
+    await eventually(lambda: skipped(created, "event record version lower than latest record version") == 1)
+
+    # The pause hook's consumer takes the pause and filters out the cancellation.
+    hook = {"workflow_name": name, "process_name": "paused-run-state-change-hook-consumer"}
+    await wf.cancel(later, "no")
+    await eventually(lambda: skipped(hook, "filtered out") == 1)
+
+    # A timeout whose function skips.
+    timeout = {"workflow_name": name, "process_name": "paid-timeout-consumer"}
+    timed = await wf.trigger("timed")
+    await wf.wait_for("timed", timed, Status.PAID, timeout=5)
+    async with asyncio.timeout(10):
+        while skipped(timeout, "next value specified skip") != 1:
+            env.clock.advance(timedelta(seconds=10))
+            await asyncio.sleep(0.01)
+    assert (await wf.get_run(timed)).status is Status.PAID
+
+
+async def test_run_state_changes_count_previous_and_current_states(env: Env) -> None:
+    name = unique("changes")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID, Status.PAYMENT_FAILED)
+    b.add_step(Status.PAID, fulfil, Status.FULFILLED)
+
+    def changes(previous: str, current: str) -> float:
+        labels = {"previous_run_state": previous, "current_run_state": current}
+        return sample(f"{CHANGES}_total", workflow_name=name, **labels) or 0
+
+    # The run controls count from the state as stored (nothing has run the CREATED step yet).
+    async with env.roles.hold(f"{name}-1-consumer-1-of-1"):
+        wf = await env.start(b)
+        held = await wf.trigger("held")
+        assert changes("Unknown", "Initiated") == 1
+        await wf.pause(held, "wait")
+        await wf.cancel(held, "no")
+    assert changes("Initiated", "Paused") == 1
+    assert changes("Paused", "Cancelled") == 1
+    await wf.delete_data(held, "gdpr")
+    assert changes("Cancelled", "Requested Data Deleted") == 1
+    await eventually(lambda: changes("Requested Data Deleted", "Data Deleted") == 1)
+    assert (await wf.get_run(held)).run_state is RunState.DATA_DELETED
+
+    done = await wf.trigger("done")
+    await wf.wait_for("done", done, Status.FULFILLED, timeout=5)
+    assert changes("Unknown", "Initiated") == 2
+    # As the reference: a step finds an initiated run "Running" (it marks it so as it starts), so the first step
+    # counts Running -> Running, and the last Running -> Completed.
+    assert changes("Running", "Running") == 1
+    assert changes("Running", "Completed") == 1
