@@ -37,11 +37,13 @@ def make_app(
     cancel and delete are refused (403) unless `allow_actions`."""
     if not isinstance(store, RecordStore):
         raise InvalidInput("store", "a RecordStore", store)
-    specs = dict(workflows) if isinstance(workflows, Mapping) else {spec.name: spec for spec in workflows}
-    for name, spec in specs.items():
+    pairs = list(workflows.items()) if isinstance(workflows, Mapping) else [(None, spec) for spec in workflows]
+    specs: dict[str, WorkflowSpec[Any, Any]] = {}
+    for name, spec in pairs:
         if not isinstance(spec, WorkflowSpec):
             raise InvalidInput("workflows", "WorkflowSpec objects (builder.spec())", spec)
-        if name != spec.name:
+        specs[spec.name] = spec
+        if name is not None and name != spec.name:
             raise InvalidInput("workflows", f"the spec of {name!r} under its own name", spec.name)
     if not isinstance(allow_actions, bool):
         raise InvalidInput("allow_actions", "True or False", allow_actions)
