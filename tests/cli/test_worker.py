@@ -404,3 +404,71 @@ async def test_sigterm_lets_the_current_event_finish(
     assert run.object.triaged_by == "busy"
     code, _ = await system.terminate()
     assert code == 0, system.output()
+
+
+def scrape(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """A /metrics page parsed as Prometheus parses it: series name -> sorted labels -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            found.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return found
+
+
+def series(page: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str) -> float | None:
+    return page.get(name, {}).get(tuple(sorted(labels.items())))
+
+
+async def test_the_workers_metrics_endpoint_serves_the_references_metrics_for_what_happened(
+    app: dict[str, Any], client: Workflow[Ticket, TicketStatus]
+) -> None:
+    name = app["name"]
+    system = app["start"]("system", "--system")
+    opened = app["start"]("opened", "--step", "OPENED", "--shard", "1")
+    triaged_ = app["start"]("triaged", "--step", "TRIAGED", "--shard", "1")
+    for worker in (system, opened, triaged_):
+        await worker.wait_ready()
+    runs = 3
+    run_ids = [await client.trigger(f"m-{i}") for i in range(runs)]
+    for i, run_id in enumerate(run_ids):
+        await client.wait_for(f"m-{i}", run_id, TicketStatus.CLOSED, timeout=30)
+
+    async def page(worker: Worker) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        status, text = await worker.get("/metrics")
+        assert status == 200
+        return scrape(text)
+
+    step = await page(opened)
+    process = "opened-consumer-1-of-1"
+    of = {"workflow_name": name, "process_name": process}
+    assert series(step, "conveyor_role_held", workflow_name=name, role=step_role(name, 1, 1, 1)) == 1
+    assert series(step, "workflow_process_states", **of) == 2  # Running
+    assert series(step, "workflow_process_latency_seconds_count", **of) == runs
+    assert series(step, "workflow_process_latency_seconds_bucket", **of, le="300.0") == runs
+    lag = series(step, "workflow_process_lag_seconds", **of)
+    assert lag is not None and 0 <= lag < 60
+    assert series(step, "workflow_process_lag_alert", **of) == 0  # under the default 30 minutes
+    assert not series(step, "workflow_process_error_count_total", **of)
+    # The OPENED step found each initiated run "Running" (as the reference counts it) and left it running.
+    changes = {"workflow_name": name, "previous_run_state": "Running", "current_run_state": "Running"}
+    assert series(step, "workflow_run_state_changes_total", **changes) == runs
+
+    last = await page(triaged_)
+    completed = {**changes, "current_run_state": "Completed"}
+    assert series(last, "workflow_run_state_changes_total", **completed) == runs
+    assert series(last, "workflow_process_states", workflow_name=name, process_name="triaged-consumer-1-of-1") == 2
+
+    # The system worker's outbox relay published every event: each run's CREATED, TRIAGED and completion.
+    deadline = time.monotonic() + 30
+    outbox = {"workflow_name": name, "process_name": "outbox-consumer"}
+    while (published := series(await page(system), "workflow_process_latency_seconds_count", **outbox)) != 3 * runs:
+        assert time.monotonic() < deadline, published
+        await asyncio.sleep(0.2)
+    page_ = await page(system)
+    assert series(page_, "conveyor_role_held", workflow_name=name, role=f"{name}-outbox-consumer") == 1
+    assert series(page_, "workflow_process_lag_alert", **outbox) == 0
+    for worker in (opened, triaged_, system):
+        code, _ = await worker.terminate()
+        assert code == 0, worker.output()
