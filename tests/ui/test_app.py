@@ -25,6 +25,11 @@ def test_public_names() -> None:
         ({"workflows": [object()]}, "workflows"),
         ({"workflows": {"other-name": make_spec("parcels")}}, "workflows"),
         ({"allow_actions": "yes"}, "allow_actions"),
+        ({"allowed_hosts": "ui.example.com"}, "allowed_hosts"),
+        ({"allowed_hosts": ["https://ui.example.com"]}, "allowed_hosts"),
+        ({"allowed_hosts": ["ui.example.com:8080"]}, "allowed_hosts"),
+        ({"allowed_hosts": [""]}, "allowed_hosts"),
+        ({"allowed_hosts": [7]}, "allowed_hosts"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], field: str) -> None:

@@ -71,7 +71,8 @@ async def test_serves_a_postgres_store_with_status_names(pg_dsn: str) -> None:
     await store.open()
     foreign_id = f"cli-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    record = Record("order-processing", foreign_id, str(uuid.uuid4()), RunState.RUNNING, 2, b"{}", now, now, Meta())
+    # Paused: a worker of order-processing that another test runs on this database leaves it alone.
+    record = Record("order-processing", foreign_id, str(uuid.uuid4()), RunState.PAUSED, 2, b"{}", now, now, Meta())
     record.meta = Meta(version=1)
     await store.store(record)
     await store.close()
@@ -80,7 +81,7 @@ async def test_serves_a_postgres_store_with_status_names(pg_dsn: str) -> None:
         body = await get_json(f"{base}/api/runs?workflow=order-processing&foreign_id={foreign_id}")
         assert isinstance(body, dict)
         [run] = body["runs"]
-        assert (run["run_id"], run["status_name"], run["run_state"]) == (record.run_id, "PAID", "RUNNING")
+        assert (run["run_id"], run["status_name"], run["run_state"]) == (record.run_id, "PAID", "PAUSED")
         workflows = await get_json(f"{base}/api/workflows")
         assert isinstance(workflows, dict) and workflows["workflows"][0]["name"] == "order-processing"
         metrics = await asyncio.to_thread(lambda: urllib.request.urlopen(f"{base}/metrics", timeout=10).read())
@@ -114,6 +115,8 @@ def test_usage_errors_exit_2_naming_the_option() -> None:
     assert code == 2 and "--port" in output
     code, output = run_cli("--dsn", "postgresql://x@127.0.0.1:1/db", "--entrypoint", "nocolon")
     assert code == 2 and "module:attribute" in output
+    code, output = run_cli("--demo", "--allowed-host", "http://ui.example.com")
+    assert code == 2 and "--allowed-host" in output and "no scheme, port or path" in output
 
 
 def test_an_unreachable_database_exits_1() -> None:

@@ -119,3 +119,38 @@ async def test_form_posts_are_refused_when_actions_are_disabled(ui_readonly: UI,
         f"/runs/{made.run_id}/pause", data={"csrf_token": token}, headers={"Origin": ui_readonly.origin}
     )
     await assert_refused(ui_readonly, made.run_id, response, "actions are disabled")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.nip.io", "LOCALHOST.evil"])
+async def test_host_names_it_was_not_told_are_refused_against_dns_rebinding(ui: UI, runs: Runs, host: str) -> None:
+    made = await runs.make("rebound")
+    for path in ("/api/runs", "/", f"/runs/{made.run_id}", "/api/csrf"):
+        response = await ui.client.get(path, headers={"Host": host})
+        assert response.status == 403, path
+        assert "does not answer to the host name" in await response.text()
+    token = await ui.token()
+    response = await ui.client.post(
+        f"/api/runs/{made.run_id}/pause",
+        headers={"Host": host, "Origin": f"http://{host}", "X-CSRF-Token": token},
+    )
+    await assert_refused(ui, made.run_id, response, "does not answer to the host name")
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8080", "LocalHost.", "127.0.0.1:1", "[::1]:8080", "10.1.2.3"])
+async def test_ip_addresses_and_localhost_are_answered(ui: UI, host: str) -> None:
+    assert (await ui.client.get("/api/runs?limit=1", headers={"Host": host})).status == 200
+
+
+async def test_host_names_it_was_told_are_answered(runs: Runs) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from conveyor.ui import make_app
+
+    for allowed, host, status in (
+        (["ui.example.com"], "UI.example.com:443", 200),
+        (["ui.example.com"], "other.example.com", 403),
+        (["*"], "anything.example", 200),
+    ):
+        app = make_app(runs.store, allowed_hosts=allowed)
+        async with TestClient(TestServer(app)) as client:
+            assert (await client.get("/api/runs?limit=1", headers={"Host": host})).status == status, (allowed, host)

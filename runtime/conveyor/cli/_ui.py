@@ -14,6 +14,7 @@ import click
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._stores import load_specs, record_store, workflows_option
+from conveyor.errors import InvalidInput
 
 DEMO_ENTRYPOINT = "orders.workflow:builder"
 DEMO_PATH = "examples/order_processing"
@@ -37,6 +38,14 @@ DEMO_RUNS = 60
     help="Enable the pause, resume, cancel and delete buttons and API (off by default; CSRF-checked).",
 )
 @click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A host name the UI may be reached by, besides IP addresses and localhost (repeatable; * for any). "
+    "Other names are refused, against DNS rebinding.",
+)
+@click.option(
     "--demo",
     is_flag=True,
     help=f"Run the example order workflow on in-memory adapters ({DEMO_RUNS} runs) and serve the UI over it.",
@@ -48,6 +57,7 @@ def ui(
     host: str,
     port: int,
     allow_actions: bool,
+    allowed_hosts: tuple[str, ...],
     demo: bool,
 ) -> None:
     """Serve the web UI: runs with filters, a run's object, history and graph, and /metrics."""
@@ -68,7 +78,10 @@ def ui(
 
     async def serve() -> None:
         async with opened as (store, known):
-            app = make_app(store, workflows=known, allow_actions=allow_actions)
+            try:
+                app = make_app(store, workflows=known, allow_actions=allow_actions, allowed_hosts=allowed_hosts)
+            except InvalidInput as e:
+                raise click.BadParameter(str(e), param_hint="--allowed-host") from None
             await _serve(app, host, port, allow_actions, click.echo)
 
     asyncio.run(serve())

@@ -17,7 +17,7 @@ from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound, ServiceUnavailable, VersionConflict
 from conveyor.ui import _api, _pages
 from conveyor.ui._context import Context, StoreFailed
-from conveyor.ui._csrf import Csrf, Forbidden
+from conveyor.ui._csrf import Csrf, Forbidden, check_host
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -31,10 +31,12 @@ def make_app(
     allow_actions: bool = False,
     clock: Clock | None = None,
     registry: CollectorRegistry = REGISTRY,
+    allowed_hosts: Iterable[str] = (),
 ) -> web.Application:
     """The UI over `store` (any RecordStore, opened and closed by the caller). `workflows` (specs, e.g.
     `builder.spec()`) give status names and graphs; runs of other workflows are still listed. Pause, resume,
-    cancel and delete are refused (403) unless `allow_actions`."""
+    cancel and delete are refused (403) unless `allow_actions`. Requests must address the UI by IP address,
+    `localhost` or one of `allowed_hosts` (host names; "*" for any), against DNS rebinding."""
     if not isinstance(store, RecordStore):
         raise InvalidInput("store", "a RecordStore", store)
     pairs = list(workflows.items()) if isinstance(workflows, Mapping) else [(None, spec) for spec in workflows]
@@ -47,8 +49,15 @@ def make_app(
             raise InvalidInput("workflows", f"the spec of {name!r} under its own name", spec.name)
     if not isinstance(allow_actions, bool):
         raise InvalidInput("allow_actions", "True or False", allow_actions)
+    if isinstance(allowed_hosts, str):
+        raise InvalidInput("allowed_hosts", "a list of host names, not one string", allowed_hosts)
+    hosts: set[str] = set()
+    for host in allowed_hosts:
+        if host != "*" and (not isinstance(host, str) or not host.strip(".") or any(c in host for c in "/:@[] \t\r\n")):
+            raise InvalidInput("allowed_hosts", "host names such as ui.example.com (no scheme, port or path)", host)
+        hosts.add(host.lower().rstrip("."))
     app = web.Application(middlewares=[_errors])
-    app[_api.CONTEXT] = Context(store, specs, allow_actions, clock, Csrf())
+    app[_api.CONTEXT] = Context(store, specs, allow_actions, clock, Csrf(), frozenset(hosts))
     app[_REGISTRY] = registry
     app.add_routes(_api.routes())
     app.add_routes(_pages.routes())
@@ -78,6 +87,7 @@ def _answer(request: web.Request, status: int, title: str, message: str, field: 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_host(request, request.app[_api.CONTEXT].allowed_hosts)
         return await handler(request)
     except InvalidInput as e:
         return _answer(request, 400, "Bad request", str(e), e.field)

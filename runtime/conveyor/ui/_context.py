@@ -55,6 +55,7 @@ class Context:
     allow_actions: bool
     clock: Clock | None
     csrf: Csrf
+    allowed_hosts: frozenset[str] = frozenset()
 
     async def page(self, query: ListQuery) -> Page:
         """One page of runs, with the cursors of the pages either side (None where there is none)."""

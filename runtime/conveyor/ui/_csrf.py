@@ -1,15 +1,18 @@
-"""Cross-site request forgery defence for the UI's actions (pause, resume, cancel, delete).
+"""Cross-site request forgery defence for the UI's actions (pause, resume, cancel, delete), and DNS-rebinding
+defence for everything.
 
-Three independent checks, each enough to stop a forged POST from another site: the request must come from the
-UI's own origin (Origin, or Referer when a browser sends no Origin); it must carry a token (form field or
-`X-CSRF-Token` header) equal to the one in the UI's cookie, which another site can neither read nor set; and
-that token must be signed with this process's secret (HMAC), so a token made up by someone is worthless. The
-cookie is SameSite=Strict, so a browser does not even send it with a cross-site request."""
+Every request must name the UI by an IP address, `localhost` or a host name it was told (`check_host`). Then
+three independent checks guard each action, each enough to stop a forged POST from another site: the request
+must come from the UI's own origin (Origin, or Referer when a browser sends no Origin); it must carry a token
+(form field or `X-CSRF-Token` header) equal to the one in the UI's cookie, which another site can neither read
+nor set; and that token must be signed with this process's secret (HMAC), so a token made up by someone is
+worthless. The cookie is SameSite=Strict, so a browser does not even send it with a cross-site request."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
@@ -21,6 +24,29 @@ HEADER = "X-CSRF-Token"
 
 class Forbidden(Exception):
     """A POST refused by the CSRF checks; the message says which check."""
+
+
+def check_host(request: web.Request, allowed: frozenset[str]) -> None:
+    """Raise Forbidden unless the request's Host is an IP address, `localhost` or one of `allowed` (lower case;
+    "*" allows any). DNS rebinding points a name the attacker owns at the UI's address, which makes the attacker's
+    page same-origin with the UI (Origin checks and cookies then pass): refusing unknown names stops it, and an IP
+    address or localhost cannot be rebound."""
+    if "*" in allowed:
+        return
+    host = request.host
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name in allowed:
+        return
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        raise Forbidden(
+            f"this UI does not answer to the host name {name!r} (start it with --allowed-host {name} if it should)"
+        ) from None
 
 
 class Csrf:
