@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from conveyor_operator._crds import GROUP, VERSION
+from conveyor_operator._metrics import reconciling
 from conveyor_operator._names import MANAGED_BY, MANAGER, WORKFLOW
 from conveyor_operator._reconcile import Report, read_workflow, reconcile
 
@@ -106,7 +107,8 @@ def _converge(api: client.ApiClient, namespace: str, name: str) -> None:
 def workflow_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None, "Workflows are namespaced"
     try:
-        _converge(memo.api, namespace, name)
+        with reconciling("Workflow"):
+            _converge(memo.api, namespace, name)
     except ApiException as e:
         raise kopf.TemporaryError(f"Kubernetes API: {e.status} {e.reason}", delay=RETRY_DELAY) from e
 
@@ -115,7 +117,8 @@ def workflow_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 def deployment_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None, "Deployments are namespaced"
     # Event handlers are not retried; the next event of the Deployment or the Workflow converges again.
-    _converge(memo.api, namespace, labels[WORKFLOW])
+    with reconciling("Workflow"):
+        _converge(memo.api, namespace, labels[WORKFLOW])
 
 
 @kopf.on.event(GROUP, VERSION, "workflowruns")
@@ -137,31 +140,43 @@ def workflowrun_changed(
         return
     workflow = str(spec.get("workflow") or "")
     try:
-        if read_workflow(memo.api, namespace, workflow) is not None:
-            return
-        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Triggered"]
-        current = next((c for c in status.get("conditions") or [] if c.get("type") == "Triggered"), None)
-        if current is not None and current.get("reason") == WORKFLOW_NOT_FOUND:
-            return
-        condition = {
-            "type": "Triggered",
-            "status": "False",
-            "reason": WORKFLOW_NOT_FOUND,
-            "message": f"no Workflow {workflow!r} in namespace {namespace}: nothing triggered",
-            "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "observedGeneration": meta.get("generation"),
-        }
-        client.CustomObjectsApi(memo.api).patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            namespace,
-            "workflowruns",
-            name,
-            {"status": {"phase": "Pending", "conditions": [*conditions, condition]}},
-            _content_type="application/merge-patch+json",
-        )
+        with reconciling("WorkflowRun"):
+            _mark_orphan(memo.api, namespace, name, workflow, status, meta)
     except ApiException as e:
         # Event handlers are not retried: the next event of the WorkflowRun (or the operator's restart) is.
         logging.getLogger(__name__).warning(
             "WorkflowRun %s/%s: Kubernetes API: %s %s", namespace, name, e.status, e.reason
         )
+
+
+def _mark_orphan(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    workflow: str,
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+) -> None:
+    if read_workflow(api, namespace, workflow) is not None:
+        return
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Triggered"]
+    current = next((c for c in status.get("conditions") or [] if c.get("type") == "Triggered"), None)
+    if current is not None and current.get("reason") == WORKFLOW_NOT_FOUND:
+        return
+    condition = {
+        "type": "Triggered",
+        "status": "False",
+        "reason": WORKFLOW_NOT_FOUND,
+        "message": f"no Workflow {workflow!r} in namespace {namespace}: nothing triggered",
+        "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "observedGeneration": meta.get("generation"),
+    }
+    client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        namespace,
+        "workflowruns",
+        name,
+        {"status": {"phase": "Pending", "conditions": [*conditions, condition]}},
+        _content_type="application/merge-patch+json",
+    )

@@ -1,5 +1,5 @@
 """`conveyor-operator`: run the operator (kopf) for some namespaces or the whole cluster, serving `/healthz`,
-`/readyz` and `/metrics` for the Deployment's probes and Prometheus.
+`/readyz` and `/metrics` for the Deployment's probes and Prometheus (its own metrics: `_metrics`).
 
 With leader election (the default, as the Helm chart runs two replicas), kopf runs only in the replica that holds
 the leader Lease; see `_leader`. Without it the operator runs kopf standalone, and exactly one replica must run
@@ -21,6 +21,7 @@ import kopf
 from conveyor.errors import AccessDenied, InvalidInput, ServiceUnavailable
 from conveyor.health import HealthServer
 from conveyor_operator._leader import LeadershipLost, lead, until_signalled
+from conveyor_operator._metrics import leading
 
 logger = logging.getLogger("conveyor_operator")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -119,6 +120,7 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     def on_state(new: str) -> None:
         nonlocal state
         state = new
+        leading(new)
 
     async def run_kopf(stop: asyncio.Event) -> None:
         await kopf.operator(
@@ -131,6 +133,7 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     async with until_signalled():
         health = HealthServer(host, port, readiness)
         await health.start()
+        leading(state)
         try:
             if not args.leader_election:
                 on_state("running")
@@ -145,4 +148,5 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
                 on_state=on_state,
             )
         finally:
+            leading("stopped")
             await health.stop()

@@ -93,6 +93,18 @@ class Operator:
         except OSError:
             return False
 
+    def metrics(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        """Its /metrics, parsed as Prometheus parses it: series name -> sorted labels -> value."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+        return found
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()

@@ -1,6 +1,6 @@
 """The operator's leader election, with two real `conveyor-operator` processes on the real API server: one leads
 (holds the Lease and reconciles), the other waits; SIGKILL the leader and the standby reconciles within 15 s; a
-SIGTERM'd leader exits 0 and gives the Lease back at once."""
+SIGTERM'd leader exits 0 and gives the Lease back at once. Their /metrics say which one leads and what it reconciled."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def has_deployments(api: client.ApiClient, namespace: str, name: str) -> bool:
     return len(found.items) == 2  # the step's one shard and the system roles'
 
 
+def reconciles(operator: Operator, result: str) -> float:
+    key = (("kind", "Workflow"), ("result", result))
+    return operator.metrics().get("conveyor_operator_reconciles_total", {}).get(key, 0)
+
+
 def test_the_standby_takes_over_within_15s_of_a_sigkill(
     api: client.ApiClient, namespace: str, pair: tuple[Operator, Operator, str]
 ) -> None:
@@ -67,6 +72,11 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill(
 
     apply_workflow(api, namespace, "before-failover")
     eventually(lambda: has_deployments(api, namespace, "before-failover"), timeout=30)
+    # Their /metrics say who leads and what it reconciled.
+    assert leader.metrics()["conveyor_operator_leader"] == {(): 1}
+    assert standby.metrics()["conveyor_operator_leader"] == {(): 0}
+    assert reconciles(leader, "success") >= 1
+    assert reconciles(standby, "success") == 0
 
     leader.process.send_signal(signal.SIGKILL)
     leader.process.wait(10)
@@ -78,6 +88,8 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill(
     assert took <= TAKEOVER_LIMIT
     assert holder(api, namespace, lease) == standby.name
     assert standby.process.poll() is None
+    assert standby.metrics()["conveyor_operator_leader"] == {(): 1}
+    assert reconciles(standby, "success") >= 1
 
 
 RELEASE_TEST_LEASE_SECONDS = 30
