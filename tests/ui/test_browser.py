@@ -100,6 +100,15 @@ async def test_the_runs_list_filters_and_pages(ui: UI, runs: Runs, page: Page) -
     await page.click("button[type=submit]")
     assert await rows(page) == ["order-07"]
 
+    await page.fill("input[name=status]", "received, checked")
+    await page.fill("input[name=foreign_id]", "")
+    await page.fill("input[name=limit]", "2")
+    await page.click("button[type=submit]")
+    assert await rows(page) == ["order-29", "order-28"]
+    assert await page.input_value("input[name=status]") == "RECEIVED, CHECKED"
+    await page.click("button[type=submit]")  # the form as shown asks for the same again
+    assert await rows(page) == ["order-29", "order-28"]
+
     await page.fill("input[name=status]", "LOST")
     await page.click("button[type=submit]")
     assert "status: expected a number or a status of" in await page.inner_text("#error")

@@ -39,6 +39,7 @@ def test_every_field() -> None:
         ]
     )
     assert query.statuses == (Stage.CHECKED, Stage.REJECTED)  # repeats folded
+    assert parse([("workflow", "parcels"), ("status", "checked, 4,,SHIPPED")]).statuses == (2, 4, 3)
     assert query.run_states == (RunState.PAUSED, RunState.RUNNING)
     assert query.foreign_ids == ("a", "b")
     assert (query.limit, query.cursor, query.order) == (7, "run-1", SortOrder.ASCENDING)
@@ -70,6 +71,8 @@ def test_params_round_trip() -> None:
         ([("foreign_id", "\ud800")], "foreign_id"),
         ([("foreign_id", str(i)) for i in range(21)], "foreign_id"),
         ([("cursor", "\x7f")], "cursor"),
+        ([("status", ",".join(["1"] * 21))], "status"),
+        ([("status", "1, x")], "status"),
         ([("page", "2")], "page"),
     ],
 )

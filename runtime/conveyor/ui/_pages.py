@@ -83,7 +83,7 @@ async def runs_page(request: web.Request) -> web.Response:
         runs=runs,
         workflows=sorted(ctx.workflows),
         run_states=RUN_STATES,
-        status_text=", ".join(names) if len(names) != 1 else names[0],
+        status_text=", ".join(names),
         max_limit=_query.MAX_LIMIT,
         ascending=query.order.name == "ASCENDING",
         error=None,
@@ -109,7 +109,6 @@ async def run_page(request: web.Request) -> web.Response:
         actions=ctx.actions(record),
         graph=svg(spec, record.status) if spec is not None else None,
         mermaid=mermaid(spec) if spec is not None else None,
-        message=None,
     )
 
 

@@ -120,7 +120,6 @@ RUN = """{% extends "base.html" %}
 {% block title %}{{ run.foreign_id }}{% endblock %}
 {% block main %}
 <h1>{{ run.workflow }} · {{ run.foreign_id }}</h1>
-{% if message %}<p class="notice" role="status" id="message">{{ message }}</p>{% endif %}
 <dl class="fields" id="run">
   <dt>Run id</dt><dd class="mono">{{ run.run_id }}</dd>
   <dt>Foreign id</dt><dd>{{ run.foreign_id }}</dd>
