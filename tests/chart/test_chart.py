@@ -18,6 +18,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from conveyor._engine import metrics
+from conveyor_operator import _metrics as operator_metrics
 from tests.chart.conftest import CHART, Render, find, run_helm
 
 APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
@@ -307,18 +308,41 @@ def test_schema_is_strict_where_it_defines_objects() -> None:
 # --- Grafana dashboard ----------------------------------------------------------------------------------
 
 
+def _defined() -> list[MetricWrapperBase]:
+    """Every metric the engine (every worker, `conveyor ui`) and the operator define."""
+    return [
+        value
+        for module in (metrics, operator_metrics)
+        for value in vars(module).values()
+        if isinstance(value, MetricWrapperBase)
+    ]
+
+
 def _exposed_names() -> set[str]:
-    """The series names the engine's metrics appear under (counters get _total, histograms _bucket/_sum/_count)."""
+    """The series names those metrics appear under (counters get _total, histograms _bucket/_sum/_count)."""
     names: set[str] = set()
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            base = value._name
-            kind = value._type
-            names |= {
-                "counter": {f"{base}_total"},
-                "histogram": {f"{base}_bucket", f"{base}_sum", f"{base}_count"},
-            }.get(kind, {base})
+    for metric in _defined():
+        base = metric._name
+        names |= {
+            "counter": {f"{base}_total"},
+            "histogram": {f"{base}_bucket", f"{base}_sum", f"{base}_count"},
+        }.get(metric._type, {base})
     return names
+
+
+# What the dashboard must show (issue 6): a metric name each, with a panel title that says it.
+COVERED = {
+    "workflow_process_lag_seconds": "lag",
+    "workflow_process_lag_alert": "lag alert",
+    "workflow_process_latency_seconds_bucket": "latency",
+    "workflow_process_error_count_total": "errors",
+    "workflow_process_skipped_events_count_total": "skipped events",
+    "workflow_run_state_changes_total": "run state changes",
+    "workflow_process_states": "process states",
+    "conveyor_role_held": "role",
+    "conveyor_operator_leader": "leading",
+    "conveyor_operator_reconciles_total": "reconciles",
+}
 
 
 def test_grafana_dashboard(render: Render) -> None:
@@ -327,16 +351,24 @@ def test_grafana_dashboard(render: Render) -> None:
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(config_map["data"]["conveyor.json"])
     assert dashboard == json.loads((CHART / "dashboards" / "conveyor.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    used = {m for e in exprs for m in re.findall(r"\b((?:workflow|conveyor)_[a-z_]+)\{", e)}
+    targets = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
     exposed = _exposed_names()
-    assert used <= exposed, used - exposed
-    # Every metric the engine records is on the dashboard.
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            assert any(u.startswith(value._name) for u in used), value._name
+    for title, expr in targets:
+        # Every name a query reads (with or without a label matcher) is one a worker or the operator serves.
+        bare = re.sub(r"\{[^}]*\}|\bby \([^)]*\)", " ", expr)  # label matchers and groupings name labels
+        used = set(re.findall(r"\b((?:workflow|conveyor)_[a-z_]+)\b", bare))
+        assert used, (title, expr)
+        assert used <= exposed, (title, used - exposed)
+    # Every metric defined is on the dashboard, and each thing issue 6 asks for has a panel saying so.
+    every = " ".join(expr for _, expr in targets)
+    for metric in _defined():
+        assert re.search(rf"\b{metric._name}(_total|_bucket|_sum|_count)?\b", every), metric._name
+    for name, words in COVERED.items():
+        titles = [title.lower() for title, expr in targets if re.search(rf"\b{name}\b", expr)]
+        assert any(words in title for title in titles), (name, titles)
     labels = {"workflow_name", "process_name", "reason", "previous_run_state", "current_run_state", "role", "le"}
-    for expr in exprs:
+    labels |= {"kind", "result"}
+    for _, expr in targets:
         for group in re.findall(r"by \(([^)]*)\)", expr):
             assert {g.strip() for g in group.split(",")} <= labels, expr
     ids = [p["id"] for p in dashboard["panels"]]
