@@ -13,6 +13,7 @@ from conveyor.errors import InvalidInput
 from conveyor.ui import _query
 from conveyor.ui._context import Context, workflow_data
 from conveyor.ui._csrf import HEADER, Forbidden
+from conveyor.ui._openapi import document
 
 CONTEXT = web.AppKey("context", Context)
 
@@ -24,7 +25,13 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/runs/{run_id}/{action}", act),
         web.get("/api/workflows", list_workflows),
         web.get("/api/csrf", csrf_token),
+        web.get("/api/openapi.json", openapi),
     ]
+
+
+async def openapi(request: web.Request) -> web.Response:
+    _query.no_parameters(request.query)
+    return web.json_response(document())
 
 
 async def list_runs(request: web.Request) -> web.Response:

@@ -1,0 +1,219 @@
+"""The OpenAPI 3.1 description of the UI's JSON API, served at /api/openapi.json for API clients and code
+generators. Written by hand (the API is small) from the same constants the handlers check, and tested against
+the app's routes and its answers so it cannot drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor._core.runstate import RunState
+from conveyor._engine.control import ACTIONS
+from conveyor.ui._csrf import HEADER
+from conveyor.ui._query import DEFAULT_LIMIT, MAX_FOREIGN_ID, MAX_LIMIT, MAX_NAME, MAX_REASON, MAX_STATUS
+
+_TEXT = {"type": "string"}
+_WHEN = {"type": "string", "format": "date-time"}
+
+RUN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "run_id",
+        "workflow",
+        "foreign_id",
+        "status",
+        "status_name",
+        "run_state",
+        "run_state_label",
+        "created_at",
+        "updated_at",
+        "version",
+        "reason",
+        "status_description",
+        "object",
+        "object_encoding",
+    ],
+    "properties": {
+        "run_id": _TEXT,
+        "workflow": _TEXT,
+        "foreign_id": _TEXT,
+        "status": {"type": "integer"},
+        "status_name": {"type": ["string", "null"], "description": "null unless the UI knows the workflow"},
+        "run_state": {"enum": [s.name for s in RunState]},
+        "run_state_label": _TEXT,
+        "created_at": _WHEN,
+        "updated_at": _WHEN,
+        "version": {"type": "integer"},
+        "reason": _TEXT,
+        "status_description": _TEXT,
+        "object": {"description": "the object: JSON, text or base64 (see object_encoding); null once deleted"},
+        "object_encoding": {"enum": ["json", "text", "base64", None]},
+    },
+}
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": _TEXT, "field": {"type": "string", "description": "the bad parameter (400 only)"}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+def _query(name: str, schema: dict[str, Any], description: str, *, repeatable: bool = False) -> dict[str, Any]:
+    if repeatable:
+        schema = {"type": "array", "items": schema, "maxItems": 20}
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document() -> dict[str, Any]:
+    run = {"$ref": "#/components/schemas/Run"}
+    run_id = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": MAX_NAME}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "conveyor ui", "version": "1", "description": "Runs of conveyor workflows."},
+        "paths": {
+            "/api/runs": {
+                "get": {
+                    "summary": "A page of runs, newest first unless order=asc",
+                    "parameters": [
+                        _query("workflow", {"type": "string", "maxLength": MAX_NAME}, "the workflow's name"),
+                        _query(
+                            "status",
+                            {"type": "string"},
+                            f"a status number (1 to {MAX_STATUS}) or, with a known workflow, its name; "
+                            "several may be given, or separated by commas",
+                            repeatable=True,
+                        ),
+                        _query(
+                            "run_state",
+                            {"type": "string"},
+                            f"a run state's name (any case) or number: {', '.join(s.name for s in RunState)}",
+                            repeatable=True,
+                        ),
+                        _query(
+                            "foreign_id",
+                            {"type": "string", "maxLength": MAX_FOREIGN_ID},
+                            "a foreign id",
+                            repeatable=True,
+                        ),
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                            "runs per page",
+                        ),
+                        _query("cursor", {"type": "string"}, "next_cursor of the previous answer: the next page"),
+                        _query("before", {"type": "string"}, "prev_cursor of the previous answer: the page before"),
+                        _query("order", {"enum": ["desc", "asc"], "default": "desc"}, "by creation"),
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["runs", "next_cursor", "prev_cursor", "limit"],
+                                "properties": {
+                                    "runs": {"type": "array", "items": run},
+                                    "next_cursor": {"type": ["string", "null"]},
+                                    "prev_cursor": {"type": ["string", "null"]},
+                                    "limit": {"type": "integer"},
+                                },
+                            },
+                            "the page",
+                        ),
+                        "400": _error("a bad parameter, named in `field`"),
+                    },
+                }
+            },
+            "/api/runs/{run_id}": {
+                "get": {
+                    "summary": "A run, its history (oldest first) and the actions its state allows",
+                    "parameters": [run_id],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["run", "history", "actions"],
+                                "properties": {
+                                    "run": run,
+                                    "history": {"type": "array", "items": run},
+                                    "actions": {
+                                        "type": "array",
+                                        "items": {"enum": list(ACTIONS)},
+                                        "description": "empty when actions are disabled",
+                                    },
+                                },
+                            },
+                            "the run",
+                        ),
+                        "400": _error("a bad run id"),
+                        "404": _error("no such run"),
+                    },
+                }
+            },
+            "/api/runs/{run_id}/{action}": {
+                "post": {
+                    "summary": "Pause, resume, cancel or request deletion of a run's data (needs --allow-actions)",
+                    "parameters": [
+                        run_id,
+                        {"name": "action", "in": "path", "required": True, "schema": {"enum": list(ACTIONS)}},
+                        {
+                            "name": HEADER,
+                            "in": "header",
+                            "required": True,
+                            "description": "the token of GET /api/csrf, sent with its cookie from the UI's origin",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"reason": {"type": "string", "maxLength": MAX_REASON}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"type": "object", "required": ["run"], "properties": {"run": run}}, "done"),
+                        "400": _error("a bad action, body or reason"),
+                        "403": _error("actions are disabled, or the request failed the cross-site checks"),
+                        "404": _error("no such run"),
+                        "409": _error("the run's state does not allow it; nothing changed"),
+                    },
+                }
+            },
+            "/api/workflows": {
+                "get": {
+                    "summary": "The workflows the UI was given: statuses, transitions and mermaid text",
+                    "responses": {"200": _json({"type": "object"}, "the workflows")},
+                }
+            },
+            "/api/csrf": {
+                "get": {
+                    "summary": f"A token for {HEADER}; sets the cookie it must travel with",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["token", "header"],
+                                "properties": {"token": _TEXT, "header": _TEXT},
+                            },
+                            "the token",
+                        )
+                    },
+                }
+            },
+            "/api/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
+            },
+        },
+        "components": {"schemas": {"Run": RUN_SCHEMA, "Error": _ERROR}},
+    }
