@@ -14,6 +14,7 @@ from conveyor._core.ports import EventReceiver, EventSender, Shard
 from conveyor._core.records import Event, OutgoingEvent, Record, delete_topic, run_state_change_topic, topic
 from conveyor._core.runstate import RunState
 from conveyor._core.sharding import shard_of
+from conveyor._engine.handoff import Target
 from conveyor._engine.options import (
     DEFAULT_MAX_IN_FLIGHT,
     OUTBOX_BATCH_LIMIT,
@@ -129,35 +130,72 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         topic(rt.name, int(step.status)), role, shard=shard, poll_frequency=opts.polling_frequency
     )
 
-    async def handle(event: Event) -> None:
-        before = await _current(rt, event, process, int(step.status))
-        if before is None:
-            return
+    async def run_step(before: Record, *, from_event: bool) -> None:
         try:
             run = rt.to_run(before, processing=True)
             rt.decisions.log("running step", before, process=process)
             result = await rt.call(step.fn, run)
             after = rt.decide(before, run, result, step.destinations, f"step from {step.status.name}")
         except Exception as exc:
-            if await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
+            # Errors count (and pause) on the event's path only: a failed handoff leaves the run to its event.
+            if from_event and await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
                 return
             raise
         if after is None:
             rt.metrics.skipped(process, "next value specified skip")
             rt.decisions.log("skipped: the step asked to skip", before, process=process)
             return
-        await rt.commit(before, after, process)
+        if await rt.commit(before, after, process):
+            rt.handoff.offer(after)
 
-    await consume(
-        rt,
-        receiver,
-        process,
-        handle,
-        err_backoff=opts.err_backoff,
-        consume_lag=opts.consume_lag,
-        lag_alert=opts.lag_alert,
-        window=opts.max_in_flight,
-    )
+    async def handle_event(event: Event) -> None:
+        before = await _current(rt, event, process, int(step.status))
+        if before is not None:
+            await run_step(before, from_event=True)
+
+    async def handle_handoff(before: Record) -> None:
+        await run_step(before, from_event=False)
+
+    owns = getattr(receiver, "owns", None)
+    if owns is None or opts.consume_lag > 0:
+        # No handoff: the receiver cannot say which runs are its shard's, or the step must wait for its events.
+        await consume(
+            rt,
+            receiver,
+            process,
+            handle_event,
+            err_backoff=opts.err_backoff,
+            consume_lag=opts.consume_lag,
+            lag_alert=opts.lag_alert,
+            window=opts.max_in_flight,
+        )
+        return
+
+    target = Target(owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight)
+
+    async def handle(event: Event) -> None:
+        claim = await target.claim(event.run_id)
+        try:
+            if target.handled(event.run_id, event.record_version):
+                return  # a handoff of this run already handled this version (see `handoff`)
+            await handle_event(event)
+        finally:
+            target.release(event.run_id, claim)
+
+    rt.handoff.add(int(step.status), target)
+    try:
+        await consume(
+            rt,
+            receiver,
+            process,
+            handle,
+            err_backoff=opts.err_backoff,
+            lag_alert=opts.lag_alert,
+            window=opts.max_in_flight,
+        )
+    finally:
+        rt.handoff.remove(int(step.status), target)
+        await target.close()
 
 
 # -- outbox ------------------------------------------------------------------------------------------------------

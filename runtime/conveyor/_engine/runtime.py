@@ -14,6 +14,7 @@ from conveyor._core.clock import Clock
 from conveyor._core.ports import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
 from conveyor._core.records import Meta, Record
 from conveyor._core.runstate import RunState
+from conveyor._engine.handoff import Handoff
 from conveyor._engine.logs import Decisions
 from conveyor._engine.metrics import WorkflowMetrics
 from conveyor._engine.options import Options, Resolved, resolve
@@ -76,6 +77,8 @@ class Runtime(Generic[T, S]):
         self.metrics = WorkflowMetrics(spec.name)
         self.errors = ErrorCounter()
         self.drain = Drain()
+        # Step consumers running here, to which a stored step outcome goes at once (see `handoff`).
+        self.handoff = Handoff()
         self._async_cache: dict[Callable[..., Any], bool] = {}
         self._status_cache: dict[int, S] = {member.value: member for member in spec.status_type}
 

@@ -387,6 +387,8 @@ class Workflow(Generic[T, S]):
             return run_id
         rt.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
         rt.decisions.log("triggered run", record)
+        # The first step may start at once if its consumer runs here (its event still follows; see `handoff`).
+        rt.handoff.offer(record)
         return run_id
 
     async def _already_triggered(self, run_id: str, foreign_id: str) -> bool:

@@ -179,7 +179,7 @@ class KafkaStreamer:
         except BaseException:
             await _blocking(consumer.close)
             raise
-        return _Receiver(consumer, topic, set(owned), self._timeout)
+        return _Receiver(consumer, topic, count, set(owned), self._timeout)
 
     def _start_offsets(
         self, consumer: Consumer, topic: str, owned: list[int], from_latest: bool
@@ -249,9 +249,10 @@ class _Sender:
 
 
 class _Receiver:
-    def __init__(self, consumer: Consumer, topic: str, owned: set[int], timeout: float) -> None:
+    def __init__(self, consumer: Consumer, topic: str, partitions: int, owned: set[int], timeout: float) -> None:
         self._consumer = consumer
         self._topic = topic
+        self._partitions = partitions
         self._owned = owned
         self._timeout = timeout
         self._buffer: list[Message] = []
@@ -280,6 +281,11 @@ class _Receiver:
                     raise ServiceUnavailable("Kafka", self._topic, f"consuming failed: {error}")
                 self._buffer.append(item)
         return _to_event(self._buffer.pop(0))
+
+    def owns(self, foreign_id: str) -> bool:
+        """Whether this receiver's shard gets the events of `foreign_id` (the engine hands such runs straight
+        from step to step within a process)."""
+        return partition_for(foreign_id, self._partitions) in self._owned
 
     async def ack(self, event: Event) -> None:
         partition, offset = event.id >> _OFFSET_BITS, event.id & _OFFSET_MASK

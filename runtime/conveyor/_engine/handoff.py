@@ -1,0 +1,132 @@
+"""In-process handoff: a step that stored a run's next record gives it straight to the consumer of the next step
+when that consumer runs in this process and owns the run's shard, so the next step starts at once instead of
+after the outbox relay, the streamer and a lookup (most of a step's latency).
+
+Nothing is given up for it:
+- the record was committed first, with its outbox event, so the event is still published and still consumed;
+- the consumer claims a run while it handles it, by handoff or by event: an event of a claimed run waits for the
+  claim to end, and a run already claimed is not handed off (the event will bring it). So one process never
+  runs a step twice for one record version, and an event is acknowledged only after the handoff's transaction;
+- the event, when it comes, is skipped without a lookup if a handoff here handled its version (stored the
+  outcome, lost it to a newer version, or the step asked to skip: what the event would do again); if the
+  handoff failed, the event is handled as usual (retries, error counts and auto-pause stay on its path);
+- only a consumer whose receiver says it owns the foreign id (`owns`) takes handoffs, only while it runs (it
+  holds its role), and its handoffs are cancelled when it stops: a cancelled or failed handoff leaves the event
+  to whoever owns it then. Across processes, as ever, the store's version check lets one outcome in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+
+from conveyor._core.records import Record
+
+# Run versions that handoffs handled, remembered so their events are skipped without a lookup; bounded.
+_REMEMBERED = 10_000
+
+
+class Target:
+    """The handoff side of one running step consumer (one status and shard)."""
+
+    def __init__(
+        self,
+        owns: Callable[[str], bool],
+        handle: Callable[[Record], Awaitable[None]],
+        working: Callable[[], AbstractAsyncContextManager[None]],
+        accepting: Callable[[], bool],
+        window: int,
+    ) -> None:
+        self.owns = owns
+        self._handle = handle
+        self._working = working
+        self._accepting = accepting
+        self._window = window
+        self._claims: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handled: collections.OrderedDict[str, int] = collections.OrderedDict()
+
+    def offer(self, record: Record) -> bool:
+        """Start handling `record` now if its run is not claimed and fewer than `window` handoffs run."""
+        if record.run_id in self._claims or len(self._tasks) >= self._window or not self._accepting():
+            return False
+        claim = self._claim(record.run_id)
+        task = asyncio.ensure_future(self._run(record, claim))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _run(self, record: Record, claim: asyncio.Future[None]) -> None:
+        try:
+            async with self._working():
+                await self._handle(record)
+            self._remember(record)
+        except Exception:
+            pass  # the event comes anyway and is handled, retried and counted as usual
+        finally:
+            self._release(record.run_id, claim)
+
+    def _remember(self, record: Record) -> None:
+        # Handled: its outcome stored, discarded on a version conflict, or the step asked to skip. The event of
+        # this version would do the same again.
+        self._handled[record.run_id] = record.meta.version
+        self._handled.move_to_end(record.run_id)
+        if len(self._handled) > _REMEMBERED:
+            self._handled.popitem(last=False)
+
+    def handled(self, run_id: str, version: int | None) -> bool:
+        """Whether a handoff here already handled this version of the run (or a newer one)."""
+        handled = self._handled.get(run_id)
+        return handled is not None and version is not None and version <= handled
+
+    async def claim(self, run_id: str) -> asyncio.Future[None]:
+        """Wait until nobody in this consumer handles the run, then claim it (release with `release`)."""
+        while (held := self._claims.get(run_id)) is not None:
+            await asyncio.shield(held)
+        return self._claim(run_id)
+
+    def _claim(self, run_id: str) -> asyncio.Future[None]:
+        claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._claims[run_id] = claim
+        return claim
+
+    def release(self, run_id: str, claim: asyncio.Future[None]) -> None:
+        self._release(run_id, claim)
+
+    def _release(self, run_id: str, claim: asyncio.Future[None]) -> None:
+        if self._claims.get(run_id) is claim:
+            del self._claims[run_id]
+        if not claim.done():
+            claim.set_result(None)
+
+    async def close(self) -> None:
+        """Stop every handoff still running (their events come and are handled by whoever owns them then)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Handoff:
+    """The step consumers of one workflow running in this process, by status."""
+
+    def __init__(self) -> None:
+        self._targets: dict[int, list[Target]] = {}
+
+    def add(self, status: int, target: Target) -> None:
+        self._targets.setdefault(status, []).append(target)
+
+    def remove(self, status: int, target: Target) -> None:
+        targets = self._targets.get(status, [])
+        if target in targets:
+            targets.remove(target)
+
+    def offer(self, record: Record) -> bool:
+        """Give a just-committed record to the local consumer of its status that owns its run, if any."""
+        if record.run_state.stopped():
+            return False
+        for target in self._targets.get(record.status, ()):
+            if target.owns(record.foreign_id):
+                return target.offer(record)
+        return False

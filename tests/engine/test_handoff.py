@@ -1,0 +1,144 @@
+"""The in-process handoff's claims: one handler per run at a time in a consumer, an event waits for the handoff of
+its run, a handled version needs no second handling, and nothing is handed off beyond the window, while
+stopping, for a stopped run or to a consumer that does not own the run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from conveyor._core.records import Meta, Record
+from conveyor._core.runstate import RunState
+from conveyor._engine.handoff import Handoff, Target
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def record(run_id: str, version: int = 2, *, status: int = 1, run_state: RunState = RunState.RUNNING) -> Record:
+    return Record("wf", f"fid-{run_id}", run_id, run_state, status, b"{}", NOW, NOW, Meta(version=version))
+
+
+class Consumer:
+    """A target whose handling is released by the test, recording what it handled."""
+
+    def __init__(self, *, window: int = 8, owns: bool = True) -> None:
+        self.handled: list[tuple[str, int]] = []
+        self.gate = asyncio.Event()
+        self.fail = False
+        self.accepting = True
+        self.working_now = 0
+        self.target = Target(lambda _: owns, self.handle, self.working, lambda: self.accepting, window)
+
+    async def handle(self, r: Record) -> None:
+        await self.gate.wait()
+        if self.fail:
+            raise RuntimeError("step failed")
+        self.handled.append((r.run_id, r.meta.version))
+
+    @contextlib.asynccontextmanager
+    async def working(self) -> AsyncIterator[None]:
+        self.working_now += 1
+        try:
+            yield
+        finally:
+            self.working_now -= 1
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_an_event_waits_for_the_handoff_of_its_run_and_then_needs_no_handling() -> None:
+    consumer = Consumer()
+    assert consumer.target.offer(record("r1", 2))
+    await settle()
+    assert consumer.working_now == 1  # the handoff runs inside the workflow's drain
+
+    claiming = asyncio.ensure_future(consumer.target.claim("r1"))
+    await settle()
+    assert not claiming.done()  # the event of r1 waits while the handoff handles r1
+
+    consumer.gate.set()
+    claim = await asyncio.wait_for(claiming, 5)
+    assert consumer.handled == [("r1", 2)]
+    assert consumer.target.handled("r1", 2)  # the event of version 2 is done already
+    assert consumer.target.handled("r1", 1)
+    assert not consumer.target.handled("r1", 3)  # a newer version is not
+    assert not consumer.target.handled("r1", None)  # nor an event that does not say its version
+    assert not consumer.target.handled("r2", 2)
+    consumer.target.release("r1", claim)
+    assert consumer.working_now == 0
+
+
+async def test_a_failed_handoff_leaves_the_version_to_its_event() -> None:
+    consumer = Consumer()
+    consumer.fail = True
+    consumer.gate.set()
+    assert consumer.target.offer(record("r1", 2))
+    claim = await asyncio.wait_for(consumer.target.claim("r1"), 5)
+    assert consumer.handled == []
+    assert not consumer.target.handled("r1", 2)
+    consumer.target.release("r1", claim)
+
+
+async def test_a_claimed_run_is_not_handed_off() -> None:
+    consumer = Consumer()
+    consumer.gate.set()
+    claim = await consumer.target.claim("r1")  # its event is being handled
+    assert not consumer.target.offer(record("r1", 3))
+    consumer.target.release("r1", claim)
+    assert consumer.target.offer(record("r1", 3))
+    await settle()
+    assert consumer.handled == [("r1", 3)]
+
+
+async def test_no_handoff_beyond_the_window_or_while_stopping() -> None:
+    consumer = Consumer(window=2)
+    assert consumer.target.offer(record("r1"))
+    assert consumer.target.offer(record("r2"))
+    assert not consumer.target.offer(record("r3"))  # two already run: r3's event will bring it
+    consumer.gate.set()
+    await settle()
+    assert sorted(consumer.handled) == [("r1", 2), ("r2", 2)]
+    consumer.accepting = False
+    assert not consumer.target.offer(record("r3"))
+    await settle()
+    assert not consumer.target.handled("r3", 2)
+
+
+async def test_close_cancels_running_handoffs_and_releases_their_claims() -> None:
+    consumer = Consumer()
+    assert consumer.target.offer(record("r1"))
+    await settle()
+    await consumer.target.close()
+    assert consumer.handled == []
+    assert not consumer.target.handled("r1", 2)
+    claim = await asyncio.wait_for(consumer.target.claim("r1"), 5)  # the event is not kept waiting
+    consumer.target.release("r1", claim)
+    assert consumer.working_now == 0
+
+
+async def test_handoff_goes_to_the_owning_consumer_of_the_records_status_only() -> None:
+    handoff = Handoff()
+    other_shard, owner, other_status = Consumer(owns=False), Consumer(), Consumer()
+    for c in (owner, other_shard, other_status):
+        c.gate.set()
+    handoff.add(1, other_shard.target)
+    handoff.add(1, owner.target)
+    handoff.add(2, other_status.target)
+
+    assert handoff.offer(record("r1", status=1))
+    stopped = [state for state in RunState if state.stopped()]
+    assert RunState.PAUSED in stopped
+    for state in stopped:  # consumers skip stopped runs
+        assert not handoff.offer(record(f"r-{state.name}", status=1, run_state=state))
+    assert not handoff.offer(record("r2", status=3))  # no consumer of status 3 here
+    await settle()
+    assert owner.handled == [("r1", 2)]
+    assert other_shard.handled == [] and other_status.handled == []
+
+    handoff.remove(1, owner.target)
+    assert not handoff.offer(record("r4", status=1))

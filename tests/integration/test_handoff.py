@@ -1,0 +1,159 @@
+"""The in-process handoff on Postgres + Kafka: runs go from step to step without waiting for their events, each
+step still runs once per run, every event is still published, consumed and its offset committed, and a step
+that fails on its handoff is run again from its event."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import BaseModel
+
+from conveyor import Builder, Record, RecordFilter, Run, RunState, Workflow
+from conveyor._core.records import topic
+from conveyor._engine.roles import step_role
+from conveyor.adapters.kafka import KafkaStreamer, group_id, owned_partitions, partition_for
+from conveyor.adapters.memory import MemoryRoleScheduler
+from conveyor.adapters.postgres import PostgresRecordStore
+
+RUNS = 40
+SHARDS = 2
+PARTITIONS = 4
+
+
+class Parcel(BaseModel):
+    steps: int = 0
+
+
+class Stage(enum.IntEnum):
+    RECEIVED = 1
+    CHECKED = 2
+    PRICED = 3
+    DONE = 4
+
+
+class CountingStore(PostgresRecordStore):
+    """The Postgres store, counting lookups: a step reached by handoff needs none."""
+
+    lookups = 0
+
+    async def lookup(self, run_id: str) -> Record:
+        self.lookups += 1
+        return await super().lookup(run_id)
+
+
+class Steps:
+    def __init__(self, *, fail_first_price: bool = False) -> None:
+        self.calls: collections.Counter[tuple[str, Stage]] = collections.Counter()
+        self.fail_first_price = fail_first_price
+
+    def builder(self, name: str) -> Builder[Parcel, Stage]:
+        b = Builder(name, Parcel, Stage)
+        for source, target in (
+            (Stage.RECEIVED, Stage.CHECKED),
+            (Stage.CHECKED, Stage.PRICED),
+            (Stage.PRICED, Stage.DONE),
+        ):
+            b.add_step(source, self.step(target), target).with_options(parallel_count=SHARDS)
+        return b
+
+    def step(self, target: Stage):  # type: ignore[no-untyped-def]
+        async def fn(run: Run[Parcel, Stage]) -> Stage:
+            self.calls[(run.foreign_id, run.status)] += 1
+            if self.fail_first_price and run.status is Stage.CHECKED and self.calls[(run.foreign_id, run.status)] == 1:
+                raise RuntimeError("pricing is down for a moment")
+            run.object.steps += 1
+            return target
+
+        return fn
+
+
+@pytest.fixture
+def name() -> str:
+    return f"handoff-{uuid.uuid4().hex[:8]}"
+
+
+async def run_all(wf: Workflow[Parcel, Stage], store: CountingStore, prefix: str) -> list[str]:
+    run_ids = [await wf.trigger(f"{prefix}-{i}") for i in range(RUNS)]
+    async with asyncio.timeout(60):
+        while True:
+            done = await store.list(wf.name, limit=RUNS + 10, filter=RecordFilter(run_states=[RunState.COMPLETED]))
+            if len([r for r in done if r.foreign_id.startswith(prefix)]) == RUNS:
+                return run_ids
+            await asyncio.sleep(0.05)
+
+
+async def warm_up(wf: Workflow[Parcel, Stage]) -> None:
+    """One run per shard first: once they completed, every step consumer runs (and takes handoffs)."""
+    for shard in range(1, SHARDS + 1):
+        owned = owned_partitions(PARTITIONS, shard, SHARDS)
+        foreign_id = next(f"warm-{i}" for i in range(1000) if partition_for(f"warm-{i}", PARTITIONS) in owned)
+        run_id = await wf.trigger(foreign_id)
+        await wf.wait_for(foreign_id, run_id, Stage.DONE, timeout=60)
+
+
+def committed_equals_end(bootstrap: str, name: str) -> None:
+    """Every step consumer committed every partition of its topic up to its end: all events were consumed."""
+    for status in (Stage.RECEIVED, Stage.CHECKED, Stage.PRICED):
+        consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group_id(step_role(name, int(status), 1, SHARDS))}
+        )
+        try:
+            name_of_topic = topic(name, int(status))
+            partitions = [TopicPartition(name_of_topic, p) for p in range(PARTITIONS)]
+            committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
+            ends = {
+                p: consumer.get_watermark_offsets(TopicPartition(name_of_topic, p), timeout=10)[1]
+                for p in range(PARTITIONS)
+            }
+            assert sum(ends.values()) >= RUNS + SHARDS, (status, ends)  # every event was published
+            for p, end in ends.items():
+                assert committed[p] == end or (end == 0 and committed[p] < 0), (status, p, committed, ends)
+        finally:
+            consumer.close()
+
+
+async def test_steps_are_handed_on_in_process_and_still_run_once(pg_dsn: str, kafka_bootstrap: str, name: str) -> None:
+    steps = Steps()
+    store = CountingStore(pg_dsn)
+    wf = steps.builder(name).build(KafkaStreamer(kafka_bootstrap, partitions=PARTITIONS), store, MemoryRoleScheduler())
+    async with wf:
+        await warm_up(wf)
+        store.lookups = 0
+        run_ids = await run_all(wf, store, "parcel")
+        # No step needed its event: each went by handoff (the events that came after were skipped unread).
+        assert store.lookups == 0
+        for run_id in run_ids:
+            history = await store.history(run_id)
+            assert [r.meta.version for r in history] == [1, 2, 3, 4]
+            assert [r.status for r in history] == [Stage.RECEIVED, Stage.CHECKED, Stage.PRICED, Stage.DONE]
+            assert history[-1].run_state is RunState.COMPLETED
+    assert all(steps.calls[(f"parcel-{i}", s)] == 1 for i in range(RUNS) for s in list(Stage)[:3]), steps.calls
+    # Stopped, every receiver committed what it acknowledged: the handed-off runs' events were consumed too.
+    committed_equals_end(kafka_bootstrap, name)
+
+
+async def test_a_step_failing_on_its_handoff_runs_again_from_its_event(
+    pg_dsn: str, kafka_bootstrap: str, name: str
+) -> None:
+    steps = Steps(fail_first_price=True)
+    store = CountingStore(pg_dsn)
+    wf = steps.builder(name).build(KafkaStreamer(kafka_bootstrap, partitions=PARTITIONS), store, MemoryRoleScheduler())
+    async with wf:
+        await warm_up(wf)
+        store.lookups = 0
+        run_ids = await run_all(wf, store, "parcel")
+        # The failed handoff left each run to its CHECKED event: one lookup each, and no more.
+        assert store.lookups == RUNS
+        for run_id in run_ids:
+            history = await store.history(run_id)
+            assert [r.meta.version for r in history] == [1, 2, 3, 4]
+    for i in range(RUNS):
+        assert steps.calls[(f"parcel-{i}", Stage.RECEIVED)] == 1
+        assert steps.calls[(f"parcel-{i}", Stage.CHECKED)] == 2  # the handoff's failed call, then the event's
+        assert steps.calls[(f"parcel-{i}", Stage.PRICED)] == 1
+    committed_equals_end(kafka_bootstrap, name)
