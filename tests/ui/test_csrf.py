@@ -42,6 +42,7 @@ async def test_api_posts_without_a_token_are_refused(ui: UI, runs: Runs) -> None
         ({"Origin": "null"}, "comes from null"),
         ({"Referer": "http://evil.example/page"}, "comes from http://evil.example"),
         ({}, "neither an Origin nor a Referer"),
+        ({"Referer": "http://[oops/x"}, "Referer is not a URL"),
     ],
 )
 async def test_posts_from_another_origin_are_refused(ui: UI, runs: Runs, headers: dict[str, str], why: str) -> None:

@@ -83,7 +83,10 @@ class Csrf:
             referer = request.headers.get("Referer")
             if referer is None:
                 raise Forbidden("the request has neither an Origin nor a Referer header")
-            parts = urlsplit(referer)
+            try:
+                parts = urlsplit(referer)
+            except ValueError:  # "http://[oops": not a URL at all
+                raise Forbidden("the request's Referer is not a URL") from None
             origin = f"{parts.scheme}://{parts.netloc}"
         if origin != expected:
             raise Forbidden(f"the request comes from {origin}, not from {expected}")
