@@ -95,6 +95,20 @@ async def test_a_claimed_run_is_not_handed_off() -> None:
     assert consumer.handled == [("r1", 3)]
 
 
+async def test_a_version_whose_event_was_handled_first_is_not_handed_off() -> None:
+    consumer = Consumer()
+    consumer.gate.set()
+    claim = await consumer.target.claim("r1")  # the event of version 2 came before the committer offered it
+    consumer.target.note_handled("r1", 2)
+    consumer.target.release("r1", claim)
+    assert not consumer.target.offer(record("r1", 2))
+    assert consumer.target.offer(record("r1", 3))  # a newer version is handed off
+    await settle()
+    assert consumer.handled == [("r1", 3)]
+    consumer.target.note_handled("r1", 1)  # an older note never forgets a newer version
+    assert consumer.target.handled("r1", 3)
+
+
 async def test_no_handoff_beyond_the_window_or_while_stopping() -> None:
     consumer = Consumer(window=2)
     assert consumer.target.offer(record("r1"))

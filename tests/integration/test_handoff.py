@@ -10,7 +10,8 @@ import enum
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
 
 from conveyor import Builder, Record, RecordFilter, Run, RunState, Workflow
@@ -96,25 +97,42 @@ async def warm_up(wf: Workflow[Parcel, Stage]) -> None:
         await wf.wait_for(foreign_id, run_id, Stage.DONE, timeout=60)
 
 
-def committed_equals_end(bootstrap: str, name: str) -> None:
-    """Every step consumer committed every partition of its topic up to its end: all events were consumed."""
-    for status in (Stage.RECEIVED, Stage.CHECKED, Stage.PRICED):
-        consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group_id(step_role(name, int(status), 1, SHARDS))}
-        )
-        try:
-            name_of_topic = topic(name, int(status))
-            partitions = [TopicPartition(name_of_topic, p) for p in range(PARTITIONS)]
-            committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
-            ends = {
-                p: consumer.get_watermark_offsets(TopicPartition(name_of_topic, p), timeout=10)[1]
-                for p in range(PARTITIONS)
-            }
-            assert sum(ends.values()) >= RUNS + SHARDS, (status, ends)  # every event was published
-            for p, end in ends.items():
-                assert committed[p] == end or (end == 0 and committed[p] < 0), (status, p, committed, ends)
-        finally:
-            consumer.close()
+def consumed_offsets(bootstrap: str, name: str) -> list[tuple[Stage, int, int, int]]:
+    """(status, partition, committed offset, end offset) of every step topic's partitions. Read with the admin
+    client and a consumer of a group of its own, so the step consumers' groups see no other member."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    ends = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{name}-offsets-reader"})
+    found = []
+    try:
+        for status in (Stage.RECEIVED, Stage.CHECKED, Stage.PRICED):
+            group = group_id(step_role(name, int(status), 1, SHARDS))
+            partitions = [TopicPartition(topic(name, int(status)), p) for p in range(PARTITIONS)]
+            request = [ConsumerGroupTopicPartitions(group, partitions)]
+            answer = admin.list_consumer_group_offsets(request)[group].result(10)
+            for tp in answer.topic_partitions:
+                end = ends.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[1]
+                found.append((status, tp.partition, tp.offset, end))
+    finally:
+        ends.close()
+    return found
+
+
+async def every_event_is_published_and_consumed(
+    wf: Workflow[Parcel, Stage], store: CountingStore, bootstrap: str
+) -> None:
+    """Runs complete before their events are all published (the handoff does not wait for them): the outbox
+    empties and every step consumer commits every partition to its end soon after."""
+    async with asyncio.timeout(60):
+        while True:
+            offsets = await asyncio.to_thread(consumed_offsets, bootstrap, wf.name)
+            published = {s: sum(end for status, _, _, end in offsets if status is s) for s in list(Stage)[:3]}
+            if (
+                not await store.list_outbox_events(wf.name, 1)
+                and all(n >= RUNS + SHARDS for n in published.values())
+                and all(committed == end or (end == 0 and committed < 0) for _, _, committed, end in offsets)
+            ):
+                return
+            await asyncio.sleep(0.2)
 
 
 async def test_steps_are_handed_on_in_process_and_still_run_once(pg_dsn: str, kafka_bootstrap: str, name: str) -> None:
@@ -125,16 +143,16 @@ async def test_steps_are_handed_on_in_process_and_still_run_once(pg_dsn: str, ka
         await warm_up(wf)
         store.lookups = 0
         run_ids = await run_all(wf, store, "parcel")
-        # No step needed its event: each went by handoff (the events that came after were skipped unread).
-        assert store.lookups == 0
+        # Steps went by handoff and their events were skipped unread. Not all, always: on a loaded machine an event
+        # can come before its committer hands the run on (then the event brings it, and the offer is refused).
+        assert store.lookups <= RUNS // 4, store.lookups
         for run_id in run_ids:
             history = await store.history(run_id)
             assert [r.meta.version for r in history] == [1, 2, 3, 4]
             assert [r.status for r in history] == [Stage.RECEIVED, Stage.CHECKED, Stage.PRICED, Stage.DONE]
             assert history[-1].run_state is RunState.COMPLETED
+        await every_event_is_published_and_consumed(wf, store, kafka_bootstrap)
     assert all(steps.calls[(f"parcel-{i}", s)] == 1 for i in range(RUNS) for s in list(Stage)[:3]), steps.calls
-    # Stopped, every receiver committed what it acknowledged: the handed-off runs' events were consumed too.
-    committed_equals_end(kafka_bootstrap, name)
 
 
 async def test_a_step_failing_on_its_handoff_runs_again_from_its_event(
@@ -147,13 +165,13 @@ async def test_a_step_failing_on_its_handoff_runs_again_from_its_event(
         await warm_up(wf)
         store.lookups = 0
         run_ids = await run_all(wf, store, "parcel")
-        # The failed handoff left each run to its CHECKED event: one lookup each, and no more.
-        assert store.lookups == RUNS
+        # The failed handoff left each run to its CHECKED event: a lookup each (and, as above, a few more at most).
+        assert RUNS <= store.lookups <= RUNS + RUNS // 4, store.lookups
         for run_id in run_ids:
             history = await store.history(run_id)
             assert [r.meta.version for r in history] == [1, 2, 3, 4]
+        await every_event_is_published_and_consumed(wf, store, kafka_bootstrap)
     for i in range(RUNS):
         assert steps.calls[(f"parcel-{i}", Stage.RECEIVED)] == 1
         assert steps.calls[(f"parcel-{i}", Stage.CHECKED)] == 2  # the handoff's failed call, then the event's
         assert steps.calls[(f"parcel-{i}", Stage.PRICED)] == 1
-    committed_equals_end(kafka_bootstrap, name)

@@ -5,8 +5,9 @@ after the outbox relay, the streamer and a lookup (most of a step's latency).
 Nothing is given up for it:
 - the record was committed first, with its outbox event, so the event is still published and still consumed;
 - the consumer claims a run while it handles it, by handoff or by event: an event of a claimed run waits for the
-  claim to end, and a run already claimed is not handed off (the event will bring it). So one process never
-  runs a step twice for one record version, and an event is acknowledged only after the handoff's transaction;
+  claim to end, and a run already claimed, or whose version was already handled here (its event can come before
+  the committer gets to hand it on), is not handed off. So one consumer never runs a step twice for one record
+  version, and an event is acknowledged only after the handoff's transaction;
 - the event, when it comes, is skipped without a lookup if a handoff here handled its version (stored the
   outcome, lost it to a newer version, or the step asked to skip: what the event would do again); if the
   handoff failed, the event is handled as usual (retries, error counts and auto-pause stay on its path);
@@ -49,8 +50,15 @@ class Target:
         self._handled: collections.OrderedDict[str, int] = collections.OrderedDict()
 
     def offer(self, record: Record) -> bool:
-        """Start handling `record` now if its run is not claimed and fewer than `window` handoffs run."""
-        if record.run_id in self._claims or len(self._tasks) >= self._window or not self._accepting():
+        """Start handling `record` now, unless its run is claimed or this version was handled, `window` handoffs
+        run already, or the workflow is stopping. False if not started: the event will bring the run."""
+        if (
+            record.run_id in self._claims
+            or len(self._tasks) >= self._window
+            or not self._accepting()
+            # Its event came first (it can: the relay does not wait for the committer to resume) and was handled.
+            or self.handled(record.run_id, record.meta.version)
+        ):
             return False
         claim = self._claim(record.run_id)
         task = asyncio.ensure_future(self._run(record, claim))
@@ -62,24 +70,30 @@ class Target:
         try:
             async with self._working():
                 await self._handle(record)
-            self._remember(record)
+            self.note_handled(record.run_id, record.meta.version)
         except Exception:
             pass  # the event comes anyway and is handled, retried and counted as usual
         finally:
             self._release(record.run_id, claim)
 
-    def _remember(self, record: Record) -> None:
-        # Handled: its outcome stored, discarded on a version conflict, or the step asked to skip. The event of
-        # this version would do the same again.
-        self._handled[record.run_id] = record.meta.version
-        self._handled.move_to_end(record.run_id)
+    def note_handled(self, run_id: str, version: int | None) -> None:
+        """Note that this version of the run was handled here, by handoff or by event: its outcome stored,
+        discarded on a version conflict, or the step asked to skip. Handling it again would do the same."""
+        if version is None or self._handled.get(run_id, -1) >= version:
+            return
+        self._handled[run_id] = version
+        self._handled.move_to_end(run_id)
         if len(self._handled) > _REMEMBERED:
             self._handled.popitem(last=False)
 
     def handled(self, run_id: str, version: int | None) -> bool:
-        """Whether a handoff here already handled this version of the run (or a newer one)."""
+        """Whether this version of the run (or a newer one) was handled here."""
         handled = self._handled.get(run_id)
         return handled is not None and version is not None and version <= handled
+
+    def busy(self, run_id: str) -> bool:
+        """Whether a handoff or an event of the run is being handled here."""
+        return run_id in self._claims
 
     async def claim(self, run_id: str) -> asyncio.Future[None]:
         """Wait until nobody in this consumer handles the run, then claim it (release with `release`)."""

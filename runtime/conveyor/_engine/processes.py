@@ -174,11 +174,14 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
     target = Target(owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight)
 
     async def handle(event: Event) -> None:
+        if not target.busy(event.run_id) and target.handled(event.run_id, event.record_version):
+            return  # the common case once handoffs run: no claim needed to see it
         claim = await target.claim(event.run_id)
         try:
             if target.handled(event.run_id, event.record_version):
                 return  # a handoff of this run already handled this version (see `handoff`)
             await handle_event(event)
+            target.note_handled(event.run_id, event.record_version)
         finally:
             target.release(event.run_id, claim)
 
