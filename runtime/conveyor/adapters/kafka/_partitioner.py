@@ -3,6 +3,8 @@ every producer, in any language, puts a foreign id in the same partition and per
 
 from __future__ import annotations
 
+import functools
+
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
 _MASK = 0xFFFFFFFF
@@ -34,6 +36,8 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+# Every event of a run and every handoff asks for its foreign id's partition: remember the recent ones.
+@functools.lru_cache(maxsize=65536)
 def partition_for(key: str, partitions: int) -> int:
     """Kafka's default partition of a key: toPositive(murmur2(key)) % partitions."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -4,8 +4,9 @@ wakes the outbox relay on commit.
 
 Concurrent updates and lookups are batched (see `_batch`): one statement updates many runs, each row under its
 own version predicate, and reports which rows matched; only the callers whose row did not match get
-VersionConflict, the others are stored. Each record is still stored with its outbox event in one transaction
-(the batch's), and never without its own version check."""
+VersionConflict, the others are stored. Concurrent inserts of new runs are batched too: all in one statement, or,
+if it is refused, each alone, so each caller gets its own run's outcome. Each record is still stored with its
+outbox event in one transaction (the batch's), and never without its own version check."""
 
 from __future__ import annotations
 
@@ -95,6 +96,28 @@ WITH input AS (
 SELECT array(SELECT idx FROM run), (SELECT count(*) FROM wake)
 """
 
+_INSERT_MANY = f"""
+WITH input AS (
+    SELECT * FROM unnest(
+        %(idx)s::int[], %(workflow_name)s::text[], %(foreign_id)s::text[], %(run_id)s::text[],
+        %(run_state)s::smallint[], %(status)s::int[], %(object)s::bytea[], %(created_at)s::timestamptz[],
+        %(updated_at)s::timestamptz[], %(run_state_reason)s::text[], %(status_description)s::text[],
+        %(version)s::bigint[], %(trace_origin)s::text[], %(data)s::bytea[], %(channel)s::text[]
+    ) AS i(idx, {_COLUMNS}, data, channel)
+), run AS (
+    INSERT INTO conveyor_runs ({_COLUMNS}) SELECT {_COLUMNS} FROM input ORDER BY idx RETURNING {_COLUMNS}
+), history AS (
+    INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
+), outbox AS (
+    -- Every row of input is inserted or the statement fails as a whole: input stands for run here.
+    INSERT INTO conveyor_outbox (workflow_name, data, created_at)
+    SELECT workflow_name, data, %(now)s FROM input ORDER BY idx
+), wake AS (
+    SELECT pg_notify(channel, '') FROM (SELECT DISTINCT channel FROM input) AS woken
+)
+SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM wake)
+"""
+
 # Batches in flight at once per store (the pool serves everything else meanwhile) and their size.
 _STORE_BATCHES = 3
 _LOOKUP_BATCHES = 2
@@ -134,6 +157,9 @@ class PostgresRecordStore:
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[Any] | None = None
         self._opens = 0
+        self._inserts: Batcher[Record, None] = Batcher(
+            self._insert_many, key=lambda record: record.run_id, concurrency=_STORE_BATCHES, limit=_BATCH_LIMIT
+        )
         self._updates: Batcher[tuple[Record, int], None] = Batcher(
             self._update_many, key=lambda item: item[0].run_id, concurrency=_STORE_BATCHES, limit=_BATCH_LIMIT
         )
@@ -170,16 +196,44 @@ class PostgresRecordStore:
 
     async def store(self, record: Record, *, expected_version: int | None = None) -> None:
         if expected_version is None:
-            try:
-                await self._fetch(_INSERT, self._params(record, None))
-            except psycopg.errors.UniqueViolation as e:
-                if e.diag.constraint_name == "conveyor_runs_one_unfinished":
-                    raise WorkflowInProgress(
-                        f"workflow {record.workflow_name!r} has a run in progress for {record.foreign_id!r}"
-                    ) from None
-                raise VersionConflict(record.run_id, 0, None) from None
+            await self._inserts.submit(record)
             return
         await self._updates.submit((record, expected_version))
+
+    async def _insert_many(self, records: builtins.list[Record]) -> builtins.list[BaseException | None]:
+        """Insert new runs (concurrent triggers) in one statement; if it is refused, insert each alone, so only
+        the callers whose run was refused get an error (and the error of their own run)."""
+        if len(records) == 1:
+            return [await self._insert_one(records[0])]
+        rows = [self._params(record, None) for record in records]
+        params: dict[str, Any] = {
+            name: [row[name] for row in rows]
+            for name in (
+                "workflow_name", "foreign_id", "run_id", "run_state", "status", "object", "created_at",
+                "updated_at", "run_state_reason", "status_description", "version", "trace_origin", "data", "channel",
+            )
+        }  # fmt: skip
+        params["idx"] = list(range(len(records)))
+        params["now"] = self._clock.now()
+        try:
+            await self._fetch(_INSERT_MANY, params)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+            # Nothing of this batch was written.
+            return [await self._insert_one(record) for record in records]
+        return [None] * len(records)
+
+    async def _insert_one(self, record: Record) -> BaseException | None:
+        try:
+            await self._fetch(_INSERT, self._params(record, None))
+        except psycopg.errors.UniqueViolation as e:
+            if e.diag.constraint_name == "conveyor_runs_one_unfinished":
+                return WorkflowInProgress(
+                    f"workflow {record.workflow_name!r} has a run in progress for {record.foreign_id!r}"
+                )
+            return VersionConflict(record.run_id, 0, None)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as e:
+            return e
+        return None
 
     def _params(self, record: Record, expected_version: int | None) -> dict[str, Any]:
         meta = record.meta
