@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -64,6 +65,7 @@ class Operator:
     def __init__(self, name: str, namespace: str, lease: str, kubeconfig: str, seconds: int = LEASE_SECONDS) -> None:
         self.name = name
         self.port = free_port()
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop(), it outlives __init__)
         env = {**os.environ, "KUBECONFIG": kubeconfig, "POD_NAME": name, "POD_NAMESPACE": namespace}
         self.process = subprocess.Popen(
             [
@@ -82,9 +84,16 @@ class Operator:
             ],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            # A file, not a pipe: nobody reads a pipe while the operator runs, and a full one would block its logging
+            # (and so the operator) once it has logged 64 KiB, as it does through an API server restart.
+            stderr=self._log,
             text=True,
         )
+
+    def output(self) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
 
     def healthy(self) -> bool:
         try:
@@ -109,3 +118,4 @@ class Operator:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(10)
+        self._log.close()
