@@ -29,6 +29,7 @@ from conveyor_operator._names import (
 )
 
 PORT = 8080
+TERMINATION_LOG = "/dev/termination-log"
 USER_ID = 10001
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -69,6 +70,8 @@ def _env(workflow: Mapping[str, Any], spec: WorkflowSpec) -> list[dict[str, Any]
         {"name": "CONVEYOR_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "CONVEYOR_PORT", "value": str(PORT)},
+        # The Workflow object the worker belongs to: the system worker publishes the graph into its status.
+        {"name": "CONVEYOR_WORKFLOW", "value": workflow["metadata"]["name"]},
     ]
     if spec.debug:
         env.append({"name": "CONVEYOR_DEBUG", "value": "true"})
@@ -109,6 +112,11 @@ def _container(spec: WorkflowSpec, args: list[str], env: list[dict[str, Any]]) -
             "capabilities": {"drop": ["ALL"]},
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        # A worker that refuses to start (its code's steps differ from the manifest's) writes why to
+        # /dev/termination-log; one that dies otherwise leaves its last log lines. The operator reads either from
+        # the pod's status and shows it on the Workflow.
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if spec.image_pull_policy is not None:
         container["imagePullPolicy"] = spec.image_pull_policy

@@ -1,5 +1,6 @@
-"""The kopf handlers: when a Workflow is created, changed or found at start-up, and whenever one of the Deployments
-it owns changes (its pods became ready, someone deleted or edited it), converge that Workflow. WorkflowRuns are
+"""The kopf handlers: when a Workflow is created, changed or found at start-up, whenever one of the Deployments
+it owns changes (its pods became ready, someone deleted or edited it), and when one of its workers exits (it may
+have said that its code does not match the manifest), converge that Workflow. WorkflowRuns are
 the workflow's system worker's (conveyor.cli._workflowruns); the operator only marks one whose Workflow is missing.
 
 Importing this module registers the handlers with kopf's default registry (that is how kopf works); `main` and
@@ -117,6 +118,23 @@ def workflow_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 def deployment_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None, "Deployments are namespaced"
     # Event handlers are not retried; the next event of the Deployment or the Workflow converges again.
+    with reconciling("Workflow"):
+        _converge(memo.api, namespace, labels[WORKFLOW])
+
+
+def _exited(status: Mapping[str, Any], **_: Any) -> bool:
+    """A container of the pod has exited (now or before its restart): what it said may concern its Workflow."""
+    for container in status.get("containerStatuses") or []:
+        if (container.get("state") or {}).get("terminated") or (container.get("lastState") or {}).get("terminated"):
+            return True
+    return False
+
+
+@kopf.on.event("", "v1", "pods", labels={MANAGED_BY: MANAGER, WORKFLOW: kopf.PRESENT}, when=_exited)
+def worker_pod_exited(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
+    """A worker exited: converge its Workflow, whose status shows a worker's CodeMismatch. Pods that never exited
+    (most) are not looked at, so a busy cluster's pod updates cost nothing here."""
+    assert namespace is not None, "Pods are namespaced"
     with reconciling("Workflow"):
         _converge(memo.api, namespace, labels[WORKFLOW])
 

@@ -29,6 +29,8 @@ QUANTITY_PATTERN = (
 )
 MAX_STEPS = 64
 MAX_PARTITIONS = 10_000
+# A graph of MAX_STEPS steps with long status names stays far below this; etcd's object limit is 1.5 MiB.
+MAX_GRAPH = 65_536
 
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
 StatusName = Annotated[str, StringConstraints(pattern=STATUS_NAME_PATTERN, max_length=63)]
@@ -240,7 +242,11 @@ class WorkflowStatus(_Model):
 
     observed_generation: int | None = Field(None, description="metadata.generation last reconciled.", ge=0)
     conditions: list[Condition] | None = Field(
-        None, description="Ready, Progressing, Degraded.", max_length=8, json_schema_extra=_CONDITIONS
+        None,
+        description="Ready, Progressing, Degraded (reasons include RolloutStuck, ReplicaFailure and CodeMismatch: a "
+        "worker found that the code's steps differ from spec.steps, and its message says which).",
+        max_length=8,
+        json_schema_extra=_CONDITIONS,
     )
     steps: list[StepStatus] | None = Field(
         None,
@@ -249,6 +255,12 @@ class WorkflowStatus(_Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     shards: str | None = Field(None, description="Ready/desired shards over all steps, e.g. 3/5.", max_length=32)
+    graph: str | None = Field(
+        None,
+        description="The workflow's state diagram as mermaid text, from its code: published by its system worker "
+        "(the operator has no user code). Render it with any mermaid viewer, or `conveyor graph`.",
+        max_length=MAX_GRAPH,
+    )
 
 
 def _immutable(what: str) -> JsonDict:

@@ -4,7 +4,9 @@ Level-triggered and idempotent: it reads what exists, creates what is missing, s
 changed (the desired manifest's hash differs from the one on the Deployment), deletes the Deployments of shards
 that are no longer wanted, and patches the status only when it changed. Anything wrong that only the operator can
 see (two steps whose Deployment names collide, a Deployment name taken by something it does not own) is checked
-before anything is touched: the Workflow is marked Degraded and nothing is created.
+before anything is touched: the Workflow is marked Degraded and nothing is created. A worker that exited because
+its code does not match the manifest says so in its pod's termination message, which marks the Workflow Degraded
+(CodeMismatch) with the worker's own words.
 
 Calls are blocking (the official client); kopf runs sync handlers on its thread pool. One lock per Workflow keeps
 the reconciles triggered by the Workflow and by its Deployments' events from interleaving.
@@ -25,7 +27,7 @@ from conveyor_operator._crds import GROUP, VERSION
 from conveyor_operator._deployments import Desired, desired_deployments
 from conveyor_operator._models import WorkflowSpec
 from conveyor_operator._names import MANAGER, SPEC_HASH, selector
-from conveyor_operator._status import Problem, workflow_status
+from conveyor_operator._status import Problem, pod_problem, workflow_status
 
 # (type, reason, message): what the operator did, posted as a Kubernetes Event on the Workflow.
 Report = Callable[[str, str, str], None]
@@ -132,12 +134,27 @@ def reconcile(api: client.ApiClient, workflow: Mapping[str, Any], report: Report
         shards = {step: options.parallel_count for step, options in (spec.steps.items() if spec else [])}
         deployments = [api.sanitize_for_serialization(d) for d in owned.values()]  # type: ignore[no-untyped-call]
         previous = workflow.get("status") or {}
-        status = workflow_status(metadata.get("generation", 0), shards, deployments, problem, previous)
+        workers = _worker_problems(api, namespace, name, desired)
+        status = workflow_status(metadata.get("generation", 0), shards, deployments, problem, previous, workers)
         if _differs(status, previous):
             client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, "workflows", name, {"status": status}
             )
         return status
+
+
+def _worker_problems(api: client.ApiClient, namespace: str, name: str, desired: list[Desired]) -> list[Problem]:
+    """What the Workflow's current workers said as they exited (a CodeMismatch), read from their pods' status."""
+    if not desired:
+        return []
+    template = desired[0].manifest["spec"]["template"]["spec"]["containers"][0]
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector(name)).items
+    found: list[Problem] = []
+    for pod in pods:
+        said = pod_problem(api.sanitize_for_serialization(pod), template)  # type: ignore[no-untyped-call]
+        if said is not None and said not in found:
+            found.append(said)
+    return found
 
 
 def _differs(status: Mapping[str, Any], previous: Mapping[str, Any]) -> bool:

@@ -3,8 +3,9 @@ conditions (meta/v1 Condition shape, each with a reason and the generation it sp
 
 A shard is ready when its Deployment has rolled out the current template with every replica ready. Pods that are
 not ready yet (being pulled, scheduled, waiting for a node) are progress, not failure: only the Deployment
-controller's own verdicts (ProgressDeadlineExceeded, ReplicaFailure) or a spec the operator cannot carry out make
-a Workflow Degraded.
+controller's own verdicts (ProgressDeadlineExceeded, ReplicaFailure), a spec the operator cannot carry out, or a
+worker that exited saying its code does not match the manifest (CodeMismatch, from the pod's termination message)
+make a Workflow Degraded.
 """
 
 from __future__ import annotations
@@ -47,6 +48,35 @@ def deployment_problem(deployment: Mapping[str, Any]) -> Problem | None:
     return None
 
 
+# What a worker that finds its code and the manifest's steps differ puts before its message in the termination
+# log (conveyor.cli._worker writes it; the kubelet copies it into the pod's status).
+CODE_MISMATCH = "CodeMismatch"
+
+
+def _env_value(container: Mapping[str, Any], name: str) -> object:
+    return next((e.get("value") for e in container.get("env") or [] if e.get("name") == name), None)
+
+
+def pod_problem(pod: Mapping[str, Any], template: Mapping[str, Any]) -> Problem | None:
+    """CodeMismatch when the pod's worker (running what `template`, the desired worker container, asks: same
+    image and steps) exited saying its code does not match the manifest. A pod of an older template says nothing:
+    its problem went with the spec that made it."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    worker = next((c for c in containers if c.get("name") == template.get("name")), None)
+    if worker is None or worker.get("image") != template.get("image"):
+        return None
+    if _env_value(worker, "CONVEYOR_STEPS") != _env_value(template, "CONVEYOR_STEPS"):
+        return None
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") != template.get("name"):
+            continue
+        for state in (status.get("state") or {}, status.get("lastState") or {}):
+            message = str((state.get("terminated") or {}).get("message") or "").strip()
+            if message.startswith(f"{CODE_MISMATCH}: "):
+                return Problem(CODE_MISMATCH, message.removeprefix(f"{CODE_MISMATCH}: ").strip())
+    return None
+
+
 def _condition(
     type_: str, status: bool, reason: str, message: str, generation: int, previous: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
@@ -73,11 +103,16 @@ def workflow_status(
     deployments: Iterable[Mapping[str, Any]],
     problem: Problem | None,
     previous: Mapping[str, Any],
+    workers: Iterable[Problem] = (),
 ) -> dict[str, Any]:
     """The Workflow's new status. `deployments` are the shard Deployments it owns (labelled with their step),
-    `problem` what keeps the operator from carrying out the spec, `previous` the status it had."""
+    `problem` what keeps the operator from carrying out the spec, `previous` the status it had, `workers` what
+    its workers' pods said when they exited (the same message once)."""
     ready: dict[str, int] = dict.fromkeys(desired_shards, 0)
     problems = [problem] if problem is not None else []
+    for said in workers:
+        if said not in problems:
+            problems.append(said)
     for deployment in deployments:
         step = deployment["metadata"]["labels"].get("conveyor.dev/step")
         if step in ready and shard_ready(deployment):

@@ -466,6 +466,10 @@ def test_operator_may_do_its_job(cluster: Cluster) -> None:
         ("delete", "deployments.apps", []),
         ("create", "events", []),
         ("create", "events.events.k8s.io", []),
+        # Its workers' pods, read only (a worker's termination message says why it exited).
+        ("get", "pods", []),
+        ("list", "pods", []),
+        ("watch", "pods", []),
     ]:
         assert cluster.can(op, verb, resource, ns, *more), (verb, resource, more)
     assert cluster.can(op, "list", "customresourcedefinitions.apiextensions.k8s.io")
@@ -482,6 +486,8 @@ def test_operator_may_do_nothing_else(cluster: Cluster) -> None:
         ("get", "secrets", ns),
         ("list", "secrets", ns),
         ("create", "pods", ns),
+        ("delete", "pods", ns),
+        ("patch", "pods", ns),
         ("delete", "workflows.conveyor.dev", ns),
         ("create", "clusterroles.rbac.authorization.k8s.io", None),
         ("create", "rolebindings.rbac.authorization.k8s.io", ns),
@@ -491,6 +497,7 @@ def test_operator_may_do_nothing_else(cluster: Cluster) -> None:
         ("list", "clusterkopfpeerings.kopf.dev", None),
     ]:
         assert not cluster.can(op, verb, resource, namespace), (verb, resource, namespace)
+    assert not cluster.can(op, "get", "pods", ns, "--subresource=log")
     # Watching some namespaces: nothing outside them.
     if cluster.watched:
         assert not cluster.can(op, "patch", "workflows.conveyor.dev", "default", "--subresource=status")
@@ -508,6 +515,12 @@ def test_worker_gets_leases_and_little_else(cluster: Cluster) -> None:
         assert cluster.can(worker, verb, "workflowruns.conveyor.dev", ns), verb
     for verb in ("get", "patch", "update"):
         assert cluster.can(worker, verb, "workflowruns.conveyor.dev", ns, "--subresource=status"), verb
+    # The system worker's graph in its Workflow's status: a patch of the status, nothing more.
+    assert cluster.can(worker, "patch", "workflows.conveyor.dev", ns, "--subresource=status")
+    for verb in ("get", "update"):
+        assert not cluster.can(worker, verb, "workflows.conveyor.dev", ns, "--subresource=status"), verb
+    assert not cluster.can(worker, "patch", "workflows.conveyor.dev", ns)
+    assert not cluster.can(worker, "patch", "workflows.conveyor.dev", "default", "--subresource=status")
     for verb, resource, namespace in [
         ("create", "workflowruns.conveyor.dev", ns),
         ("update", "workflowruns.conveyor.dev", ns),

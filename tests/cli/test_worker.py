@@ -63,6 +63,31 @@ def test_a_manifest_that_differs_from_the_code_exits_2_naming_the_steps() -> Non
     assert "only in the code: TRIAGED" in result.output
 
 
+def test_a_mismatch_is_also_said_in_the_termination_log_for_the_operator(tmp_path: Path) -> None:
+    log = tmp_path / "termination-log"
+    log.touch()  # as the kubelet mounts it
+    result = invoke("--system", "--termination-log", str(log), steps={"OPENED": {}, "SHIPPED": {}})
+    assert result.exit_code == 2, result.output
+    said = log.read_text()
+    assert said.startswith("CodeMismatch: the manifest's steps do not match the code of workflow 'worker-app': ")
+    assert "only in the manifest: SHIPPED (not a status of TicketStatus); only in the code: TRIAGED" in said
+    # Outside a pod (no such file) nothing is written anywhere.
+    missing = tmp_path / "absent" / "termination-log"
+    result = invoke("--system", "--termination-log", str(missing), steps={"OPENED": {}})
+    assert result.exit_code == 2, result.output
+    assert not missing.exists()
+    assert not (tmp_path / "absent").exists()
+
+
+def test_a_manifest_that_matches_writes_no_termination_message(tmp_path: Path) -> None:
+    log = tmp_path / "termination-log"
+    log.touch()
+    # It gets past the check and fails later, on the unreachable database: that is not the worker's to say.
+    result = invoke("--system", "--termination-log", str(log))
+    assert result.exit_code == 1, result.output
+    assert log.read_text() == ""
+
+
 @pytest.mark.parametrize(
     ("step", "message"),
     [

@@ -316,3 +316,55 @@ def test_a_workflowrun_of_an_unknown_workflow_is_marked_by_the_operator(
     assert "runID" not in status
     found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "orphan")
     assert not found["metadata"].get("finalizers")
+
+
+async def test_the_system_worker_publishes_the_graph_and_the_operator_keeps_it(
+    runs: Harness, api: client.ApiClient, operator: None
+) -> None:
+    from conveyor._engine.visualise import mermaid
+    from tests.operator.helpers import workflow
+
+    steps = {"OPENED": {"parallelCount": 1}, "TRIAGED": {"parallelCount": 1}}
+    await asyncio.to_thread(
+        runs.custom.create_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        runs.namespace,
+        "workflows",
+        workflow(runs.name, steps),
+    )
+    graph = mermaid(make(runs.name).spec())
+
+    async def workflow_status() -> dict[str, Any]:
+        found = await asyncio.to_thread(
+            runs.custom.get_namespaced_custom_object, GROUP, VERSION, runs.namespace, "workflows", runs.name
+        )
+        status: dict[str, Any] = found.get("status") or {}
+        return status
+
+    async def published() -> dict[str, Any] | None:
+        status = await workflow_status()
+        return status if status.get("graph") == graph and status.get("conditions") else None
+
+    runs.start_system("system")
+    status = await runs.until(published)
+    assert "OPENED" in status["graph"] and "TRIAGED" in status["graph"]
+    # The operator's next status (a new generation: two shards of OPENED) keeps the graph.
+    await asyncio.to_thread(
+        runs.custom.patch_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        runs.namespace,
+        "workflows",
+        runs.name,
+        {"spec": {"steps": {"OPENED": {"parallelCount": 2}}}},
+        _content_type="application/merge-patch+json",
+    )
+
+    async def reconciled() -> dict[str, Any] | None:
+        status = await workflow_status()
+        return status if status.get("observedGeneration") == 2 else None
+
+    status = await runs.until(reconciled)
+    assert status["graph"] == graph
+    assert {s["name"]: s["desiredShards"] for s in status["steps"]} == {"OPENED": 2, "TRIAGED": 1}

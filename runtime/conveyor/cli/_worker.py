@@ -1,8 +1,10 @@
 """`conveyor worker`: the process every worker pod runs. It loads the user's workflow from `module:attribute`,
 refuses to start when the code's steps and the manifest's differ (so a Workflow whose image and manifest drifted
-apart fails loudly instead of half-working), builds it on Postgres + Kafka + Lease adapters with the manifest's
-options over the code's, runs exactly one role (one shard of one step) or the system roles, serves
-`/healthz`, `/readyz` and `/metrics`, and on SIGTERM lets the current event finish, releases its Lease and exits.
+apart fails loudly instead of half-working; the message also goes to the pod's termination message, from where
+the operator shows it on the Workflow as Degraded/CodeMismatch), builds it on Postgres + Kafka + Lease adapters
+with the manifest's options over the code's, runs exactly one role (one shard of one step) or the system roles
+(which also publish the graph into the Workflow's status), serves `/healthz`, `/readyz` and `/metrics`, and on
+SIGTERM lets the current event finish, releases its Lease and exits.
 
 The operator creates Deployments that run exactly this command line, so its flags and environment variables are
 an interface: change them only together with the operator."""
@@ -40,6 +42,10 @@ SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/
 # termination grace period (30 s), leaving time to release the Lease and close the connections.
 STOP_GRACE = 20.0
 ROLE_HELD_METRIC = "conveyor_role_held"
+TERMINATION_LOG = Path("/dev/termination-log")
+TERMINATION_MESSAGE_LIMIT = 4096
+# The reason the operator looks for at the start of a termination message (conveyor_operator._status).
+CODE_MISMATCH = "CodeMismatch"
 
 
 def default_namespace() -> str:
@@ -49,6 +55,19 @@ def default_namespace() -> str:
         if found:
             return found
     return "default"
+
+
+def write_termination_message(path: Path | None, message: str) -> None:
+    """Say why the worker exits where Kubernetes looks (the container's terminationMessagePath): the kubelet copies
+    it into the pod's status, where the operator reads it. Only into a file that exists (the kubelet mounts it), so
+    a worker run by hand writes nothing; at most the 4096 bytes the kubelet keeps."""
+    if path is None or not path.is_file():
+        return
+    data = message.encode()[:TERMINATION_MESSAGE_LIMIT].decode(errors="ignore")
+    try:
+        path.write_text(data)
+    except OSError as e:
+        logger.warning("cannot write the termination message to %s: %s", path, e)
 
 
 def step_roles(wf: Workflow[Any, Any]) -> dict[str, tuple[str, int]]:
@@ -99,8 +118,10 @@ def build_workflow(
     lease_duration: int,
     identity: str | None,
     debug: bool,
+    termination_log: Path | None = None,
 ) -> Workflow[Any, Any]:
-    """Load, check against the manifest, and build on the real adapters (nothing is connected yet)."""
+    """Load, check against the manifest, and build on the real adapters (nothing is connected yet). A manifest that
+    does not match the code is also said in `termination_log`, for the operator to show on the Workflow."""
     manifest = None
     if steps is not None and steps.strip():
         try:
@@ -115,6 +136,7 @@ def build_workflow(
     if manifest is not None:
         problem = mismatch(spec, manifest)
         if problem is not None:
+            write_termination_message(termination_log, f"{CODE_MISMATCH}: {problem}")
             raise click.UsageError(problem)
     try:
         from conveyor.adapters.kafka import KafkaStreamer
@@ -191,6 +213,22 @@ def build_workflow(
     "--host", envvar="CONVEYOR_HOST", show_envvar=True, default="0.0.0.0", show_default=True, help="HTTP address."
 )
 @click.option("--debug", envvar="CONVEYOR_DEBUG", show_envvar=True, is_flag=True, help="Log every decision.")
+@click.option(
+    "--termination-log",
+    envvar="CONVEYOR_TERMINATION_LOG",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=TERMINATION_LOG,
+    show_default=True,
+    help="Where to say why the worker refuses to start (written only if the file exists, as in a pod).",
+)
+@click.option(
+    "--workflow-object",
+    envvar="CONVEYOR_WORKFLOW",
+    show_envvar=True,
+    help="Name of the Workflow object (default: the code's workflow name); the system worker puts the graph into "
+    "its status.",
+)
 def worker(
     entrypoint: str,
     paths: tuple[str, ...],
@@ -207,6 +245,8 @@ def worker(
     port: int,
     host: str,
     debug: bool,
+    termination_log: Path,
+    workflow_object: str | None,
 ) -> None:
     """Run one role of a workflow (a step's shard, or the system roles) on Postgres, Kafka and Kubernetes Leases,
     serving /healthz, /readyz and /metrics. SIGTERM stops it cleanly."""
@@ -227,24 +267,29 @@ def worker(
         lease_duration=lease_duration,
         identity=identity,
         debug=debug,
+        termination_log=termination_log,
     )
     roles = choose_roles(wf, step, shard, system)
     sync = None
     if system:
-        sync = workflowrun_sync(wf, namespace or default_namespace(), lease_duration, identity)
+        sync = workflowrun_sync(wf, namespace or default_namespace(), lease_duration, identity, workflow_object)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(wf, roles, host=host, port=port, sync=sync))
 
 
 def workflowrun_sync(
-    wf: Workflow[Any, Any], namespace: str, lease_duration: int, identity: str | None
+    wf: Workflow[Any, Any],
+    namespace: str,
+    lease_duration: int,
+    identity: str | None,
+    workflow_object: str | None = None,
 ) -> WorkflowRunSync:
-    """The system worker's WorkflowRun sync, behind a Lease of its own in the same namespace."""
+    """The system worker's WorkflowRun sync (and graph publisher), behind a Lease of its own in the namespace."""
     from conveyor.adapters.kubernetes import LeaseRoleScheduler
     from conveyor.cli._workflowruns import WorkflowRunSync
 
     roles = LeaseRoleScheduler(namespace, lease_duration=timedelta(seconds=lease_duration), identity=identity or None)
-    return WorkflowRunSync(wf, roles, namespace)
+    return WorkflowRunSync(wf, roles, namespace, workflow_object=workflow_object)
 
 
 class _Worker:

@@ -10,6 +10,9 @@ and every second lists the WorkflowRuns of its namespace whose spec.workflow is 
 - a changed spec.state pauses, resumes, cancels or requests data deletion (an impossible change is a condition);
 - a finished run's WorkflowRun is deleted ttlSecondsAfterFinished after the run last changed.
 
+The holder of the role also publishes the workflow's graph (mermaid) into its Workflow's status.graph when it
+takes the role: the operator shows what it cannot compute, having no user code.
+
 Postgres stays the source of truth: the status is patched only when what it mirrors changed."""
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class WorkflowRunSync:
         *,
         interval: float = INTERVAL,
         kubeconfig: str | None = None,
+        workflow_object: str | None = None,
     ) -> None:
         self.wf = wf
         self.roles = roles
@@ -92,6 +96,8 @@ class WorkflowRunSync:
         self.interval = interval
         self.kubeconfig = kubeconfig
         self.role = sync_role(wf.name)
+        # The Workflow object whose status gets the graph (the operator names it in $CONVEYOR_WORKFLOW).
+        self.workflow_object = workflow_object or wf.name
         self._api: client.CustomObjectsApi | None = None
 
     async def run(self) -> None:
@@ -106,6 +112,7 @@ class WorkflowRunSync:
                     try:
                         async with self.roles.hold(self.role) as lease:
                             logger.info("role %s acquired: syncing WorkflowRuns of %s", self.role, self.wf.name)
+                            await self.publish_graph()
                             if await until_lost(self._loop(), lease):
                                 logger.warning("role %s lost: WorkflowRun sync stopped", self.role)
                     except asyncio.CancelledError:
@@ -127,6 +134,34 @@ class WorkflowRunSync:
             except ApiException as e:
                 logger.warning("listing WorkflowRuns in %s: %s %s", self.namespace, e.status, e.reason)
             await asyncio.sleep(self.interval)
+
+    async def publish_graph(self) -> bool:
+        """Put the workflow's mermaid graph into its Workflow's status.graph (a merge patch of that field only, so
+        the operator's fields stay, and the operator's patches, which never name it, keep it). Done by each new
+        holder of the role; a failure (no such Workflow, no permission) is logged, never fatal: the graph is for
+        humans, the runs do not depend on it. True if it was published."""
+        api = self._require_api()
+        try:
+            await asyncio.to_thread(
+                api.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                self.namespace,
+                "workflows",
+                self.workflow_object,
+                {"status": {"graph": self.wf.mermaid()}},
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as e:
+            logger.warning(
+                "cannot publish the graph into Workflow %s/%s: %s %s",
+                self.namespace,
+                self.workflow_object,
+                e.status,
+                e.reason,
+            )
+            return False
+        return True
 
     def _require_api(self) -> client.CustomObjectsApi:
         if self._api is None:
