@@ -38,7 +38,8 @@ class _Slot:
 
 class Pipeline:
     """Handles events of one receiver with `work`, `window` at a time at most; see the module docstring.
-    `working()` wraps the handling and acknowledging of each event (the workflow's drain)."""
+    `working()` wraps the handling and acknowledging of each event (the workflow's drain). An event for which
+    `done_already` is true is not handled, only acknowledged in its turn."""
 
     def __init__(
         self,
@@ -46,12 +47,14 @@ class Pipeline:
         work: Work,
         window: int,
         working: Callable[[], AbstractAsyncContextManager[None]],
+        done_already: Callable[[Event], bool] | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
         self._receiver = receiver
         self._work = work
         self._working = working
+        self._done_already = done_already
         self._slots = asyncio.Semaphore(window)
         self._pending: collections.deque[_Slot] = collections.deque()
         self._tails: dict[str, _Slot] = {}
@@ -79,6 +82,14 @@ class Pipeline:
                     await delay(event)
                 if observe is not None:
                     observe(event)
+                if self._done_already is not None and event.foreign_id not in self._tails and self._done_already(event):
+                    # Nothing to do for it (its work was done already, e.g. by a handoff) and nothing of its
+                    # foreign id before it: it takes its place in the acknowledgement order, without a task.
+                    slot = _Slot(event)
+                    slot.done = True
+                    self._pending.append(slot)
+                    await self._ack_finished()
+                    continue
                 self._start(event)
         except asyncio.CancelledError:
             if self._failure is not None and main.uncancel() == 0:

@@ -47,6 +47,7 @@ async def consume(
     lag_alert: float = 0.0,
     accept: Callable[[Event], bool] | None = None,
     window: int = DEFAULT_MAX_IN_FLIGHT,
+    done_already: Callable[[Event], bool] | None = None,
 ) -> None:
     """Receive, handle and acknowledge events, up to `window` of different foreign ids at once (see
     `pipeline`); a failed event is retried after a back-off and not acknowledged until it succeeds, so nothing
@@ -64,7 +65,7 @@ async def consume(
     async def delay(event: Event) -> None:
         await _wait_until_age(rt, event.created_at, consume_lag)
 
-    pipeline = Pipeline(receiver, work, window, rt.drain.working)
+    pipeline = Pipeline(receiver, work, window, rt.drain.working, done_already)
     try:
         await pipeline.run(observe, delay if consume_lag > 0 else None)
     finally:
@@ -174,8 +175,6 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
     target = Target(owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight)
 
     async def handle(event: Event) -> None:
-        if not target.busy(event.run_id) and target.handled(event.run_id, event.record_version):
-            return  # the common case once handoffs run: no claim needed to see it
         claim = await target.claim(event.run_id)
         try:
             if target.handled(event.run_id, event.record_version):
@@ -195,6 +194,8 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
             err_backoff=opts.err_backoff,
             lag_alert=opts.lag_alert,
             window=opts.max_in_flight,
+            # Most events, once handoffs run: acknowledged in their turn, with no task, claim or lookup.
+            done_already=lambda e: not target.busy(e.run_id) and target.handled(e.run_id, e.record_version),
         )
     finally:
         rt.handoff.remove(int(step.status), target)
