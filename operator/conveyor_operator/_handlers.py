@@ -67,6 +67,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     )
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.level = logging.WARNING
+    # Only the workers' pods, selected by the API server: watching every pod of a cluster to filter them here
+    # would cost the operator memory and bandwidth in proportion to the cluster, not to its Workflows.
+    settings.watching.label_selectors["v1", "pods"] = f"{MANAGED_BY}={MANAGER},{WORKFLOW}"
     settings.execution.max_workers = 16
 
 

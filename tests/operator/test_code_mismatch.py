@@ -122,3 +122,19 @@ def test_only_a_current_workers_code_mismatch_counts() -> None:
     assert pod_problem(pod({**template, "image": "example.com/orders:1.3"}, lastState=terminated), template) is None
     old_steps = [e if e["name"] != "CONVEYOR_STEPS" else {**e, "value": "{}"} for e in template["env"]]
     assert pod_problem(pod({**template, "env": old_steps}, lastState=terminated), template) is None
+
+
+def test_only_the_workers_pods_are_watched() -> None:
+    """The pod watch is filtered by the API server, so the operator never streams a cluster's other pods."""
+    import kopf
+    from kopf._cogs.structs.references import Resource
+
+    from conveyor_operator._handlers import configure
+
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    pods = Resource(group="", version="v1", plural="pods", kind="Pod", namespaced=True)
+    deployments = Resource(group="apps", version="v1", plural="deployments", kind="Deployment", namespaced=True)
+    selectors = settings.watching.label_selectors
+    assert list(selectors.collect(pods)) == ["app.kubernetes.io/managed-by=conveyor-operator,conveyor.dev/workflow"]
+    assert list(selectors.collect(deployments)) == []
