@@ -68,8 +68,8 @@ def pod_problem(pod: Mapping[str, Any], template: Mapping[str, Any]) -> Problem 
     if _env_value(worker, "CONVEYOR_STEPS") != _env_value(template, "CONVEYOR_STEPS"):
         return None
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") != template.get("name"):
-            continue
+        if status.get("name") != template.get("name") or status.get("ready"):
+            continue  # a ready worker matched its code after all (an image re-pushed under the same tag)
         for state in (status.get("state") or {}, status.get("lastState") or {}):
             message = str((state.get("terminated") or {}).get("message") or "").strip()
             if message.startswith(f"{CODE_MISMATCH}: "):

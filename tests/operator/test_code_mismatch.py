@@ -114,6 +114,8 @@ def test_only_a_current_workers_code_mismatch_counts() -> None:
 
     assert pod_problem(pod(template, lastState=terminated), template) == Problem("CodeMismatch", MESSAGE)
     assert pod_problem(pod(template, state=terminated), template) == Problem("CodeMismatch", MESSAGE)
+    # A worker that is ready now (the image was fixed under the same tag) no longer says it, whatever it said before.
+    assert pod_problem(pod(template, lastState=terminated, ready=True, state={"running": {}}), template) is None
     # Another crash is not a mismatch (its logs are in the pod's status, for kubectl describe).
     other = {"terminated": {"exitCode": 1, "message": "Traceback (most recent call last): ..."}}
     assert pod_problem(pod(template, lastState=other), template) is None
