@@ -29,6 +29,9 @@ async def test_list_filters_by_status_run_state_and_foreign_id(ui: UI, runs: Run
     assert await listed(ui, "status=checked&status=4") == ["e", "c", "b"]
     assert await listed(ui, "run_state=COMPLETED") == ["e", "d"]
     assert await listed(ui, "run_state=paused&run_state=1") == ["c", "a"]
+    # The spellings `conveyor runs --run-state` takes, and a box of several as the status box takes them.
+    assert await listed(ui, "run_state=Paused,%20initiated") == ["c", "a"]
+    assert await listed(ui, "run_state=requested-data-deleted") == []
     assert await listed(ui, "foreign_id=d") == ["d"]
     assert await listed(ui, "foreign_id=d&foreign_id=a&foreign_id=nobody") == ["d", "a"]
     assert await listed(ui, "status=CHECKED&run_state=RUNNING") == ["b"]
@@ -41,19 +44,20 @@ async def test_list_shows_every_field_with_status_names(ui: UI, runs: Runs) -> N
     body = await (await ui.client.get(f"/api/runs?workflow={runs.workflow}")).json()
     assert body["next_cursor"] is None and body["limit"] == 25
     [run] = body["runs"]
+    # The shape `conveyor runs show -o json` gives too (tests/cli/test_runs.py checks the same keys).
     assert run == {
         "run_id": made.run_id,
-        "workflow": runs.workflow,
+        "workflow_name": runs.workflow,
         "foreign_id": "p-1",
         "status": 2,
         "status_name": "CHECKED",
         "run_state": "PAUSED",
-        "run_state_label": "Paused",
+        "run_state_reason": "set by the test",
+        "status_description": "",
+        "version": 2,
+        "trace_origin": "",
         "created_at": made.created_at.isoformat(),
         "updated_at": made.updated_at.isoformat(),
-        "version": 2,
-        "reason": "set by the test",
-        "status_description": "",
         "object": {"id": "p-1", "note": "n"},
         "object_encoding": "json",
     }
@@ -131,7 +135,7 @@ async def test_pause_resume_cancel_delete(ui: UI, runs: Runs) -> None:
     response = await ui.act(made.run_id, "pause", json={"reason": "looks odd"})
     assert response.status == 200, await response.text()
     run = (await response.json())["run"]
-    assert (run["run_state"], run["reason"], run["version"]) == ("PAUSED", "looks odd", 3)
+    assert (run["run_state"], run["run_state_reason"], run["version"]) == ("PAUSED", "looks odd", 3)
     assert (await ui.runs.store.lookup(made.run_id)).meta.run_state_reason == "looks odd"
     assert (await (await ui.act(made.run_id, "resume")).json())["run"]["run_state"] == "RUNNING"
     assert (await (await ui.act(made.run_id, "cancel")).json())["run"]["run_state"] == "CANCELLED"
@@ -180,11 +184,15 @@ async def test_actions_are_refused_when_disabled(ui_readonly: UI, runs: Runs) ->
         ("limit=ten", "limit", "an integer from 1 to 200"),
         ("limit=%2B5", "limit", "an integer from 1 to 200"),
         ("limit=5&limit=6", "limit", "one value"),
-        ("status=SHIPPEDX", "status", "a number or a status of"),
-        ("status=0", "status", "an integer from 1 to"),
+        ("status=SHIPPEDX", "status", "a status number or a status of parcels-"),
+        ("status=0", "status", "an integer from 1 to 2147483647"),
+        ("status=-2", "status", "an integer from 1 to 2147483647"),
         ("status=99999999999", "status", "an integer from 1 to"),
-        ("run_state=SLEEPING", "run_state", "one of UNKNOWN, INITIATED"),
-        ("run_state=8", "run_state", "an integer from 0 to 7"),
+        ("run_state=SLEEPING", "run_state", "a run state (INITIATED, RUNNING, PAUSED"),
+        # UNKNOWN is the zero value, never stored: asking for it is a mistake, not an empty page.
+        ("run_state=UNKNOWN", "run_state", "a run state (INITIATED,"),
+        ("run_state=0", "run_state", "an integer from 1 to 7"),
+        ("run_state=8", "run_state", "an integer from 1 to 7"),
         ("order=sideways", "order", "asc or desc"),
         ("cursor=not-a-run", "cursor", "the run id of a stored run"),
         ("before=not-a-run", "before", "the run id of a stored run"),
@@ -233,6 +241,29 @@ async def test_bad_action_requests_are_400_and_change_nothing(
     assert (await response.json())["field"] == field
     assert await ui.state(made.run_id) == (RunState.RUNNING, 2)
     assert len(await runs.store.history(made.run_id)) == 2
+
+
+@pytest.mark.parametrize("path", ["/api/workflows?x=1", "/api/csrf?x=1", "/api/openapi.json?x=1"])
+async def test_endpoints_without_parameters_refuse_one(ui: UI, path: str) -> None:
+    response = await ui.client.get(path)
+    assert response.status == 400
+    assert (await response.json()) == {"error": "x: expected no query parameters here, got 'x'", "field": "x"}
+    assert "Set-Cookie" not in response.headers
+
+
+async def test_unknown_paths_and_methods_under_api_are_answered_in_json(ui: UI, runs: Runs) -> None:
+    made = await runs.make("m")
+    missing = await ui.client.get("/api/nothing")
+    assert (missing.status, await missing.json()) == (404, {"error": "nothing here: /api/nothing"})
+    wrong = await ui.client.get(f"/api/runs/{made.run_id}/pause")
+    assert wrong.status == 405 and wrong.headers["Allow"] == "POST"
+    assert (await wrong.json()) == {"error": "GET is not allowed here (allowed: POST)"}
+    huge = await ui.act(made.run_id, "pause", data=b"{" + b" " * 2_000_000 + b"}")
+    assert huge.status == 413 and "too large" in (await huge.json())["error"]
+    assert await ui.state(made.run_id) == (RunState.RUNNING, 2)
+    page = await ui.client.get("/nothing")
+    assert page.status == 404 and page.content_type == "text/html"
+    assert "nothing here: /nothing" in await page.text()
 
 
 async def test_metrics_are_served(ui: UI) -> None:

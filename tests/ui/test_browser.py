@@ -111,7 +111,7 @@ async def test_the_runs_list_filters_and_pages(ui: UI, runs: Runs, page: Page) -
 
     await page.fill("input[name=status]", "LOST")
     await page.click("button[type=submit]")
-    assert "status: expected a number or a status of" in await page.inner_text("#error")
+    assert "status: expected a status number or a status of" in await page.inner_text("#error")
     await shot(page, "04-runs-bad-filter")
 
 

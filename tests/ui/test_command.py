@@ -97,7 +97,7 @@ async def test_the_demo_serves_the_example_workflows_runs() -> None:
                 break
             await asyncio.sleep(0.1)
         assert len(body["runs"]) == 60
-        assert {r["workflow"] for r in body["runs"]} == {"order-processing"}
+        assert {r["workflow_name"] for r in body["runs"]} == {"order-processing"}
         assert {r["status_name"] for r in body["runs"]} >= {"FULFILLED", "REFUNDED", "CANCELLED"}
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
+from conveyor._engine.run_data import workflow_data
+from conveyor._engine.run_filters import MAX_REASON, text
 from conveyor.errors import InvalidInput
 from conveyor.ui import _query
-from conveyor.ui._context import Context, workflow_data
+from conveyor.ui._context import Context
 from conveyor.ui._csrf import HEADER, Forbidden
 from conveyor.ui._openapi import document
 
@@ -64,12 +66,14 @@ async def show_run(request: web.Request) -> web.Response:
 
 async def list_workflows(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
+    _query.no_parameters(request.query)
     return web.json_response({"workflows": [workflow_data(spec) for spec in ctx.workflows.values()]})
 
 
 async def csrf_token(request: web.Request) -> web.Response:
     """The token an API client sends back in X-CSRF-Token with the cookie this sets."""
     ctx = request.app[CONTEXT]
+    _query.no_parameters(request.query)
     token = ctx.csrf.token_for(request)
     response = web.json_response({"token": token, "header": HEADER})
     ctx.csrf.set_cookie(request, response, token)
@@ -95,10 +99,10 @@ async def _reason(request: web.Request) -> str:
     try:
         body: Any = json.loads(await request.read())
     except (UnicodeDecodeError, ValueError):
-        raise InvalidInput("body", 'a JSON object such as {"reason": "..."}', "something else") from None
+        raise InvalidInput("body", 'a JSON object such as {"reason": "..."}', "a body that is not JSON") from None
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise InvalidInput("body", 'a JSON object with at most the key "reason"', body)
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise InvalidInput("reason", "a string", reason)
-    return _query.text("reason", reason, max_length=_query.MAX_REASON, allow_newlines=True)
+    return text("reason", reason, max_length=MAX_REASON, allow_newlines=True)

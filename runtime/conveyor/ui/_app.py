@@ -1,7 +1,8 @@
 """The aiohttp application of `conveyor ui`: the pages, the JSON API, Prometheus `/metrics`, and one middleware
 that turns the errors a request can cause into answers (400 bad input naming the field, 403 refused, 404 unknown
-run, 409 a transition the run's state does not allow, 503 the store is unreachable) as JSON under /api and as a
-page elsewhere. Anything else is a bug and stays a 500."""
+run or path, 405 a method a path does not take, 409 a transition the run's state does not allow, 413 a body too
+large, 503 the store is unreachable) as JSON under /api and as a page elsewhere, so an API client never has to
+parse aiohttp's plain-text answers. Anything else is a bug and stays a 500."""
 
 from __future__ import annotations
 
@@ -73,15 +74,33 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def _answer(request: web.Request, status: int, title: str, message: str, field: str | None) -> web.Response:
+def _answer(
+    request: web.Request, status: int, title: str, message: str, field: str | None, headers: Mapping[str, str] = {}
+) -> web.Response:
     if len(message) > _MESSAGE_LIMIT:
         message = message[:_MESSAGE_LIMIT] + "…"
     if request.path.startswith("/api/"):
         body: dict[str, Any] = {"error": message}
         if field is not None:
             body["field"] = field
-        return web.json_response(body, status=status)
-    return _pages.render(request, "error.html", status=status, title=title, message=message)
+        response = web.json_response(body, status=status)
+    else:
+        response = _pages.render(request, "error.html", status=status, title=title, message=message)
+    response.headers.update(headers)
+    return response
+
+
+def _http_error(request: web.Request, error: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no such route, a method the route does not take, a body over the size limit)."""
+    if error.status == 404:
+        message = f"nothing here: {request.path}"
+    elif error.status == 405:
+        message = f"{request.method} is not allowed here (allowed: {error.headers.get('Allow', 'none')})"
+    else:
+        message = error.reason.lower()
+    # Allow tells a client what a 405'd path takes; the rest of the headers described aiohttp's text answer.
+    kept = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else {}
+    return _answer(request, error.status, error.reason, message, None, kept)
 
 
 @web.middleware
@@ -99,3 +118,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _answer(request, 409, "Conflict", str(e), None)
     except (ServiceUnavailable, StoreFailed) as e:
         return _answer(request, 503, "Record store unavailable", str(e), None)
+    except web.HTTPException as e:
+        if e.status < 400:  # the redirect after a form's action
+            raise
+        return _http_error(request, e)

@@ -1,6 +1,6 @@
 """What every UI handler shares: the record store, the known workflows, the action switch and the CSRF secret;
 plus the reads and the one write both the JSON API and the HTML pages make (a page of runs, a run and its history,
-a state change, a run as plain data), so the two can never disagree.
+a state change), so the two can never disagree. A run as data is conveyor._engine.run_data's, as in the CLI.
 
 Every store call goes through `_guard`: the UI takes any RecordStore, so it cannot know the driver's exceptions;
 anything a store raises that is not one of conveyor's errors is the store failing (a dropped connection, a pool
@@ -8,7 +8,6 @@ timeout) and becomes StoreFailed, which the app answers with 503 instead of a ba
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 from collections.abc import Awaitable, Mapping
@@ -17,8 +16,8 @@ from typing import Any, TypeVar
 from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore, SortOrder
 from conveyor._core.records import Record
-from conveyor._core.runstate import RunState
 from conveyor._engine.control import ACTIONS, control_run
+from conveyor._engine.run_data import object_data, record_data
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.ui._csrf import Csrf
@@ -100,79 +99,17 @@ class Context:
     async def control(self, run_id: str, action: str, reason: str) -> Record:
         return await _guard(control_run(self.store, run_id, ACTIONS[action], reason, clock=self.clock))
 
-    def status_name(self, record: Record) -> str | None:
-        spec = self.workflows.get(record.workflow_name)
-        if spec is None:
-            return None
-        try:
-            return str(spec.status_type(record.status).name)
-        except ValueError:
-            return None
-
     def actions(self, record: Record) -> list[str]:
         """The actions the run's state allows now (whether or not actions are enabled)."""
         return [name for name, target in ACTIONS.items() if record.run_state.can_become(target)]
 
     def run_data(self, record: Record) -> dict[str, Any]:
-        """A run as JSON-ready data: the object decoded when it is JSON, as text or base64 otherwise."""
-        return {
-            "run_id": record.run_id,
-            "workflow": record.workflow_name,
-            "foreign_id": record.foreign_id,
-            "status": record.status,
-            "status_name": self.status_name(record),
-            "run_state": record.run_state.name,
-            "run_state_label": record.run_state.label,
-            "created_at": record.created_at.isoformat(),
-            "updated_at": record.updated_at.isoformat(),
-            "version": record.meta.version,
-            "reason": record.meta.run_state_reason,
-            "status_description": record.meta.status_description,
-            **object_data(record.object),
-        }
-
-
-def object_data(raw: bytes | None) -> dict[str, Any]:
-    if raw is None:
-        return {"object": None, "object_encoding": None}
-    try:
-        return {"object": json.loads(raw), "object_encoding": "json"}
-    except (UnicodeDecodeError, ValueError):
-        pass
-    try:
-        return {"object": raw.decode("utf-8"), "object_encoding": "text"}
-    except UnicodeDecodeError:
-        return {"object": base64.b64encode(raw).decode(), "object_encoding": "base64"}
+        return record_data(record, self.workflows)
 
 
 def object_text(raw: bytes | None) -> str | None:
-    """The object as a person reads it: indented JSON, or the text, or base64."""
-    data = object_data(raw)
-    if data["object_encoding"] == "json":
-        return json.dumps(data["object"], indent=2, ensure_ascii=False)
-    return None if data["object"] is None else str(data["object"])
-
-
-def workflow_data(spec: WorkflowSpec[Any, Any]) -> dict[str, Any]:
-    from conveyor._engine.visualise import _how, mermaid
-
-    graph, status_type = spec.graph, spec.status_type
-
-    def status(value: int) -> dict[str, Any]:
-        return {"name": status_type(value).name, "value": value}
-
-    return {
-        "name": spec.name,
-        "statuses": [
-            {**status(v), "start": v in graph.starting, "terminal": graph.is_terminal(v)} for v in graph.nodes
-        ],
-        "transitions": [
-            {"from": status(s), "to": status(t), "by": [k for k in _how(spec, s, t).split(" / ") if k]}
-            for s in graph.nodes
-            for t in graph.transitions(s)
-        ],
-        "mermaid": mermaid(spec),
-    }
-
-
-RUN_STATES = [s for s in RunState if s is not RunState.UNKNOWN]
+    """The object as a person reads it: indented JSON, or the text, or base64; None once deleted."""
+    value, encoding = object_data(raw)
+    if encoding == "json":
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    return None if value is None else str(value)

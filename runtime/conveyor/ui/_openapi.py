@@ -8,8 +8,9 @@ from typing import Any
 
 from conveyor._core.runstate import RunState
 from conveyor._engine.control import ACTIONS
+from conveyor._engine.run_filters import MAX_FOREIGN_ID, MAX_NAME, MAX_REASON, MAX_STATUS, RUN_STATES
 from conveyor.ui._csrf import HEADER
-from conveyor.ui._query import DEFAULT_LIMIT, MAX_FOREIGN_ID, MAX_LIMIT, MAX_NAME, MAX_REASON, MAX_STATUS
+from conveyor.ui._query import DEFAULT_LIMIT, MAX_LIMIT
 
 _TEXT = {"type": "string"}
 _WHEN = {"type": "string", "format": "date-time"}
@@ -18,33 +19,34 @@ RUN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
         "run_id",
-        "workflow",
+        "workflow_name",
         "foreign_id",
         "status",
         "status_name",
         "run_state",
-        "run_state_label",
+        "run_state_reason",
+        "status_description",
+        "version",
+        "trace_origin",
         "created_at",
         "updated_at",
-        "version",
-        "reason",
-        "status_description",
         "object",
         "object_encoding",
     ],
+    "additionalProperties": False,
     "properties": {
         "run_id": _TEXT,
-        "workflow": _TEXT,
+        "workflow_name": _TEXT,
         "foreign_id": _TEXT,
         "status": {"type": "integer"},
         "status_name": {"type": ["string", "null"], "description": "null unless the UI knows the workflow"},
         "run_state": {"enum": [s.name for s in RunState]},
-        "run_state_label": _TEXT,
+        "run_state_reason": _TEXT,
+        "status_description": _TEXT,
+        "version": {"type": "integer"},
+        "trace_origin": _TEXT,
         "created_at": _WHEN,
         "updated_at": _WHEN,
-        "version": {"type": "integer"},
-        "reason": _TEXT,
-        "status_description": _TEXT,
         "object": {"description": "the object: JSON, text or base64 (see object_encoding); null once deleted"},
         "object_encoding": {"enum": ["json", "text", "base64", None]},
     },
@@ -93,7 +95,9 @@ def document() -> dict[str, Any]:
                         _query(
                             "run_state",
                             {"type": "string"},
-                            f"a run state's name (any case) or number: {', '.join(s.name for s in RunState)}",
+                            f"a run state's name (any case; words joined by _, - or spaces) or number "
+                            f"(1 to {len(RUN_STATES)}): {', '.join(s.name for s in RUN_STATES)}; "
+                            "several may be given, or separated by commas",
                             repeatable=True,
                         ),
                         _query(

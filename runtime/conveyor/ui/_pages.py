@@ -10,10 +10,13 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
+from conveyor._core.runstate import RunState
+from conveyor._engine.run_data import workflow_data
+from conveyor._engine.run_filters import RUN_STATES
 from conveyor._engine.visualise import mermaid
 from conveyor.ui import _query
 from conveyor.ui._api import CONTEXT
-from conveyor.ui._context import RUN_STATES, object_text, workflow_data
+from conveyor.ui._context import object_text
 from conveyor.ui._csrf import Forbidden
 from conveyor.ui._graph import svg
 from conveyor.ui._templates import TEMPLATES
@@ -33,7 +36,13 @@ def _when(iso: str) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} UTC"
 
 
+def _state_label(name: str) -> str:
+    """A run state's name as the reference displays it ("Requested Data Deleted")."""
+    return RunState[name].label
+
+
 ENV.filters["when"] = _when
+ENV.filters["state_label"] = _state_label
 
 
 def routes() -> list[web.RouteDef]:

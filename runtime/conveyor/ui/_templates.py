@@ -95,9 +95,9 @@ RUNS = """{% extends "base.html" %}
 {% for run in runs %}
 <tr data-run-id="{{ run.run_id }}">
   <td><a href="/runs/{{ run.run_id | urlencode }}">{{ run.foreign_id }}</a></td>
-  <td>{{ run.workflow }}</td>
+  <td>{{ run.workflow_name }}</td>
   <td>{{ run.status_name or run.status }}</td>
-  <td><span class="state state-{{ run.run_state }}">{{ run.run_state_label }}</span></td>
+  <td><span class="state state-{{ run.run_state }}">{{ run.run_state | state_label }}</span></td>
   <td class="mono" title="{{ run.created_at }}">{{ run.created_at | when }}</td>
   <td class="mono" title="{{ run.updated_at }}">{{ run.updated_at | when }}</td>
   <td class="mono">{{ run.run_id }}</td>
@@ -119,13 +119,13 @@ RUNS = """{% extends "base.html" %}
 RUN = """{% extends "base.html" %}
 {% block title %}{{ run.foreign_id }}{% endblock %}
 {% block main %}
-<h1>{{ run.workflow }} · {{ run.foreign_id }}</h1>
+<h1>{{ run.workflow_name }} · {{ run.foreign_id }}</h1>
 <dl class="fields" id="run">
   <dt>Run id</dt><dd class="mono">{{ run.run_id }}</dd>
   <dt>Foreign id</dt><dd>{{ run.foreign_id }}</dd>
   <dt>Status</dt><dd id="status">{{ run.status_name or run.status }}{% if run.status_name %} ({{ run.status }}){% endif %}</dd>
-  <dt>Run state</dt><dd><span id="run-state" class="state state-{{ run.run_state }}">{{ run.run_state_label }}</span></dd>
-  {% if run.reason %}<dt>Reason</dt><dd id="reason">{{ run.reason }}</dd>{% endif %}
+  <dt>Run state</dt><dd><span id="run-state" class="state state-{{ run.run_state }}">{{ run.run_state | state_label }}</span></dd>
+  {% if run.run_state_reason %}<dt>Reason</dt><dd id="reason">{{ run.run_state_reason }}</dd>{% endif %}
   <dt>Created</dt><dd class="mono" title="{{ run.created_at }}">{{ run.created_at | when }}</dd>
   <dt>Updated</dt><dd class="mono" title="{{ run.updated_at }}">{{ run.updated_at | when }}</dd>
   <dt>Version</dt><dd>{{ run.version }}</dd>
@@ -142,7 +142,7 @@ RUN = """{% extends "base.html" %}
   </form>
 {% endfor %}
 </div>
-{% else %}<p class="notice">No action applies to a run that is {{ run.run_state_label | lower }}.</p>{% endif %}
+{% else %}<p class="notice">No action applies to a run that is {{ run.run_state | state_label | lower }}.</p>{% endif %}
 {% endif %}
 <h2>Object</h2>
 {% if object_text is none %}<p class="notice">The object's data was deleted.</p>
@@ -157,8 +157,8 @@ RUN = """{% extends "base.html" %}
 <tbody>
 {% for h in history %}
 <tr><td>{{ h.version }}</td><td>{{ h.status_name or h.status }}</td>
-<td><span class="state state-{{ h.run_state }}">{{ h.run_state_label }}</span></td>
-<td>{{ h.reason }}</td><td class="mono" title="{{ h.updated_at }}">{{ h.updated_at | when }}</td></tr>
+<td><span class="state state-{{ h.run_state }}">{{ h.run_state | state_label }}</span></td>
+<td>{{ h.run_state_reason }}</td><td class="mono" title="{{ h.updated_at }}">{{ h.updated_at | when }}</td></tr>
 {% endfor %}
 </tbody>
 </table>

@@ -1,0 +1,111 @@
+"""Reading the run states, statuses and text people type to pick runs (the UI's query strings and `conveyor runs`
+options both go through these): every spelling accepted, every mistake refused naming the field."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+from pydantic import BaseModel
+
+from conveyor import Builder, Run, RunState
+from conveyor._engine import run_filters
+from conveyor._engine.spec import WorkflowSpec
+from conveyor.errors import InvalidInput
+
+
+class Box(BaseModel):
+    pass
+
+
+class Stage(enum.IntEnum):
+    NEW = 1
+    IN_TRANSIT = 2
+    DONE = 3
+
+
+def _move(run: Run[Box, Stage]) -> Stage:
+    return Stage.DONE
+
+
+def _spec() -> WorkflowSpec[Box, Stage]:
+    b = Builder("boxes", Box, Stage)
+    b.add_step(Stage.NEW, _move, Stage.IN_TRANSIT)
+    b.add_step(Stage.IN_TRANSIT, _move, Stage.DONE)
+    return b.spec()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("paused", RunState.PAUSED),
+        ("PAUSED", RunState.PAUSED),
+        (" Paused ", RunState.PAUSED),
+        ("requested-data-deleted", RunState.REQUESTED_DATA_DELETED),
+        ("Requested Data Deleted", RunState.REQUESTED_DATA_DELETED),
+        ("data_deleted", RunState.DATA_DELETED),
+        ("3", RunState.PAUSED),
+        ("7", RunState.REQUESTED_DATA_DELETED),
+    ],
+)
+def test_run_states_in_every_spelling(raw: str, expected: RunState) -> None:
+    assert run_filters.run_state(raw) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("unknown", "a run state (INITIATED, RUNNING"),
+        ("sleeping", "a run state (INITIATED, RUNNING"),
+        ("", "a run state (INITIATED, RUNNING"),
+        ("0", "an integer from 1 to 7"),
+        ("8", "an integer from 1 to 7"),
+        ("-3", "an integer from 1 to 7"),
+        ("+3", "an integer from 1 to 7"),
+        ("\u0663", "a run state"),  # a digit, but not an ASCII one
+    ],
+)
+def test_bad_run_states_name_the_field(raw: str, expected: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        run_filters.run_state(raw, "--run-state")
+    assert info.value.field == "--run-state"
+    assert expected in info.value.expected
+
+
+def test_statuses_by_number_or_by_name_of_a_known_workflow() -> None:
+    spec = _spec()
+    assert run_filters.status("2", None) == 2
+    assert run_filters.status("2147483647", None) == 2**31 - 1
+    assert run_filters.status("in-transit", spec) == Stage.IN_TRANSIT
+    assert run_filters.status(" done ", spec) == Stage.DONE
+    for raw, spec_given, expected in (
+        ("0", None, "an integer from 1 to 2147483647"),
+        ("-5", None, "an integer from 1 to 2147483647"),
+        ("2147483648", None, "an integer from 1 to 2147483647"),
+        ("9" * 40, None, "an integer from 1 to 2147483647"),
+        ("1.5", None, "a status number from 1 to 2147483647 (a status name needs its workflow)"),
+        ("DONE", None, "a status name needs its workflow"),
+        ("LOST", spec, "a status number or a status of boxes (NEW, IN_TRANSIT, DONE)"),
+    ):
+        with pytest.raises(InvalidInput) as info:
+            run_filters.status(raw, spec_given)
+        assert info.value.field == "status"
+        assert expected in info.value.expected, raw
+
+
+def test_text_the_store_can_hold() -> None:
+    assert run_filters.text("reason", "two\nlines", max_length=20, allow_newlines=True) == "two\nlines"
+    for value, expected in (
+        ("x" * 11, "at most 10 characters"),
+        ("nul\x00", "text without control characters"),
+        ("two\nlines", "text without control characters"),
+        ("del\x7f", "text without control characters"),
+        ("\ud800", "valid Unicode text"),
+    ):
+        with pytest.raises(InvalidInput) as info:
+            run_filters.text("foreign_id", value, max_length=10)
+        assert (info.value.field, info.value.expected) == ("foreign_id", expected)
+
+
+def test_values_given_several_times_or_with_commas() -> None:
+    assert run_filters.split_values(["PAID, refunded", "3", " ", ",,4"]) == ["PAID", "refunded", "3", "4"]
