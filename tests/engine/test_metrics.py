@@ -353,3 +353,23 @@ async def test_run_state_changes_count_previous_and_current_states(env: Env) -> 
     # counts Running -> Running, and the last Running -> Completed.
     assert changes("Running", "Running") == 1
     assert changes("Running", "Completed") == 1
+
+
+async def test_a_step_reached_by_handoff_observes_its_latency_too(kafka_bootstrap: str) -> None:
+    """On Kafka a step running in the same process takes the run at once (the handoff) and its event is then
+    acknowledged as done already: the step's latency is still observed once per run, and the event's lag too."""
+    from conveyor.adapters.kafka import KafkaStreamer
+
+    name = unique("handoff")
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, paid, Status.PAID)
+    b.add_step(Status.PAID, fulfil, Status.FULFILLED)
+    wf = b.build(KafkaStreamer(kafka_bootstrap, partitions=2), MemoryRecordStore(), MemoryRoleScheduler())
+    runs = 5
+    async with wf:
+        for i in range(runs):
+            run_id = await wf.trigger(f"o{i}")
+            await wf.wait_for(f"o{i}", run_id, Status.FULFILLED, timeout=30)
+        paid_step = {"workflow_name": name, "process_name": "paid-consumer-1-of-1"}
+        assert sample(f"{LATENCY}_count", **paid_step) == runs
+        await eventually(lambda: sample(LAG, **paid_step) is not None, timeout=30)
