@@ -193,8 +193,8 @@ async def test_the_outbox_relay_alerts_after_its_own_threshold_of_one_minute(env
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
     assert sample(LAG, workflow_name=name, process_name="outbox-consumer") == 3600
     assert sample(LAG_ALERT, workflow_name=name, process_name="outbox-consumer") == 1
-    # Two events went out (CREATED, then PAID's completion), each observed once.
-    assert sample(f"{LATENCY}_count", workflow_name=name, process_name="outbox-consumer") == 2
+    # Two events go out (CREATED, then PAID's completion, published after the run is stored), each observed once.
+    await eventually(lambda: sample(f"{LATENCY}_count", workflow_name=name, process_name="outbox-consumer") == 2)
 
 
 async def test_the_paused_run_retry_alerts_after_three_times_its_wait(env: Env) -> None:
