@@ -144,6 +144,7 @@ def test_list_shows_the_newest_first_with_status_names(runs: Runs) -> None:
     page = as_json(invoke(runs, "list", "--workflow", NAME, "-o", "json", *ENTRYPOINT))
     assert page["offset"] == 0 and page["limit"] == 25 and page["next_offset"] is None
     first = page["runs"][0]
+    # The keys of a run in the UI's JSON API too (tests/ui/test_api.py checks the same).
     assert set(first) == {
         "run_id",
         "workflow_name",
@@ -157,7 +158,10 @@ def test_list_shows_the_newest_first_with_status_names(runs: Runs) -> None:
         "trace_origin",
         "created_at",
         "updated_at",
+        "object",
+        "object_encoding",
     }
+    assert (first["object"], first["object_encoding"]) == ({"id": "p-3", "weight_grams": 1200}, "json")
     assert (first["run_id"], first["status"], first["status_name"], first["run_state"]) == (
         ids[2],
         3,
@@ -178,10 +182,13 @@ def test_list_filters(runs: Runs) -> None:
     assert listed(runs, "--workflow", f"{NAME}-other") == ["a"]
     assert listed(runs, "--workflow", NAME, "--run-state", "paused") == ["b"]
     assert listed(runs, "--workflow", NAME, "--run-state", "PAUSED", "--run-state", "Cancelled") == ["d", "b"]
+    # The UI's spellings too: numbers, and several separated by commas.
+    assert listed(runs, "--workflow", NAME, "--run-state", "3, cancelled") == ["d", "b"]
     assert listed(runs, "--workflow", NAME, "--status", "2") == ["d", "b"]
     assert listed(runs, "--workflow", NAME, "--foreign-id", "a", "--foreign-id", "c") == ["c", "a"]
     assert listed(runs, "--foreign-id", "a", "--run-state", "paused") == ["a"]  # both workflows, then one
     assert listed(runs, "--workflow", NAME, "--status", "packed", "--run-state", "paused", *ENTRYPOINT) == ["b"]
+    assert listed(runs, "--workflow", NAME, "--status", "created,shipped", *ENTRYPOINT) == ["c", "a"]
     # A status name means something only in its own workflow: naming one lists that workflow's runs alone.
     assert listed(runs, "--status", "PACKED", *ENTRYPOINT) == ["d", "b"]
 
@@ -230,6 +237,8 @@ def test_show_gives_the_record_its_object_and_history(runs: Runs) -> None:
         (1, "RUNNING", ""),
         (2, "PAUSED", "weighing it again"),
     ]
+    # Each version has the keys of the run itself (and of the UI's history).
+    assert all(set(h) == set(shown) - {"history"} for h in shown["history"])
     assert all(datetime.fromisoformat(h["updated_at"]) for h in shown["history"])
 
     table = invoke(runs, "show", run_id, *ENTRYPOINT)
@@ -262,6 +271,12 @@ def test_show_an_object_that_is_not_json_or_deleted(runs: Runs) -> None:
     assert shown["object_encoding"] == "base64" and shown["object"] == "AP9ub3QganNvbg=="
     assert shown["status_name"] is None
     assert "object (not JSON; base64): AP9ub3QganNvbg==" in invoke(runs, "show", raw).stdout
+
+    # Text that is not JSON is shown as the text, as the UI shows it.
+    text = runs.make("p-text", obj="plain wörds".encode())
+    shown = as_json(invoke(runs, "show", text, "-o", "json"))
+    assert (shown["object"], shown["object_encoding"]) == ("plain wörds", "text")
+    assert "object (not JSON; text): plain wörds" in invoke(runs, "show", text).stdout
 
     deleted = runs.make("p-deleted", RunState.DATA_DELETED)
     with psycopg.connect(runs.dsn, autocommit=True) as conn:
@@ -412,12 +427,26 @@ def test_bad_arguments_exit_2_naming_them_and_change_nothing(runs: Runs) -> None
     run_id = runs.make("p-1")
     before = runs.state(run_id)
     for args, message in [
-        (["list", "--run-state", "sleeping"], "'--run-state': 'sleeping' is not a run state; expected one of"),
-        (["pause", "--run-state", "nope", "--yes"], "'--run-state': 'nope' is not a run state"),
+        (["list", "--run-state", "sleeping"], "'--run-state': 'sleeping': expected a run state (INITIATED, RUNNING"),
+        (["pause", "--run-state", "nope", "--yes"], "'--run-state': 'nope': expected a run state"),
+        (["list", "--run-state", "unknown"], "'--run-state': 'unknown': expected a run state (INITIATED,"),
+        (["list", "--run-state", "8"], "'--run-state': '8': expected an integer from 1 to 7"),
         (["list", "--status", "PACKED"], "'--status': 'PACKED' is a status name: give the workflow's --entrypoint"),
         (["pause", "--status", "PACKED", "--yes"], "'--status': 'PACKED' is a status name"),
-        (["list", "--status", "LOST", *ENTRYPOINT], "'LOST' is not a status of workflow 'cli-runs'; expected one of"),
-        (["list", "--status", "0"], "'--status': '0': expected a status number >= 1"),
+        (["list", "--status", "LOST", *ENTRYPOINT], "'LOST': expected a status number or a status of cli-runs"),
+        (["list", "--status", "0"], "'--status': '0': expected an integer from 1 to 2147483647"),
+        (["list", "--status", "-5"], "'--status': '-5': expected an integer from 1 to 2147483647"),
+        # Past the store's integer column: refused here, not a database failure (exit 1).
+        (["list", "--status", "99999999999"], "'--status': '99999999999': expected an integer from 1 to 2147483647"),
+        (["list", "--status", "1.5"], "'--status': '1.5': expected a status number from 1 to 2147483647"),
+        (["list", "--offset", str(2**63)], "'--offset'"),
+        # Text the store cannot hold (a NUL would fail in the driver, exit 1): bad usage naming the option.
+        (["list", "--foreign-id", "a\x00b"], "'--foreign-id': 'a\\x00b': expected text without control characters"),
+        (["list", "--workflow", "w" * 257], "'-w': a value of 257 characters: expected at most 256 characters"),
+        (["list", "--after", "run\x01"], "'--after': 'run\\x01': expected text without control characters"),
+        (["show", "run\x00"], "'RUN_ID': 'run\\x00': expected text without control characters"),
+        (["cancel", run_id, "run\x00"], "'[RUN_IDS]...': 'run\\x00': expected text without control characters"),
+        (["pause", run_id, "--reason", "bell\x07"], "'--reason': 'bell\\x07': expected text without control"),
         (["list", "--workflow", "other", "--status", "PACKED", *ENTRYPOINT], "is not among the --entrypoint workflows"),
         (["list", "--limit", "0"], "'--limit'"),
         (["list", "--offset", "-1"], "'--offset'"),
@@ -425,7 +454,7 @@ def test_bad_arguments_exit_2_naming_them_and_change_nothing(runs: Runs) -> None
         (["list", "--entrypoint", "runs_app"], "'--entrypoint': 'runs_app': expected module:attribute"),
         (["pause"], "give RUN_IDs, or filters"),
         (["pause", run_id, "--workflow", NAME], "give RUN_IDs or filters"),
-        (["pause", run_id, "--reason", "x" * 1025], "'--reason': expected at most 1024 characters, got 1025"),
+        (["pause", run_id, "--reason", "x" * 1025], "'--reason': a value of 1025 characters: expected at most 1024"),
         (["show"], "Missing argument 'RUN_ID'"),
     ]:
         result = invoke(runs, *args)
@@ -533,7 +562,7 @@ def test_the_installed_script(runs: Runs) -> None:
     assert unreachable.stderr.startswith("Error: PostgreSQL at 127.0.0.1:9/conveyor is unavailable")
 
     usage = script("list", "--run-state", "asleep", dsn=runs.dsn)
-    assert usage.returncode == 2 and "'--run-state': 'asleep' is not a run state" in usage.stderr
+    assert usage.returncode == 2 and "'--run-state': 'asleep': expected a run state" in usage.stderr
 
     helped = script("--help", dsn=runs.dsn)
     assert "Exit codes:" in helped.stdout and "4  a state change was refused" in helped.stdout

@@ -6,6 +6,7 @@ surrogates, an integer past its column) — that would be the client's error tur
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from conveyor._core.runstate import RunState
@@ -87,7 +88,7 @@ def status(raw: str, spec: WorkflowSpec[Any, Any] | None, field: str = "status")
     return int(found)
 
 
-def split_values(values: list[str] | tuple[str, ...]) -> list[str]:
+def split_values(values: Iterable[str]) -> list[str]:
     """Values given several times or separated by commas ("PAID, REFUNDED", as a form's one box sends them);
     status and run state names never hold a comma."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]

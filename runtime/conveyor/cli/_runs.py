@@ -8,10 +8,8 @@ output consistent. Every command also speaks `--output json` with stable keys, f
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -25,7 +23,9 @@ from rich.table import Table
 from conveyor._core.ports import RecordFilter, RecordStore, SortOrder
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
+from conveyor._engine import run_filters
 from conveyor._engine.control import ACTIONS, control_run
+from conveyor._engine.run_data import object_data, record_data, status_name
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._stores import dsn_option, load_specs, record_store, workflows_option
 from conveyor.errors import (
@@ -52,7 +52,8 @@ EXIT_REFUSED = 4
 _PAGE = 500
 # Runs changed at once by a bulk action: enough to fill the store's batched lookups, few enough to stay polite.
 _CONCURRENCY = 16
-_MAX_REASON = 1024
+# Postgres keeps the offset in a bigint: a larger one is the user's mistake, not the database failing.
+_MAX_OFFSET = 2**63 - 1
 
 _PAST = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "delete": "deletion requested"}
 
@@ -100,26 +101,46 @@ def _first_line(error: BaseException) -> str:
 # --- arguments ---------------------------------------------------------------------------------------------------
 
 
-RUN_STATE_NAMES = tuple(s.name.lower() for s in RunState if s is not RunState.UNKNOWN)
+RUN_STATE_NAMES = tuple(s.name.lower() for s in run_filters.RUN_STATES)
+
+
+def _bad(param: click.Parameter | str, raw: object, error: InvalidInput) -> click.BadParameter:
+    """The shared readers' InvalidInput as click's usage error, naming the option as typed (and a long value by
+    its length: echoing a pasted kilobyte back helps nobody)."""
+    shown = repr(raw) if len(str(raw)) <= 80 else f"a value of {len(str(raw))} characters"
+    if isinstance(param, str):
+        return click.BadParameter(f"{shown}: expected {error.expected}", param_hint=param)
+    return click.BadParameter(f"{shown}: expected {error.expected}", param=param)
 
 
 def _parse_run_states(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[RunState, ...]:
-    """Run states by name, case-insensitive, with `-` or `_` between words (`paused`, `requested-data-deleted`)."""
+    """Run states as the UI reads them: by name in any case (`paused`, `requested-data-deleted`) or number,
+    repeated or separated by commas."""
     states: list[RunState] = []
-    for value in values:
-        state = RunState.__members__.get(value.strip().upper().replace("-", "_").replace(" ", "_"))
-        if state is None or state is RunState.UNKNOWN:
-            raise click.BadParameter(
-                f"{value!r} is not a run state; expected one of {', '.join(RUN_STATE_NAMES)}", ctx, param
-            )
-        states.append(state)
+    for value in run_filters.split_values(values):
+        try:
+            states.append(run_filters.run_state(value))
+        except InvalidInput as e:
+            raise _bad(param, value, e) from None
     return tuple(dict.fromkeys(states))
 
 
-def _check_reason(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if len(value) > _MAX_REASON:
-        raise click.BadParameter(f"expected at most {_MAX_REASON} characters, got {len(value)}", ctx, param)
-    return value
+def _text_option(
+    max_length: int, *, allow_newlines: bool = False
+) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback refusing text the store cannot hold (NUL, control characters, absurd lengths) as bad
+    usage (exit 2), before the database would fail on it (exit 1)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        values = value if isinstance(value, tuple) else () if value is None else (value,)
+        for one in values:
+            try:
+                run_filters.text(param.name or "value", one, max_length=max_length, allow_newlines=allow_newlines)
+            except InvalidInput as e:
+                raise _bad(param, one, e) from None
+        return value
+
+    return check
 
 
 def _output_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,13 +157,20 @@ def _output_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(
         [
-            click.option("--workflow", "-w", default=None, help="Only runs of this workflow."),
+            click.option(
+                "--workflow",
+                "-w",
+                default=None,
+                callback=_text_option(run_filters.MAX_NAME),
+                help="Only runs of this workflow.",
+            ),
             click.option(
                 "--status",
                 "statuses",
                 multiple=True,
                 metavar="NAME|NUMBER",
-                help="Only runs at this status (repeatable). Names need --entrypoint of the workflow.",
+                help="Only runs at this status (repeatable, or separated by commas). Names need --entrypoint of the "
+                "workflow.",
             ),
             click.option(
                 "--run-state",
@@ -150,10 +178,14 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 multiple=True,
                 metavar="STATE",
                 callback=_parse_run_states,
-                help=f"Only runs in this run state (repeatable): {', '.join(RUN_STATE_NAMES)}.",
+                help=f"Only runs in this run state (repeatable, or separated by commas): {', '.join(RUN_STATE_NAMES)}.",
             ),
             click.option(
-                "--foreign-id", "foreign_ids", multiple=True, help="Only runs for this foreign id (repeatable)."
+                "--foreign-id",
+                "foreign_ids",
+                multiple=True,
+                callback=_text_option(run_filters.MAX_FOREIGN_ID),
+                help="Only runs for this foreign id (repeatable).",
             ),
         ]
     ):
@@ -174,23 +206,15 @@ def _resolve_statuses(values: Sequence[str], workflow: str | None, specs: Specs)
     something only in its own workflow, so naming one restricts the listing to that workflow)."""
     numbers: list[int] = []
     implied = workflow
-    for raw in values:
-        value = raw.strip()
-        if re.fullmatch(r"-?[0-9]+", value):
-            number = int(value)
-            if number < 1:
-                raise _bad_status(f"{raw!r}: expected a status number >= 1 (0 means no status)")
-            numbers.append(number)
-            continue
-        spec = _spec_for_names(raw, implied, specs)
-        implied = spec.name
-        members = spec.status_type.__members__
-        member = members.get(value.upper().replace("-", "_"))
-        if member is None:
-            raise _bad_status(
-                f"{raw!r} is not a status of workflow {spec.name!r}; expected one of {', '.join(members)}"
-            )
-        numbers.append(int(member))
+    for value in run_filters.split_values(values):
+        # Only a name needs its workflow's spec; anything else ("7", "-1", "1.5") is read, or refused, as a number.
+        spec = _spec_for_names(value, implied, specs) if value[:1].isalpha() else None
+        try:
+            numbers.append(run_filters.status(value, spec))
+        except InvalidInput as e:
+            raise _bad("'--status'", value, e) from None
+        if spec is not None:
+            implied = spec.name
     return numbers, implied
 
 
@@ -247,44 +271,12 @@ def _console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False, width=None if stream.isatty() else 500)
 
 
-def _status_name(record_status: int, workflow: str, specs: Specs) -> str | None:
-    spec = specs.get(workflow)
-    if spec is None:
-        return None
-    try:
-        return str(spec.status_type(record_status).name)
-    except ValueError:
-        return None
-
-
 def _status_text(record: Record, specs: Specs) -> str:
-    return _status_name(record.status, record.workflow_name, specs) or str(record.status)
+    return status_name(record, specs) or str(record.status)
 
 
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def run_json(record: Record, specs: Specs) -> dict[str, Any]:
-    """A run as `--output json` gives it (the keys are part of the CLI's contract)."""
-    return {
-        "run_id": record.run_id,
-        "workflow_name": record.workflow_name,
-        "foreign_id": record.foreign_id,
-        "status": record.status,
-        "status_name": _status_name(record.status, record.workflow_name, specs),
-        "run_state": record.run_state.name,
-        "run_state_reason": record.meta.run_state_reason,
-        "status_description": record.meta.status_description,
-        "version": record.meta.version,
-        "trace_origin": record.meta.trace_origin,
-        "created_at": _iso(record.created_at),
-        "updated_at": _iso(record.updated_at),
-    }
 
 
 def _print(table: Table) -> None:
@@ -321,16 +313,6 @@ def _runs_table(records: Sequence[Record], specs: Specs) -> Table:
     return table
 
 
-def _decode_object(data: bytes | None) -> tuple[Any, str | None]:
-    """The stored object as JSON when it is JSON (the stored form of pydantic objects), else base64."""
-    if data is None:
-        return None, None
-    try:
-        return json.loads(data), "json"
-    except ValueError:
-        return base64.b64encode(data).decode(), "base64"
-
-
 # --- commands ----------------------------------------------------------------------------------------------------
 
 RUNS_HELP = f"""List, show and steer runs in a workflow's Postgres record store.
@@ -363,9 +345,10 @@ def runs() -> None:
     "--after",
     metavar="RUN_ID",
     default=None,
+    callback=_text_option(run_filters.MAX_NAME),
     help="The page after this run (the last run id of the previous page): as fast deep down as on page one.",
 )
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Matches to skip.")
+@click.option("--offset", type=click.IntRange(0, _MAX_OFFSET), default=0, show_default=True, help="Matches to skip.")
 @click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
 @_output_option
 def list_runs(
@@ -411,7 +394,7 @@ def list_runs(
     if output == "json":
         _echo_json(
             {
-                "runs": [run_json(r, specs) for r in page],
+                "runs": [record_data(r, specs) for r in page],
                 "limit": limit,
                 "after": after,
                 "offset": offset,
@@ -429,7 +412,7 @@ def list_runs(
 
 
 @runs.command("show", short_help="Show a run, its object and its history.")
-@click.argument("run_id")
+@click.argument("run_id", callback=_text_option(run_filters.MAX_NAME))
 @dsn_option
 @workflows_option
 @_output_option
@@ -445,21 +428,11 @@ def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id:
         return record, await store.history(run_id)
 
     record, history = _with_store(dsn, body)
-    obj, encoding = _decode_object(record.object)
-    steps = [
-        {
-            "version": h.meta.version,
-            "status": h.status,
-            "status_name": _status_name(h.status, h.workflow_name, specs),
-            "run_state": h.run_state.name,
-            "run_state_reason": h.meta.run_state_reason,
-            "updated_at": _iso(h.updated_at),
-        }
-        for h in history
-    ]
     if output == "json":
-        _echo_json({**run_json(record, specs), "object": obj, "object_encoding": encoding, "history": steps})
+        # The UI's GET /api/runs/{run_id} gives the same run and history (its actions aside).
+        _echo_json({**record_data(record, specs), "history": [record_data(h, specs) for h in history]})
         return
+    obj, encoding = object_data(record.object)
     fields = _table("FIELD", "VALUE")
     fields.show_header = False
     for name, value in (
@@ -484,7 +457,7 @@ def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id:
         click.echo("object:")
         click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
     else:
-        click.echo(f"object (not JSON; base64): {obj}")
+        click.echo(f"object (not JSON; {encoding}): {obj}")
     click.echo()
     click.echo("history:")
     table = _table("VERSION", "STATUS", "RUN STATE", "REASON", "AT (UTC)")
@@ -593,11 +566,16 @@ def _action(verb: str) -> click.Command:
 Give RUN_IDs, or filters to act on every matching run (after a confirmation, unless --yes, with a progress
 bar). A run whose state cannot become {target.name} is refused and left unchanged; the others still change.""",
     )
-    @click.argument("run_ids", nargs=-1)
+    @click.argument("run_ids", nargs=-1, callback=_text_option(run_filters.MAX_NAME))
     @dsn_option
     @workflows_option
     @_filter_options
-    @click.option("--reason", default="", callback=_check_reason, help="Why (kept with the run).")
+    @click.option(
+        "--reason",
+        default="",
+        callback=_text_option(run_filters.MAX_REASON, allow_newlines=True),
+        help="Why (kept with the run).",
+    )
     @click.option("--yes", "-y", is_flag=True, help="Do not ask before acting on every match of the filters.")
     @_output_option
     def command(
@@ -657,7 +635,7 @@ def _report(verb: str, outcomes: Sequence[Outcome], specs: Specs, output: str) -
                         "run_id": o.run_id,
                         "result": o.result,
                         "message": o.message,
-                        "run": run_json(o.record, specs) if o.record is not None else None,
+                        "run": record_data(o.record, specs) if o.record is not None else None,
                     }
                     for o in outcomes
                 ],
