@@ -17,7 +17,9 @@ def test_graph_as_json() -> None:
     result = CliRunner().invoke(cli, ["graph", "orders.workflow:builder", "--path", EXAMPLE, "-o", "json"])
     assert result.exit_code == 0, result.stderr
     graph = json.loads(result.stdout)
-    assert graph["workflow"] == "order-processing"
+    # The shape the UI's /api/workflows gives each workflow.
+    assert set(graph) == {"name", "statuses", "transitions", "mermaid"}
+    assert graph["name"] == "order-processing"
     statuses = {s["name"]: s for s in graph["statuses"]}
     assert statuses["CREATED"] == {"name": "CREATED", "value": 1, "start": True, "terminal": False}
     assert statuses["FULFILLED"]["terminal"] and not statuses["PAID"]["terminal"]
@@ -26,6 +28,10 @@ def test_graph_as_json() -> None:
     assert edges[("PAYMENT_FAILED", "CANCELLED")] == ["step"]
     assert graph["mermaid"].startswith("---\ntitle: order-processing")
     assert len(edges) == graph["mermaid"].count("-->") - graph["mermaid"].count("[*]")
+    across = CliRunner().invoke(
+        cli, ["graph", "orders.workflow:builder", "--path", EXAMPLE, "-o", "json", "--direction", "TB"]
+    )
+    assert "\tdirection TB" in json.loads(across.stdout)["mermaid"]
 
 
 def test_a_bad_entrypoint_is_named() -> None:

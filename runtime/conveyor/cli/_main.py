@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from conveyor._engine.builder import Builder
-from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._db import db
 from conveyor.cli._demo import run_demo
 from conveyor.cli._load import load_builder
@@ -73,34 +72,15 @@ def demo(entrypoint: str, paths: tuple[str, ...], runs: int | None, timeout: flo
 )
 def graph(entrypoint: str, paths: tuple[str, ...], direction: str, output: str) -> None:
     """Print the workflow's state diagram (mermaid)."""
+    from conveyor._engine.run_data import workflow_data
     from conveyor._engine.visualise import mermaid
 
     spec = _load(entrypoint, paths).spec()
     if output == "json":
-        click.echo(json.dumps({**_graph_json(spec), "mermaid": mermaid(spec, direction)}, indent=2))
+        # The shape of each workflow in the UI's /api/workflows.
+        click.echo(json.dumps(workflow_data(spec, direction), indent=2))
     else:
         click.echo(mermaid(spec, direction), nl=False)
-
-
-def _graph_json(spec: WorkflowSpec[Any, Any]) -> dict[str, Any]:
-    from conveyor._engine.visualise import _how
-
-    graph, name = spec.graph, spec.status_type
-
-    def status(value: int) -> dict[str, Any]:
-        return {"name": name(value).name, "value": value}
-
-    return {
-        "workflow": spec.name,
-        "statuses": [
-            {**status(v), "start": v in graph.starting, "terminal": graph.is_terminal(v)} for v in graph.nodes
-        ],
-        "transitions": [
-            {"from": status(s), "to": status(t), "by": [k for k in _how(spec, s, t).split(" / ") if k]}
-            for s in graph.nodes
-            for t in graph.transitions(s)
-        ],
-    }
 
 
 cli.add_command(db)
