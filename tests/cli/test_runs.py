@@ -264,6 +264,12 @@ def test_user_text_is_shown_as_stored(runs: Runs) -> None:
     shown = invoke(runs, "show", run_id)
     assert "[/bold] :x:" in shown.stdout and "[red]p-1[/] :smile:" in shown.stdout
 
+    # Piped output is never cropped to a width: a long foreign id stays whole on its row, for grep.
+    long_id = "long-" + "x" * 700 + "-end"
+    long_run = runs.make(long_id)
+    rows = invoke(runs, "list", "--workflow", NAME, "--foreign-id", long_id).stdout.splitlines()
+    assert rows[1].split()[:3] == [long_run, NAME, long_id]
+
 
 def test_show_an_object_that_is_not_json_or_deleted(runs: Runs) -> None:
     raw = runs.make("p-raw", obj=b"\x00\xffnot json")

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -266,8 +266,9 @@ def _selection(
 
 def _console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    # Piped output keeps whole lines (grep, less -S); a terminal gets columns fitted to its width. Markup and emoji
-    # codes are off: cells hold users' foreign ids and reasons, shown exactly as stored.
+    # Piped output keeps whole lines (grep, less -S; _print widens it to the longest row); a terminal gets columns
+    # fitted to its width. Markup and emoji codes are off: cells hold users' foreign ids and reasons, shown exactly
+    # as stored.
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False, width=None if stream.isatty() else 500)
 
 
@@ -281,6 +282,10 @@ def _time(moment: datetime) -> str:
 
 def _print(table: Table) -> None:
     console = _console()
+    if not sys.stdout.isatty():
+        # Piped, a row is as wide as it needs (a long foreign id is never cropped): measured with room to spare.
+        console.width = 1_000_000
+        console.width = max(console.measure(table).maximum, 80)
     with console.capture() as captured:
         console.print(table)
     # rich pads every cell, the last column's too; trailing blanks only get in the way of diff and grep.
@@ -475,7 +480,7 @@ def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
     run_id: str
-    result: str  # done | not_found | refused | failed
+    result: Literal["done", "not_found", "refused", "failed"]
     message: str = ""
     record: Record | None = None
 
