@@ -76,6 +76,7 @@ class Runs:
         run_state: RunState = RunState.RUNNING,
         obj: bytes | Any | None = ...,
         workflow: str | None = None,
+        run_id: str | None = None,
     ) -> Record:
         self.made += 1
         when = self.base + timedelta(seconds=self.made)
@@ -83,7 +84,7 @@ class Runs:
         record = Record(
             workflow or self.workflow,
             foreign_id,
-            str(uuid.uuid4()),
+            run_id or str(uuid.uuid4()),
             RunState.INITIATED,
             int(status),
             raw,

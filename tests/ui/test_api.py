@@ -5,6 +5,7 @@ parameters answered 400 naming the field with nothing changed."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import RunState
 from tests.ui.conftest import UI, Runs, Stage
@@ -266,8 +267,21 @@ async def test_unknown_paths_and_methods_under_api_are_answered_in_json(ui: UI, 
     assert "nothing here: /nothing" in await page.text()
 
 
-async def test_metrics_are_served(ui: UI) -> None:
+async def test_metrics_count_the_state_changes_made_here(ui: UI, runs: Runs) -> None:
+    """/metrics is Prometheus text, and an action taken in the UI is counted as the reference counts a run state
+    change (the runs' workflow is unique to this test, so the counts are this test's alone)."""
+    made = await runs.make("counted", run_state=RunState.RUNNING)
+    assert (await ui.act(made.run_id, "pause")).status == 200
+    assert (await ui.act(made.run_id, "resume")).status == 200
+    assert (await ui.act(made.run_id, "pause")).status == 200
     response = await ui.client.get("/metrics")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
-    assert "python_info" in await response.text() or "process_" in await response.text()
+    changes = {
+        (sample.labels["previous_run_state"], sample.labels["current_run_state"]): sample.value
+        for family in text_string_to_metric_families(await response.text())
+        if family.name == "workflow_run_state_changes"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels["workflow_name"] == runs.workflow
+    }
+    assert changes == {("Running", "Paused"): 2.0, ("Paused", "Running"): 1.0}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html as htmllib
 import json
+from html.parser import HTMLParser
+from urllib.parse import urlencode
 
 from conveyor import RunState
 from tests.ui.conftest import UI, Runs, Stage
@@ -95,3 +97,62 @@ async def test_a_refused_transition_is_a_409_page(ui: UI, runs: Runs) -> None:
     assert response.status == 409
     assert "cannot move from COMPLETED to RUNNING" in await response.text()
     assert await ui.state(made.run_id) == (RunState.COMPLETED, 2)
+
+
+async def test_links_and_forms_reach_a_run_whose_id_has_slashes_and_question_marks(ui: UI, runs: Runs) -> None:
+    """The store takes any run id: its links, its forms and the redirect after an action must all keep it one
+    path segment (a "/" left as it is would reach another route, a "?" would start a query)."""
+    odd = f"odd/run?id#{runs.workflow} é"
+    await runs.make("odd-one", run_id=odd, run_state=RunState.RUNNING)
+    listing = await (await ui.client.get(f"/?workflow={runs.workflow}")).text()
+    href = htmllib.unescape(listing.split('<td><a href="', 1)[1].split('"', 1)[0])
+    assert href == "/runs/odd%2Frun%3Fid%23" + runs.workflow + "%20%C3%A9"
+    page = await ui.client.get(href)
+    assert page.status == 200 and "odd-one" in await page.text()
+    action = htmllib.unescape((await page.text()).split('<form method="post" action="', 1)[1].split('"', 1)[0])
+    assert action == href + "/pause"
+    posted = await ui.client.post(
+        action, data={"csrf_token": await ui.token()}, headers={"Origin": ui.origin}, allow_redirects=False
+    )
+    assert (posted.status, posted.headers["Location"]) == (303, href)
+    assert (await runs.store.lookup(odd)).run_state is RunState.PAUSED
+
+
+class FilterForm(HTMLParser):
+    """What a browser submits from the runs page's filter form, left as the page filled it in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "input" and a.get("name"):
+            self.fields.append((a["name"] or "", a.get("value") or ""))
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select is not None and "selected" in a:
+            self.fields.append((self._select, a.get("value") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+
+
+async def test_the_filter_form_submits_every_filter_it_shows(ui: UI, runs: Runs) -> None:
+    """A page reached by a link with several run states and foreign ids shows them all in its form, so pressing
+    Filter again asks for the same runs (one box per foreign id: they may hold commas; run states joined)."""
+    for name, state in (("a", RunState.PAUSED), ("b", RunState.CANCELLED), ("c", RunState.PAUSED)):
+        await runs.make(name, run_state=state)
+    query = [("workflow", runs.workflow), ("run_state", "PAUSED"), ("run_state", "CANCELLED")]
+    query += [("foreign_id", "a"), ("foreign_id", "b,with a comma"), ("foreign_id", "b")]
+    html = await (await ui.client.get("/?" + urlencode(query))).text()
+    assert html.count("<tr data-run-id=") == 2
+    form = FilterForm()
+    form.feed(html.split('id="filters">', 1)[1].split("</form>", 1)[0])
+    assert ("run_state", "PAUSED,CANCELLED") in form.fields
+    assert [v for k, v in form.fields if k == "foreign_id"] == ["a", "b,with a comma", "b"]
+    again = await (await ui.client.get("/?" + urlencode(form.fields))).text()
+    rows = [line for line in again.splitlines() if "<tr data-run-id=" in line]
+    assert rows == [line for line in html.splitlines() if "<tr data-run-id=" in line]

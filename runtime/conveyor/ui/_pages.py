@@ -41,8 +41,15 @@ def _state_label(name: str) -> str:
     return RunState[name].label
 
 
+def _path_segment(value: str) -> str:
+    """A run id as one segment of a path. jinja's urlencode leaves "/" as it is (right in a query, wrong here): a
+    run id holding one would link to another route."""
+    return quote(value, safe="")
+
+
 ENV.filters["when"] = _when
 ENV.filters["state_label"] = _state_label
+ENV.filters["path_segment"] = _path_segment
 
 
 def routes() -> list[web.RouteDef]:
@@ -95,7 +102,6 @@ async def runs_page(request: web.Request) -> web.Response:
         status_text=", ".join(names),
         max_limit=_query.MAX_LIMIT,
         ascending=query.order.name == "ASCENDING",
-        error=None,
         next_href=_href(query.params(cursor=page.next_cursor, before=None)) if page.next_cursor else None,
         prev_href=_href(query.params(cursor=None, before=page.prev_cursor)) if page.prev_cursor else None,
         first_href=_href(query.params(cursor=None, before=None)),
@@ -138,4 +144,4 @@ async def act(request: web.Request) -> web.StreamResponse:
     action = _query.action(request.match_info["action"])
     await ctx.control(run_id, action, form.reason)
     # Post/redirect/get: reloading the run's page does not post the action again.
-    raise web.HTTPSeeOther(f"/runs/{quote(run_id, safe='')}")
+    raise web.HTTPSeeOther(f"/runs/{_path_segment(run_id)}")

@@ -72,12 +72,15 @@ RUNS = """{% extends "base.html" %}
   <label>Run state
     <select name="run_state">
       <option value="">any</option>
+      {% if query.run_states | length > 1 %}
+      <option value="{{ query.run_states | map(attribute='name') | join(',') }}" selected>{{ query.run_states | map(attribute='label') | join(', ') }}</option>
+      {% endif %}
       {% for state in run_states %}
-      <option value="{{ state.name }}"{% if state in query.run_states %} selected{% endif %}>{{ state.label }}</option>
+      <option value="{{ state.name }}"{% if query.run_states | length == 1 and state in query.run_states %} selected{% endif %}>{{ state.label }}</option>
       {% endfor %}
     </select>
   </label>
-  <label>Foreign id <input name="foreign_id" value="{{ query.foreign_ids[0] if query.foreign_ids else '' }}" size="22"></label>
+  <label>Foreign id {% for foreign_id in query.foreign_ids or [''] %}<input name="foreign_id" value="{{ foreign_id }}" size="22">{% endfor %}</label>
   <label>Per page <input name="limit" type="number" min="1" max="{{ max_limit }}" value="{{ query.limit }}" size="4"></label>
   <label>Order
     <select name="order">
@@ -88,13 +91,12 @@ RUNS = """{% extends "base.html" %}
   <button type="submit">Filter</button>
   <a href="/">Clear</a>
 </form>
-{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
 <table id="runs">
 <thead><tr><th>Foreign id</th><th>Workflow</th><th>Status</th><th>Run state</th><th>Created</th><th>Updated</th><th>Run id</th></tr></thead>
 <tbody>
 {% for run in runs %}
 <tr data-run-id="{{ run.run_id }}">
-  <td><a href="/runs/{{ run.run_id | urlencode }}">{{ run.foreign_id }}</a></td>
+  <td><a href="/runs/{{ run.run_id | path_segment }}">{{ run.foreign_id }}</a></td>
   <td>{{ run.workflow_name }}</td>
   <td>{{ run.status_name or run.status }}</td>
   <td><span class="state state-{{ run.run_state }}">{{ run.run_state | state_label }}</span></td>
@@ -135,7 +137,7 @@ RUN = """{% extends "base.html" %}
 {% if actions %}
 <div class="actions">
 {% for action in actions %}
-  <form method="post" action="/runs/{{ run.run_id | urlencode }}/{{ action }}">
+  <form method="post" action="/runs/{{ run.run_id | path_segment }}/{{ action }}">
     <input type="hidden" name="csrf_token" value="{{ csrf_token }}">
     <input name="reason" placeholder="reason (optional)" size="18" aria-label="reason for {{ action }}">
     <button type="submit" id="action-{{ action }}"{% if action in ('cancel', 'delete') %} class="danger"{% endif %}>{{ action | capitalize }}</button>
