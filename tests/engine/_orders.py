@@ -6,6 +6,9 @@ import enum
 
 from pydantic import BaseModel
 
+from conveyor import Builder, Run
+from conveyor._engine.spec import WorkflowSpec
+
 
 class Order(BaseModel):
     id: str = ""
@@ -27,3 +30,14 @@ class Status(enum.IntEnum):
 class Other(enum.IntEnum):
     CREATED = 1
     DONE = 2
+
+
+def _pay(run: Run[Order, Status]) -> Status:
+    return Status.PAID
+
+
+def payment_spec(name: str = "orders") -> WorkflowSpec[Order, Status]:
+    """CREATED, then PAID or PAYMENT_FAILED: the smallest graph with a start and two ends."""
+    b = Builder(name, Order, Status)
+    b.add_step(Status.CREATED, _pay, Status.PAID, Status.PAYMENT_FAILED)
+    return b.spec()

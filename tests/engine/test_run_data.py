@@ -2,55 +2,32 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime, timedelta, timezone
 
-from pydantic import BaseModel
-
-from conveyor import Builder, Run, RunState
+from conveyor import RunState
 from conveyor._core.records import Meta, Record
 from conveyor._engine.run_data import object_data, record_data, status_name, workflow_data
-from conveyor._engine.spec import WorkflowSpec
+from tests.engine._orders import payment_spec
 
 
-class Box(BaseModel):
-    pass
-
-
-class Stage(enum.IntEnum):
-    NEW = 1
-    SENT = 2
-    LOST = 3
-
-
-def _send(run: Run[Box, Stage]) -> Stage:
-    return Stage.SENT
-
-
-def _spec() -> WorkflowSpec[Box, Stage]:
-    b = Builder("boxes", Box, Stage)
-    b.add_step(Stage.NEW, _send, Stage.SENT, Stage.LOST)
-    return b.spec()
-
-
-def _record(workflow: str = "boxes", status: int = 2, obj: bytes | None = b'{"a": 1}') -> Record:
+def _record(workflow: str = "orders", status: int = 2, obj: bytes | None = b'{"a": 1}') -> Record:
     # A time zone other than UTC, as a database session may hand timestamps back.
     when = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=timezone(timedelta(hours=2)))
-    meta = Meta(run_state_reason="held", status_description="SENT", version=4, trace_origin="api")
-    return Record(workflow, "box-1", "run-1", RunState.PAUSED, status, obj, when, when, meta)
+    meta = Meta(run_state_reason="held", status_description="PAID", version=4, trace_origin="api")
+    return Record(workflow, "order-1", "run-1", RunState.PAUSED, status, obj, when, when, meta)
 
 
 def test_a_record_with_its_status_name_and_object() -> None:
-    specs = {"boxes": _spec()}
+    specs = {"orders": payment_spec()}
     assert record_data(_record(), specs) == {
         "run_id": "run-1",
-        "workflow_name": "boxes",
-        "foreign_id": "box-1",
+        "workflow_name": "orders",
+        "foreign_id": "order-1",
         "status": 2,
-        "status_name": "SENT",
+        "status_name": "PAID",
         "run_state": "PAUSED",
         "run_state_reason": "held",
-        "status_description": "SENT",
+        "status_description": "PAID",
         "version": 4,
         "trace_origin": "api",
         "created_at": "2026-03-04T03:06:07.890000+00:00",
@@ -63,9 +40,9 @@ def test_a_record_with_its_status_name_and_object() -> None:
 
 
 def test_status_names_only_where_the_workflow_and_status_are_known() -> None:
-    specs = {"boxes": _spec()}
-    assert status_name(_record(), specs) == "SENT"
-    assert status_name(_record(workflow="crates"), specs) is None
+    specs = {"orders": payment_spec()}
+    assert status_name(_record(), specs) == "PAID"
+    assert status_name(_record(workflow="parcels"), specs) is None
     assert status_name(_record(status=99), specs) is None
 
 
@@ -77,15 +54,15 @@ def test_objects_as_json_text_or_base64() -> None:
 
 
 def test_a_workflow_graph() -> None:
-    data = workflow_data(_spec(), "TB")
-    assert data["name"] == "boxes"
+    data = workflow_data(payment_spec(), "TB")
+    assert data["name"] == "orders"
     assert data["statuses"] == [
-        {"name": "NEW", "value": 1, "start": True, "terminal": False},
-        {"name": "SENT", "value": 2, "start": False, "terminal": True},
-        {"name": "LOST", "value": 3, "start": False, "terminal": True},
+        {"name": "CREATED", "value": 1, "start": True, "terminal": False},
+        {"name": "PAID", "value": 2, "start": False, "terminal": True},
+        {"name": "PAYMENT_FAILED", "value": 3, "start": False, "terminal": True},
     ]
     assert data["transitions"] == [
-        {"from": {"name": "NEW", "value": 1}, "to": {"name": "SENT", "value": 2}, "by": ["step"]},
-        {"from": {"name": "NEW", "value": 1}, "to": {"name": "LOST", "value": 3}, "by": ["step"]},
+        {"from": {"name": "CREATED", "value": 1}, "to": {"name": "PAID", "value": 2}, "by": ["step"]},
+        {"from": {"name": "CREATED", "value": 1}, "to": {"name": "PAYMENT_FAILED", "value": 3}, "by": ["step"]},
     ]
     assert "\tdirection TB" in data["mermaid"]

@@ -3,36 +3,12 @@ options both go through these): every spelling accepted, every mistake refused n
 
 from __future__ import annotations
 
-import enum
-
 import pytest
-from pydantic import BaseModel
 
-from conveyor import Builder, Run, RunState
+from conveyor import RunState
 from conveyor._engine import run_filters
-from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import InvalidInput
-
-
-class Box(BaseModel):
-    pass
-
-
-class Stage(enum.IntEnum):
-    NEW = 1
-    IN_TRANSIT = 2
-    DONE = 3
-
-
-def _move(run: Run[Box, Stage]) -> Stage:
-    return Stage.DONE
-
-
-def _spec() -> WorkflowSpec[Box, Stage]:
-    b = Builder("boxes", Box, Stage)
-    b.add_step(Stage.NEW, _move, Stage.IN_TRANSIT)
-    b.add_step(Stage.IN_TRANSIT, _move, Stage.DONE)
-    return b.spec()
+from tests.engine._orders import Status, payment_spec
 
 
 @pytest.mark.parametrize(
@@ -73,19 +49,19 @@ def test_bad_run_states_name_the_field(raw: str, expected: str) -> None:
 
 
 def test_statuses_by_number_or_by_name_of_a_known_workflow() -> None:
-    spec = _spec()
+    spec = payment_spec()
     assert run_filters.status("2", None) == 2
     assert run_filters.status("2147483647", None) == 2**31 - 1
-    assert run_filters.status("in-transit", spec) == Stage.IN_TRANSIT
-    assert run_filters.status(" done ", spec) == Stage.DONE
+    assert run_filters.status("payment-failed", spec) == Status.PAYMENT_FAILED
+    assert run_filters.status(" Paid ", spec) == Status.PAID
     for raw, spec_given, expected in (
         ("0", None, "an integer from 1 to 2147483647"),
         ("-5", None, "an integer from 1 to 2147483647"),
         ("2147483648", None, "an integer from 1 to 2147483647"),
         ("9" * 40, None, "an integer from 1 to 2147483647"),
         ("1.5", None, "a status number from 1 to 2147483647 (a status name needs its workflow)"),
-        ("DONE", None, "a status name needs its workflow"),
-        ("LOST", spec, "a status number or a status of boxes (NEW, IN_TRANSIT, DONE)"),
+        ("PAID", None, "a status name needs its workflow"),
+        ("LOST", spec, "a status number or a status of orders (CREATED, PAID, PAYMENT_FAILED, FULFILLED,"),
     ):
         with pytest.raises(InvalidInput) as info:
             run_filters.status(raw, spec_given)
