@@ -66,3 +66,5 @@ async def test_answers_validate_against_the_document(ui: UI, runs: Runs) -> None
     await check(ui, doc, action, "post", await ui.act(running.run_id, "resume", headers={"Origin": "http://x"}))
     await check(ui, doc, "/api/csrf", "get", await ui.client.get("/api/csrf"))
     await check(ui, doc, "/api/workflows", "get", await ui.client.get("/api/workflows"))
+    for path in ("/api/workflows", "/api/csrf", "/api/openapi.json"):
+        await check(ui, doc, path, "get", await ui.client.get(f"{path}?unexpected=1"))

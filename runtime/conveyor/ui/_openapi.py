@@ -52,6 +52,50 @@ RUN_SCHEMA: dict[str, Any] = {
     },
 }
 
+_STATUS = {
+    "type": "object",
+    "required": ["name", "value"],
+    "additionalProperties": False,
+    "properties": {"name": _TEXT, "value": {"type": "integer"}},
+}
+
+WORKFLOW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "statuses", "transitions", "mermaid"],
+    "additionalProperties": False,
+    "properties": {
+        "name": _TEXT,
+        "statuses": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "value", "start", "terminal"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": _TEXT,
+                    "value": {"type": "integer"},
+                    "start": {"type": "boolean", "description": "a run can start here"},
+                    "terminal": {"type": "boolean", "description": "a run ends here"},
+                },
+            },
+        },
+        "transitions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["from", "to", "by"],
+                "additionalProperties": False,
+                "properties": {
+                    "from": _STATUS,
+                    "to": _STATUS,
+                    "by": {"type": "array", "items": {"enum": ["step", "callback", "timeout"]}},
+                },
+            },
+        },
+        "mermaid": {"type": "string", "description": "the graph as a mermaid state diagram"},
+    },
+}
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -197,7 +241,19 @@ def document() -> dict[str, Any]:
             "/api/workflows": {
                 "get": {
                     "summary": "The workflows the UI was given: statuses, transitions and mermaid text",
-                    "responses": {"200": _json({"type": "object"}, "the workflows")},
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["workflows"],
+                                "properties": {
+                                    "workflows": {"type": "array", "items": {"$ref": "#/components/schemas/Workflow"}}
+                                },
+                            },
+                            "the workflows",
+                        ),
+                        "400": _error("a query parameter (this takes none)"),
+                    },
                 }
             },
             "/api/csrf": {
@@ -211,13 +267,20 @@ def document() -> dict[str, Any]:
                                 "properties": {"token": _TEXT, "header": _TEXT},
                             },
                             "the token",
-                        )
+                        ),
+                        "400": _error("a query parameter (this takes none)"),
                     },
                 }
             },
             "/api/openapi.json": {
-                "get": {"summary": "This document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": _json({"type": "object"}, "OpenAPI 3.1"),
+                        "400": _error("a query parameter (this takes none)"),
+                    },
+                }
             },
         },
-        "components": {"schemas": {"Run": RUN_SCHEMA, "Error": _ERROR}},
+        "components": {"schemas": {"Run": RUN_SCHEMA, "Workflow": WORKFLOW_SCHEMA, "Error": _ERROR}},
     }
