@@ -172,23 +172,25 @@ def test_list_shows_the_newest_first_with_status_names(runs: Runs) -> None:
 
 
 def test_list_filters(runs: Runs) -> None:
-    runs.make("a", RunState.RUNNING, ParcelStatus.CREATED)
+    # The one foreign id listed across every workflow of the shared database: other modules' runs must not match.
+    a = f"a-{uuid.uuid4().hex[:8]}"
+    runs.make(a, RunState.RUNNING, ParcelStatus.CREATED)
     runs.make("b", RunState.PAUSED, ParcelStatus.PACKED)
     runs.make("c", RunState.COMPLETED, ParcelStatus.SHIPPED)
     runs.make("d", RunState.CANCELLED, ParcelStatus.PACKED)
-    runs.make("a", RunState.PAUSED, ParcelStatus.PACKED, workflow=f"{NAME}-other")
+    runs.make(a, RunState.PAUSED, ParcelStatus.PACKED, workflow=f"{NAME}-other")
 
-    assert listed(runs, "--workflow", NAME) == ["d", "c", "b", "a"]
-    assert listed(runs, "--workflow", f"{NAME}-other") == ["a"]
+    assert listed(runs, "--workflow", NAME) == ["d", "c", "b", a]
+    assert listed(runs, "--workflow", f"{NAME}-other") == [a]
     assert listed(runs, "--workflow", NAME, "--run-state", "paused") == ["b"]
     assert listed(runs, "--workflow", NAME, "--run-state", "PAUSED", "--run-state", "Cancelled") == ["d", "b"]
     # The UI's spellings too: numbers, and several separated by commas.
     assert listed(runs, "--workflow", NAME, "--run-state", "3, cancelled") == ["d", "b"]
     assert listed(runs, "--workflow", NAME, "--status", "2") == ["d", "b"]
-    assert listed(runs, "--workflow", NAME, "--foreign-id", "a", "--foreign-id", "c") == ["c", "a"]
-    assert listed(runs, "--foreign-id", "a", "--run-state", "paused") == ["a"]  # both workflows, then one
+    assert listed(runs, "--workflow", NAME, "--foreign-id", a, "--foreign-id", "c") == ["c", a]
+    assert listed(runs, "--foreign-id", a, "--run-state", "paused") == [a]  # both workflows, then one
     assert listed(runs, "--workflow", NAME, "--status", "packed", "--run-state", "paused", *ENTRYPOINT) == ["b"]
-    assert listed(runs, "--workflow", NAME, "--status", "created,shipped", *ENTRYPOINT) == ["c", "a"]
+    assert listed(runs, "--workflow", NAME, "--status", "created,shipped", *ENTRYPOINT) == ["c", a]
     # A status name means something only in its own workflow: naming one lists that workflow's runs alone.
     assert listed(runs, "--status", "PACKED", *ENTRYPOINT) == ["d", "b"]
 
@@ -444,7 +446,18 @@ def test_bad_arguments_exit_2_naming_them_and_change_nothing(runs: Runs) -> None
         (["list", "--status", "-5"], "'--status': '-5': expected an integer from 1 to 2147483647"),
         # Past the store's integer column: refused here, not a database failure (exit 1).
         (["list", "--status", "99999999999"], "'--status': '99999999999': expected an integer from 1 to 2147483647"),
-        (["list", "--status", "1.5"], "'--status': '1.5': expected a status number from 1 to 2147483647"),
+        (
+            ["list", "--status", "1.5", *ENTRYPOINT],
+            "'--status': '1.5': expected a status number from 1 to 2147483647 or",
+        ),
+        # A value given on purpose but empty is a mistake (an unset shell variable), never "any": with --workflow it
+        # would make a bulk action act on every run of the workflow.
+        (["pause", "--workflow", NAME, "--status", " ", "--yes"], "'--status': ' ': expected a status number"),
+        (["pause", "--workflow", NAME, "--run-state", ",", "--yes"], "'--run-state': ',': expected a run state"),
+        (["pause", "--workflow", "", "--yes"], "'--workflow' / '-w': '': expected a value that is not empty"),
+        (["list", "--after", ""], "'--after': '': expected a value that is not empty"),
+        (["show", ""], "'RUN_ID': '': expected a value that is not empty"),
+        (["resume", run_id, " "], "'[RUN_IDS]...': ' ': expected a value that is not empty"),
         (["list", "--offset", str(2**63)], "'--offset'"),
         # Text the store cannot hold (a NUL would fail in the driver, exit 1): bad usage naming the option.
         (["list", "--foreign-id", "a\x00b"], "'--foreign-id': 'a\\x00b': expected text without control characters"),

@@ -59,7 +59,10 @@ def test_statuses_by_number_or_by_name_of_a_known_workflow() -> None:
         ("-5", None, "an integer from 1 to 2147483647"),
         ("2147483648", None, "an integer from 1 to 2147483647"),
         ("9" * 40, None, "an integer from 1 to 2147483647"),
-        ("1.5", None, "a status number from 1 to 2147483647 (a status name needs its workflow)"),
+        ("1.5", None, "a status number from 1 to 2147483647 or a status name"),
+        ("1.5", spec, "a status number from 1 to 2147483647 or a status name"),
+        (",", spec, "a status number from 1 to 2147483647 or a status name"),
+        ("PAID", None, "a status number from 1 to 2147483647 (a status name needs its workflow)"),
         ("PAID", None, "a status name needs its workflow"),
         ("LOST", spec, "a status number or a status of orders (CREATED, PAID, PAYMENT_FAILED, FULFILLED,"),
     ):
@@ -81,6 +84,11 @@ def test_text_the_store_can_hold() -> None:
         with pytest.raises(InvalidInput) as info:
             run_filters.text("foreign_id", value, max_length=10)
         assert (info.value.field, info.value.expected) == ("foreign_id", expected)
+
+
+def test_what_looks_like_a_name() -> None:
+    assert all(run_filters.is_name(v) for v in ("PAID", "payment-failed", " Data deleted ", "_private", "état"))
+    assert not any(run_filters.is_name(v) for v in ("7", "-1", "1.5", "", "PAID!", "a,b", "9lives"))
 
 
 def test_values_given_several_times_or_with_commas() -> None:

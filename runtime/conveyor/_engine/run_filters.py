@@ -26,6 +26,8 @@ RUN_STATES = tuple(s for s in RunState if s is not RunState.UNKNOWN)
 # Plain ASCII digits with an optional sign: the sign is read so that "-3" is refused as out of range rather than
 # as an unknown name; int() alone would also take " 7", "7_000" and non-ASCII digits.
 _NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+# An enum member's name, with words joined by "-" or spaces as people type them.
+_NAME = re.compile(r"[^\W\d][\w\- ]*")
 
 
 def text(field: str, value: str, *, max_length: int, allow_newlines: bool = False) -> str:
@@ -60,6 +62,11 @@ def _member_name(raw: str) -> str:
     return re.sub(r"[-\s]+", "_", raw.strip()).upper()
 
 
+def is_name(raw: str) -> bool:
+    """Whether `raw` is shaped like a status's or run state's name (rather than a number or neither)."""
+    return _NAME.fullmatch(raw.strip()) is not None
+
+
 def run_state(raw: str, field: str = "run_state") -> RunState:
     """A run state by name (any case, words joined by `_`, `-` or spaces) or number."""
     names = ", ".join(s.name for s in RUN_STATES)
@@ -78,6 +85,8 @@ def status(raw: str, spec: WorkflowSpec[Any, Any] | None, field: str = "status")
     value = raw.strip()
     if _NUMBER.fullmatch(value):
         return integer(field, value, 1, MAX_STATUS)
+    if not is_name(value):
+        raise InvalidInput(field, f"a status number from 1 to {MAX_STATUS} or a status name", raw)
     if spec is None:
         raise InvalidInput(field, f"a status number from 1 to {MAX_STATUS} (a status name needs its workflow)", raw)
     members = spec.status_type.__members__

@@ -117,7 +117,8 @@ def _parse_run_states(ctx: click.Context, param: click.Parameter, values: tuple[
     """Run states as the UI reads them: by name in any case (`paused`, `requested-data-deleted`) or number,
     repeated or separated by commas."""
     states: list[RunState] = []
-    for value in run_filters.split_values(values):
+    # A value with nothing in it ("", ",") is read as it is, and refused: given on purpose, it is not "any".
+    for value in [part for raw in values for part in run_filters.split_values([raw]) or [raw]]:
         try:
             states.append(run_filters.run_state(value))
         except InvalidInput as e:
@@ -126,14 +127,17 @@ def _parse_run_states(ctx: click.Context, param: click.Parameter, values: tuple[
 
 
 def _text_option(
-    max_length: int, *, allow_newlines: bool = False
+    max_length: int, *, allow_newlines: bool = False, allow_empty: bool = True
 ) -> Callable[[click.Context, click.Parameter, Any], Any]:
     """A click callback refusing text the store cannot hold (NUL, control characters, absurd lengths) as bad
-    usage (exit 2), before the database would fail on it (exit 1)."""
+    usage (exit 2), before the database would fail on it (exit 1); and, unless `allow_empty`, an empty value (no
+    workflow or run has an empty name: it is a shell variable that was not set)."""
 
     def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         values = value if isinstance(value, tuple) else () if value is None else (value,)
         for one in values:
+            if not allow_empty and not one.strip():
+                raise click.BadParameter(f"{one!r}: expected a value that is not empty", param=param)
             try:
                 run_filters.text(param.name or "value", one, max_length=max_length, allow_newlines=allow_newlines)
             except InvalidInput as e:
@@ -161,7 +165,7 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--workflow",
                 "-w",
                 default=None,
-                callback=_text_option(run_filters.MAX_NAME),
+                callback=_text_option(run_filters.MAX_NAME, allow_empty=False),
                 help="Only runs of this workflow.",
             ),
             click.option(
@@ -206,9 +210,9 @@ def _resolve_statuses(values: Sequence[str], workflow: str | None, specs: Specs)
     something only in its own workflow, so naming one restricts the listing to that workflow)."""
     numbers: list[int] = []
     implied = workflow
-    for value in run_filters.split_values(values):
+    for value in [part for raw in values for part in run_filters.split_values([raw]) or [raw]]:
         # Only a name needs its workflow's spec; anything else ("7", "-1", "1.5") is read, or refused, as a number.
-        spec = _spec_for_names(value, implied, specs) if value[:1].isalpha() else None
+        spec = _spec_for_names(value, implied, specs) if run_filters.is_name(value) else None
         try:
             numbers.append(run_filters.status(value, spec))
         except InvalidInput as e:
@@ -350,7 +354,7 @@ def runs() -> None:
     "--after",
     metavar="RUN_ID",
     default=None,
-    callback=_text_option(run_filters.MAX_NAME),
+    callback=_text_option(run_filters.MAX_NAME, allow_empty=False),
     help="The page after this run (the last run id of the previous page): as fast deep down as on page one.",
 )
 @click.option("--offset", type=click.IntRange(0, _MAX_OFFSET), default=0, show_default=True, help="Matches to skip.")
@@ -417,7 +421,7 @@ def list_runs(
 
 
 @runs.command("show", short_help="Show a run, its object and its history.")
-@click.argument("run_id", callback=_text_option(run_filters.MAX_NAME))
+@click.argument("run_id", callback=_text_option(run_filters.MAX_NAME, allow_empty=False))
 @dsn_option
 @workflows_option
 @_output_option
@@ -571,7 +575,7 @@ def _action(verb: str) -> click.Command:
 Give RUN_IDs, or filters to act on every matching run (after a confirmation, unless --yes, with a progress
 bar). A run whose state cannot become {target.name} is refused and left unchanged; the others still change.""",
     )
-    @click.argument("run_ids", nargs=-1, callback=_text_option(run_filters.MAX_NAME))
+    @click.argument("run_ids", nargs=-1, callback=_text_option(run_filters.MAX_NAME, allow_empty=False))
     @dsn_option
     @workflows_option
     @_filter_options
