@@ -114,7 +114,9 @@ def test_usage_errors_exit_2_naming_the_option() -> None:
     code, output = run_cli("--demo", "--port", "70000")
     assert code == 2 and "--port" in output
     code, output = run_cli("--dsn", "postgresql://x@127.0.0.1:1/db", "--entrypoint", "nocolon")
-    assert code == 2 and "module:attribute" in output
+    assert code == 2 and "Invalid value for '--entrypoint': 'nocolon': expected module:attribute" in output
+    code, output = run_cli("--demo", "--entrypoint", "no_such_module:builder")
+    assert code == 2 and "Invalid value for '--entrypoint': cannot import 'no_such_module'" in output
     code, output = run_cli("--demo", "--allowed-host", "http://ui.example.com")
     assert code == 2 and "--allowed-host" in output and "no scheme, port or path" in output
 

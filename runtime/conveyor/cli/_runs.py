@@ -197,14 +197,6 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _load_specs(entrypoints: tuple[str, ...], paths: tuple[str, ...]) -> Specs:
-    try:
-        return load_specs(entrypoints, paths)
-    except click.BadParameter as e:
-        e.param_hint = e.param_hint or "'--entrypoint'"
-        raise
-
-
 def _resolve_statuses(values: Sequence[str], workflow: str | None, specs: Specs) -> tuple[list[int], str | None]:
     """The status numbers `--status` names, and the workflow they belong to when names imply one (a name means
     something only in its own workflow, so naming one restricts the listing to that workflow)."""
@@ -375,7 +367,7 @@ def list_runs(
     output: str,
 ) -> None:
     """List runs, newest first, a page at a time: the next page is --after the last run id shown (or --offset)."""
-    specs = _load_specs(entrypoints, paths)
+    specs = load_specs(entrypoints, paths)
     selection = _selection(workflow, statuses, run_states, foreign_ids, specs)
     order = SortOrder.ASCENDING if oldest_first else SortOrder.DESCENDING
 
@@ -427,7 +419,7 @@ def list_runs(
 @_output_option
 def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id: str, output: str) -> None:
     """Show a run: its record and meta, its object (as JSON when it is JSON) and the history of its states."""
-    specs = _load_specs(entrypoints, paths)
+    specs = load_specs(entrypoints, paths)
 
     async def body(store: RecordStore) -> tuple[Record, list[Record]]:
         try:
@@ -600,7 +592,7 @@ bar). A run whose state cannot become {target.name} is refused and left unchange
         yes: bool,
         output: str,
     ) -> None:
-        specs = _load_specs(entrypoints, paths)
+        specs = load_specs(entrypoints, paths)
         selection = _selection(workflow, statuses, run_states, foreign_ids, specs)
         if run_ids and not selection.empty:
             raise click.UsageError(

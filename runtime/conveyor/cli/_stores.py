@@ -44,10 +44,14 @@ def workflows_option(fn: F) -> F:
 
 
 def load_specs(entrypoints: tuple[str, ...], paths: tuple[str, ...]) -> dict[str, WorkflowSpec[Any, Any]]:
-    """The workflows named by `--entrypoint`, by workflow name."""
+    """The workflows named by `--entrypoint`, by workflow name; a bad one is a usage error naming the option."""
     specs: dict[str, WorkflowSpec[Any, Any]] = {}
     for entrypoint in entrypoints:
-        spec = load_builder(entrypoint, paths).spec()
+        try:
+            spec = load_builder(entrypoint, paths).spec()
+        except click.BadParameter as e:
+            e.param_hint = e.param_hint or "'--entrypoint'"
+            raise
         specs[spec.name] = spec
     return specs
 
