@@ -14,9 +14,10 @@ plays the missing part for the e2e suite, against the real API server:
   the environment variables named by --port-env (the worker's CONVEYOR_PORT), and its readiness and liveness probes
   (httpGet, tcpSocket, exec) are run against them;
 - the pod's status is what a kubelet would write: phase, conditions (PodScheduled, Initialized, ContainersReady,
-  Ready), containerStatuses (ready, restartCount, running/terminated with exit code, and for a failed exit the tail
-  of its log as the message, as terminationMessagePolicy FallbackToLogsOnError does; containerID
-  `podrunner://<pid>`);
+  Ready), containerStatuses (ready, restartCount, running/terminated with exit code and message; containerID
+  `podrunner://<pid>`). A container with a terminationMessagePath gets a per-pod file instead, named to it by
+  --termination-env (the worker's CONVEYOR_TERMINATION_LOG); what it wrote there is the message, else, under
+  terminationMessagePolicy FallbackToLogsOnError, the tail of its log after a failed exit;
 - an exited container is restarted with the kubelet's back-off (10 s doubling to 5 min) as restartPolicy says; a
   liveness failure restarts it too;
 - a pod being deleted gets SIGTERM, its grace period, then SIGKILL, and is removed (delete with grace 0) once its
@@ -53,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -66,6 +68,9 @@ DEFAULT_GRACE = 30
 # A restarted container that then ran this long starts its back-off over, as the kubelet's does.
 BACKOFF_RESET_SECONDS = 600.0
 MESSAGE_TAIL_BYTES = 2048
+TERMINATION_MESSAGE_BYTES = 4096  # what the kubelet keeps of a termination message file
+STATUS_RETRY = 2.0
+REMOVE_ATTEMPTS = 60
 JSON = dict[str, Any]
 
 
@@ -368,6 +373,9 @@ class PodRunner:
             self.binding.discard(metadata["uid"])
             if e.status not in (404, 409):
                 logger.warning("binding pod %s/%s: %s %s", metadata["namespace"], metadata["name"], e.status, e.reason)
+        except Exception as e:  # the API server restarting: the next event or re-list binds it
+            self.binding.discard(metadata["uid"])
+            logger.warning("binding pod %s/%s: %s", metadata["namespace"], metadata["name"], e)
 
     # -- the program ---------------------------------------------------------------------------------------------
 
@@ -427,9 +435,11 @@ class PodTask:
         self.deleted = False  # the API object is gone: nothing left to patch or delete
         self.grace = float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE))
         self.conditions: dict[str, JSON] = {}
+        self.stale = False  # the last status patch failed: retried every STATUS_RETRY seconds
         self.start_time = now()
         self.log_path = runner.log_dir / f"{self.namespace}_{self.name}_{self.container.name}.log"
         self.log_offset = 0  # where the current start's output begins in the log
+        self.termination_path = self.log_path.with_suffix(".termination-log")
         self.task: asyncio.Future[None] | None = None
 
     def start(self) -> None:
@@ -503,11 +513,16 @@ class PodTask:
                 {"status": status},
                 _content_type="application/merge-patch+json",
             )
+            self.stale = False
         except ApiException as e:
             if e.status == 404:
                 self.gone()
             else:
+                self.stale = True
                 logger.warning("status of pod %s/%s: %s %s", self.namespace, self.name, e.status, e.reason)
+        except Exception as e:  # the API server restarting: the status is written again on the next tick
+            self.stale = True
+            logger.warning("status of pod %s/%s: %s", self.namespace, self.name, e)
 
     # -- the container -------------------------------------------------------------------------------------------
 
@@ -573,6 +588,10 @@ class PodTask:
                 raise ConfigError(f"env {name}: valueFrom {', '.join(source)} is not supported by the pod runner")
             if value is not None:
                 env[name] = value
+        if spec.get("terminationMessagePath") and self.runner.args.termination_env:
+            # The stand-in for the file the kubelet mounts at terminationMessagePath: one per pod, named to the
+            # process by this variable.
+            env[self.runner.args.termination_env] = str(self.termination_path)
         for port_env in self.runner.args.port_env:
             # The one way the process learns which local port stands for its (first) container port.
             if self.container.ports:
@@ -596,6 +615,8 @@ class PodTask:
         cwd = self._working_dir(spec)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            # Empty at each start, as the kubelet's file is for a new container.
+            self.termination_path.write_bytes(b"")
             log.write(f"--- podrunner: start {self.container.restarts} at {now()}: {argv} in {cwd}\n".encode())
             log.flush()
             self.log_offset = log.tell()
@@ -620,6 +641,12 @@ class PodTask:
         c.state = {"running": {"startedAt": c.started_at}}
         logger.info("pod %s/%s: started pid %d: %s", self.namespace, self.name, c.process.pid, " ".join(argv))
         return None
+
+    def _termination_message(self) -> str:
+        try:
+            return self.termination_path.read_bytes()[:TERMINATION_MESSAGE_BYTES].decode(errors="replace")
+        except OSError:
+            return ""
 
     def _log_tail(self) -> str:
         try:
@@ -685,6 +712,8 @@ class PodTask:
         try:
             while True:
                 due = [p.next_at for p in (readiness, liveness) if p is not None]
+                if self.stale:
+                    due.append(time.monotonic() + STATUS_RETRY)
                 wait = max(0.0, min(due) - time.monotonic()) if due else None
                 done, _ = await asyncio.wait({exited, deleting}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 if deleting in done:
@@ -692,6 +721,8 @@ class PodTask:
                 if exited in done:
                     return None
                 moment = time.monotonic()
+                if self.stale:
+                    await self.patch_status()
                 if readiness is not None and readiness.next_at <= moment:
                     readiness.next_at = moment + readiness.period
                     ok = await self._probe_once(readiness, spec)
@@ -748,8 +779,12 @@ class PodTask:
             "finishedAt": now(),
             "containerID": f"podrunner://{c.process.pid}",
         }
-        if exit_code != 0:
-            terminated["message"] = self._log_tail()
+        message = self._termination_message()
+        policy = self.pod["spec"]["containers"][0].get("terminationMessagePolicy", "File")
+        if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
+            message = self._log_tail()
+        if message:
+            terminated["message"] = message
         c.state = {"terminated": terminated}
         c.ready = False
         logger.info("pod %s/%s: pid %d exited with %d", self.namespace, self.name, c.process.pid, exit_code)
@@ -789,7 +824,7 @@ class PodTask:
             c = self.container
             try:
                 problem = await self._start(spec)
-            except ConfigError as e:
+            except (ConfigError, ApiException, urllib3.exceptions.HTTPError) as e:
                 c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
                 await self.patch_status("Pending")
                 if await self._wait_deleting(2.0):
@@ -826,18 +861,26 @@ class PodTask:
         """Once the process is gone, the pod goes (what the kubelet does after a graceful deletion)."""
         if self.deleted or not self.deleting.is_set():
             return
-        try:
-            await asyncio.to_thread(
-                self.runner.core.delete_namespaced_pod,
-                self.name,
-                self.namespace,
-                # In the body: the API server takes a body's options over the query's.
-                body=client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)),
-            )
-            logger.info("pod %s/%s: stopped and removed", self.namespace, self.name)
-        except ApiException as e:
-            if e.status not in (404, 409):
+        for attempt in range(REMOVE_ATTEMPTS):
+            try:
+                await asyncio.to_thread(
+                    self.runner.core.delete_namespaced_pod,
+                    self.name,
+                    self.namespace,
+                    # In the body: the API server takes a body's options over the query's.
+                    body=client.V1DeleteOptions(
+                        grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)
+                    ),
+                )
+                logger.info("pod %s/%s: stopped and removed", self.namespace, self.name)
+                break
+            except ApiException as e:
+                if e.status in (404, 409):
+                    break
                 logger.warning("removing pod %s/%s: %s %s", self.namespace, self.name, e.status, e.reason)
+            except Exception as e:  # the API server restarting: try again
+                logger.warning("removing pod %s/%s (attempt %d): %s", self.namespace, self.name, attempt + 1, e)
+            await asyncio.sleep(1)
         self.deleted = True
 
     async def shutdown(self) -> None:
@@ -896,6 +939,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="env var that tells the process its port: set to the pod's own local port (default CONVEYOR_PORT)",
+    )
+    parser.add_argument(
+        "--termination-env",
+        default="CONVEYOR_TERMINATION_LOG",
+        metavar="NAME",
+        help="env var naming the file that stands for a container's terminationMessagePath (default %(default)s; "
+        "empty: none)",
     )
     parser.add_argument(
         "--pod-kubeconfig", help="credentials given to the processes as KUBECONFIG (default: --kubeconfig)"

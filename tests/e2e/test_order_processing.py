@@ -303,16 +303,11 @@ def test_scaling_a_step_up_keeps_runs_finishing(
     wait_runs_finished(cluster, start_runs(cluster, "up"), outcomes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a changed parallelCount changes every worker Deployment's template (CONVEYOR_STEPS), and a "
-    "rolling update's new pod is never ready while the old pod holds the role's Lease (/readyz says 'waiting for "
-    "role'), so every unchanged step's rollout stalls and the Workflow stays not Ready. Strict: fix it, then drop "
-    "this marker.",
-)
 def test_after_scaling_every_deployment_rolls_out_and_the_workflow_is_ready(
     cluster: Cluster, workflow: dict[str, Any]
 ) -> None:
+    # A new shard count must not leave a rollout stalled: a new pod waiting for a Lease its old pod still holds
+    # never becomes ready, so a RollingUpdate of a one-holder role would never finish.
     wait_ready(cluster, "CREATED scaled to 2, every Deployment rolled out", timeout=ROLLOUT_TIMEOUT, CREATED=2)
 
 
@@ -341,3 +336,29 @@ def test_deleting_the_workflow_stops_its_pods(cluster: Cluster, workflow: dict[s
         for pid in sorted(pids):
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
+
+
+def test_a_workflow_whose_steps_differ_from_the_code_is_degraded_in_the_workers_words(cluster: Cluster) -> None:
+    body = manifest(cluster)
+    name = f"{NAME}-drifted"
+    body["metadata"]["name"] = name
+    # The example's code has no step from REFUNDED: every worker refuses to start and says why.
+    body["spec"]["steps"]["REFUNDED"] = {"parallelCount": 1}
+    custom = cluster.custom
+    custom.create_namespaced_custom_object(GROUP, VERSION, cluster.namespace, "workflows", body)
+    try:
+
+        def degraded() -> dict[str, Any]:
+            found = cluster.workflow(name)
+            assert found is not None, "no Workflow"
+            conditions = {c["type"]: c for c in (found.get("status") or {}).get("conditions") or []}
+            condition = conditions.get("Degraded", {})
+            assert condition.get("status") == "True" and condition.get("reason") == "CodeMismatch", conditions
+            return condition
+
+        condition = wait(f"Workflow {name} to be Degraded with reason CodeMismatch", degraded, READY_TIMEOUT)
+        assert "REFUNDED" in condition["message"], condition
+    finally:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, cluster.namespace, "workflows", name)
+    selector = f"{WORKFLOW_LABEL}={name}"
+    wait(f"every pod of {name} to be stopped and gone", lambda: not cluster.pods(selector), GONE_TIMEOUT)
