@@ -119,6 +119,10 @@ def test_usage_errors_exit_2_naming_the_option() -> None:
     assert code == 2 and "Invalid value for '--entrypoint': cannot import 'no_such_module'" in output
     code, output = run_cli("--demo", "--allowed-host", "http://ui.example.com")
     assert code == 2 and "--allowed-host" in output and "no scheme, port or path" in output
+    # Checked before the store opens: an unreachable database does not hide the usage error (or make it exit 1).
+    code, output = run_cli("--dsn", "postgresql://x@127.0.0.1:1/db", "--allowed-host", "ui.example.com:8080")
+    assert code == 2
+    assert "Invalid value for '--allowed-host': 'ui.example.com:8080': expected host names such as" in output
 
 
 def test_an_unreachable_database_exits_1() -> None:

@@ -63,8 +63,15 @@ def ui(
     """Serve the web UI: runs with filters, a run's object, history and graph, and /metrics."""
     try:
         from conveyor.ui import make_app
+        from conveyor.ui._csrf import host_names
     except ImportError as e:
         raise click.UsageError(f"the ui extra is not installed ({e}): pip install 'conveyor[ui]'") from None
+    # Every argument is checked before anything opens: a usage error is exit 2 whether or not the store is up.
+    for name in allowed_hosts:
+        try:
+            host_names([name])
+        except InvalidInput as e:
+            raise click.BadParameter(f"{name!r}: expected {e.expected}", param_hint="'--allowed-host'") from None
     specs = load_specs(entrypoints, paths)
     if demo:
         # $CONVEYOR_PG_DSN may well be set in the shell; only an explicit --dsn contradicts --demo.
@@ -78,10 +85,7 @@ def ui(
 
     async def serve() -> None:
         async with opened as (store, known):
-            try:
-                app = make_app(store, workflows=known, allow_actions=allow_actions, allowed_hosts=allowed_hosts)
-            except InvalidInput as e:
-                raise click.BadParameter(str(e), param_hint="--allowed-host") from None
+            app = make_app(store, workflows=known, allow_actions=allow_actions, allowed_hosts=allowed_hosts)
             await _serve(app, host, port, allow_actions, click.echo)
 
     asyncio.run(serve())

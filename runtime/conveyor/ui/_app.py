@@ -18,7 +18,7 @@ from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound, ServiceUnavailable, VersionConflict
 from conveyor.ui import _api, _pages
 from conveyor.ui._context import Context, StoreFailed
-from conveyor.ui._csrf import Csrf, Forbidden, check_host
+from conveyor.ui._csrf import Csrf, Forbidden, check_host, host_names
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,15 +50,9 @@ def make_app(
             raise InvalidInput("workflows", f"the spec of {name!r} under its own name", spec.name)
     if not isinstance(allow_actions, bool):
         raise InvalidInput("allow_actions", "True or False", allow_actions)
-    if isinstance(allowed_hosts, str):
-        raise InvalidInput("allowed_hosts", "a list of host names, not one string", allowed_hosts)
-    hosts: set[str] = set()
-    for host in allowed_hosts:
-        if host != "*" and (not isinstance(host, str) or not host.strip(".") or any(c in host for c in "/:@[] \t\r\n")):
-            raise InvalidInput("allowed_hosts", "host names such as ui.example.com (no scheme, port or path)", host)
-        hosts.add(host.lower().rstrip("."))
+    hosts = host_names(allowed_hosts)
     app = web.Application(middlewares=[_errors])
-    app[_api.CONTEXT] = Context(store, specs, allow_actions, clock, Csrf(), frozenset(hosts))
+    app[_api.CONTEXT] = Context(store, specs, allow_actions, clock, Csrf(), hosts)
     app[_REGISTRY] = registry
     app.add_routes(_api.routes())
     app.add_routes(_pages.routes())

@@ -14,9 +14,12 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from conveyor.errors import InvalidInput
 
 COOKIE = "conveyor_csrf"
 HEADER = "X-CSRF-Token"
@@ -24,6 +27,19 @@ HEADER = "X-CSRF-Token"
 
 class Forbidden(Exception):
     """A POST refused by the CSRF checks; the message says which check."""
+
+
+def host_names(allowed_hosts: Iterable[str]) -> frozenset[str]:
+    """The host names the UI may be reached by, as `check_host` compares them; InvalidInput naming
+    `allowed_hosts` for anything that is not a bare host name (or "*")."""
+    if isinstance(allowed_hosts, str):
+        raise InvalidInput("allowed_hosts", "a list of host names, not one string", allowed_hosts)
+    hosts: set[str] = set()
+    for host in allowed_hosts:
+        if host != "*" and (not isinstance(host, str) or not host.strip(".") or any(c in host for c in "/:@[] \t\r\n")):
+            raise InvalidInput("allowed_hosts", "host names such as ui.example.com (no scheme, port or path)", host)
+        hosts.add(host.lower().rstrip("."))
+    return frozenset(hosts)
 
 
 def check_host(request: web.Request, allowed: frozenset[str]) -> None:
