@@ -4,6 +4,17 @@
 Pure functions of the Workflow object, so they are tested without a cluster and the reconciler only compares and
 applies. Each manifest carries a hash of itself, which is how the reconciler tells a changed Deployment from an
 unchanged one without diffing what the API server defaulted.
+
+What rolls when the Workflow changes: a pod template holds only what its worker reads, so editing one step's
+options (its parallelCount included) rolls that step's shard Deployments and nothing else. Every worker checks
+the code's step names against the manifest's, so each gets every step's name ($CONVEYOR_STEPS), but only its own
+step's options; the system worker runs no step consumer and gets names only. replicasPerShard is the operator's
+alone (the Deployment's replicas), so changing it scales without rolling.
+
+Every worker Deployment uses the Recreate strategy: a worker is ready only while it holds its role's Lease, and a
+shard of a new shard count also waits for the old count's shards to stop (the worker's shard fence). Under a
+RollingUpdate (maxUnavailable 0 for one replica) the new pod could never become ready while the old one runs, so
+the rollout would stall; Recreate stops the old pods first, and a role has one active holder anyway.
 """
 
 from __future__ import annotations
@@ -55,10 +66,25 @@ class Desired:
 WORKER_SERVICE_ACCOUNT_ENV = "CONVEYOR_WORKER_SERVICE_ACCOUNT"
 
 
-def _env(workflow: Mapping[str, Any], spec: WorkflowSpec) -> list[dict[str, Any]]:
-    # The steps exactly as the manifest has them (the API server's defaults filled in): the worker reads its own
-    # options and every step's shard count from there.
-    steps = workflow["spec"]["steps"]
+# Step options a worker does not read: changing them must not roll its pods.
+_OPERATOR_ONLY = ("replicasPerShard",)
+
+
+def worker_steps(workflow: Mapping[str, Any], step: str | None) -> dict[str, dict[str, Any]]:
+    """$CONVEYOR_STEPS for the worker of `step` (None: the system worker): every step's name, for the worker's
+    check of the code; options (as the manifest has them, the API server's defaults filled in) for its own step
+    only."""
+    steps: Mapping[str, Any] = workflow["spec"]["steps"]
+    return {
+        name: (
+            {key: value for key, value in (options or {}).items() if key not in _OPERATOR_ONLY} if name == step else {}
+        )
+        for name, options in steps.items()
+    }
+
+
+def _env(workflow: Mapping[str, Any], spec: WorkflowSpec, step: str | None) -> list[dict[str, Any]]:
+    steps = worker_steps(workflow, step)
     env: list[dict[str, Any]] = [
         {"name": "CONVEYOR_STEPS", "value": json.dumps(steps, sort_keys=True, separators=(",", ":"))},
         {
@@ -142,6 +168,7 @@ def _deployment(
     role_labels: dict[str, str],
     replicas: int,
     args: list[str],
+    step: str | None,
 ) -> dict[str, Any]:
     workflow_name = workflow["metadata"]["name"]
     labels = {**common_labels(workflow_name), **role_labels}
@@ -155,7 +182,7 @@ def _deployment(
             "fsGroup": USER_ID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [_container(spec, args, _env(workflow, spec))],
+        "containers": [_container(spec, args, _env(workflow, spec, step))],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
     # The Workflow's own account, else the one the chart made for workers (Leases and little else) in each namespace.
@@ -175,6 +202,7 @@ def _deployment(
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 3,
+            "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": match},
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
@@ -193,9 +221,9 @@ def desired_deployments(workflow: Mapping[str, Any], spec: WorkflowSpec) -> list
             deployment = shard_deployment_name(name, step, shard)
             role = {COMPONENT: "step", STEP: step, SHARD: str(shard)}
             args = ["--step", step, "--shard", str(shard)]
-            manifest = _deployment(workflow, spec, deployment, role, options.replicas_per_shard, args)
+            manifest = _deployment(workflow, spec, deployment, role, options.replicas_per_shard, args, step)
             found.append(Desired(deployment, step, shard, manifest))
     system = system_deployment_name(name)
-    manifest = _deployment(workflow, spec, system, {COMPONENT: "system"}, 1, ["--system"])
+    manifest = _deployment(workflow, spec, system, {COMPONENT: "system"}, 1, ["--system"], None)
     found.append(Desired(system, None, None, manifest))
     return found

@@ -83,7 +83,17 @@ def _taken(apps: client.AppsV1Api, namespace: str, names: list[str], uid: str) -
     return None
 
 
-def _apply(apps: client.AppsV1Api, desired: Desired) -> Any:
+def _apply(apps: client.AppsV1Api, desired: Desired, current: Any = None) -> Any:
+    strategy = desired.manifest["spec"]["strategy"]
+    if current is not None and current.spec.strategy is not None and current.spec.strategy.type != strategy["type"]:
+        # The API server defaulted `rollingUpdate` on a Deployment made before workers used Recreate; nobody owns
+        # it, so an apply would keep it and be refused ("may not be specified when strategy type is Recreate").
+        apps.patch_namespaced_deployment(
+            desired.name,
+            desired.manifest["metadata"]["namespace"],
+            {"spec": {"strategy": {**strategy, "rollingUpdate": None}}},
+            _content_type="application/merge-patch+json",
+        )
     return apps.patch_namespaced_deployment(
         desired.name,
         desired.manifest["metadata"]["namespace"],
@@ -120,7 +130,7 @@ def reconcile(api: client.ApiClient, workflow: Mapping[str, Any], report: Report
                 current = owned.get(each.name)
                 if current is not None and (current.metadata.annotations or {}).get(SPEC_HASH) == each.spec_hash:
                     continue
-                owned[each.name] = _apply(apps, each)
+                owned[each.name] = _apply(apps, each, current)
                 verb = "Created" if current is None else "Updated"
                 report("Normal", verb, f"Deployment {each.name} ({_role(each)})")
             for surplus in sorted(set(owned) - wanted):

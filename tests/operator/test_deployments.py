@@ -3,6 +3,7 @@ its environment, probes and locked-down security context."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -53,16 +54,75 @@ def test_one_deployment_per_shard_and_one_for_the_system_roles() -> None:
     assert found["orders-system"].manifest["spec"]["replicas"] == 1
 
 
-def test_a_changed_spec_changes_the_hash_of_every_shard_and_only_then() -> None:
+def _steps_env(desired: Any) -> dict[str, Any]:
+    container = desired.manifest["spec"]["template"]["spec"]["containers"][0]
+    value = next(e["value"] for e in container["env"] if e["name"] == "CONVEYOR_STEPS")
+    parsed: dict[str, Any] = json.loads(value)
+    return parsed
+
+
+def test_each_worker_gets_every_step_name_but_only_its_own_steps_options() -> None:
     body = _manifest()
+    body["spec"]["steps"]["PAID"] = {"parallelCount": 1, "errBackOff": "5s"}
+    found = {d.name: d for d in desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))}
+    # replicasPerShard is the Deployment's replicas, not the worker's business.
+    assert _steps_env(found["orders-created-2"]) == {"CREATED": {"parallelCount": 2}, "PAID": {}}
+    assert _steps_env(found["orders-paid-1"]) == {"CREATED": {}, "PAID": {"parallelCount": 1, "errBackOff": "5s"}}
+    assert _steps_env(found["orders-system"]) == {"CREATED": {}, "PAID": {}}
+
+
+def test_every_worker_deployment_is_recreated_not_rolled() -> None:
+    body = _manifest()
+    for desired in desired_deployments(body, WorkflowSpec.model_validate(body["spec"])):
+        assert desired.manifest["spec"]["strategy"] == {"type": "Recreate"}, desired.name
+
+
+def _hashes(body: dict[str, Any]) -> dict[str, str]:
+    return {d.name: d.spec_hash for d in desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))}
+
+
+def _templates(body: dict[str, Any]) -> dict[str, Any]:
     spec = WorkflowSpec.model_validate(body["spec"])
-    before = {d.name: d.spec_hash for d in desired_deployments(body, spec)}
-    assert before == {d.name: d.spec_hash for d in desired_deployments(body, spec)}
+    return {d.name: d.manifest["spec"]["template"] for d in desired_deployments(body, spec)}
+
+
+def test_a_steps_changed_options_change_only_that_steps_deployments() -> None:
+    body = _manifest()
+    before = _hashes(body)
+    assert before == _hashes(body)
+
     body["spec"]["steps"]["PAID"]["parallelCount"] = 2
-    after = {d.name: d.spec_hash for d in desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))}
-    # CONVEYOR_STEPS (every step's options) changed, so every worker is rolled to see the new shard count.
+    after = _hashes(body)
+    assert set(after) == {*before, "orders-paid-2"}
+    assert after["orders-paid-1"] != before["orders-paid-1"]
+    for unchanged in ("orders-created-1", "orders-created-2", "orders-system"):
+        assert after[unchanged] == before[unchanged], unchanged
+
+    body["spec"]["steps"]["CREATED"]["errBackOff"] = "10s"
+    again = _hashes(body)
+    assert again["orders-created-1"] != after["orders-created-1"]
+    assert again["orders-created-2"] != after["orders-created-2"]
+    for unchanged in ("orders-paid-1", "orders-paid-2", "orders-system"):
+        assert again[unchanged] == after[unchanged], unchanged
+
+
+def test_replicas_per_shard_scales_without_changing_any_pod_template() -> None:
+    body = _manifest()
+    templates = _templates(body)
+    body["spec"]["steps"]["CREATED"]["replicasPerShard"] = 1
+    assert _templates(body) == templates
+    found = {d.name: d for d in desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))}
+    assert found["orders-created-1"].manifest["spec"]["replicas"] == 1
+
+
+def test_a_new_step_changes_the_system_deployment_too() -> None:
+    # Every worker checks the code's step names against the manifest's: a new step is news to all of them.
+    body = _manifest()
+    before = _hashes(body)
+    body["spec"]["steps"]["SHIPPED"] = {}
+    after = _hashes(body)
+    assert "orders-shipped-1" in after
     assert all(after[name] != digest for name, digest in before.items())
-    assert "orders-paid-2" in after
 
 
 def test_resources_default_and_follow_the_manifest() -> None:

@@ -98,9 +98,10 @@ def test_a_workflow_gets_a_deployment_per_shard_and_one_for_its_system_roles(
         "2",
     ]
     env = {e.name: e for e in container.env}
-    assert env["CONVEYOR_STEPS"].value == (
-        '{"CREATED":{"parallelCount":2,"replicasPerShard":2},"PAID":{"parallelCount":1,"replicasPerShard":1}}'
-    )
+    # Every step's name (for the worker's check of the code), options only for its own step, and not replicasPerShard
+    # (the Deployment's replicas): nothing else's change rolls this worker.
+    assert env["CONVEYOR_STEPS"].value == '{"CREATED":{"parallelCount":2},"PAID":{}}'
+    assert deployment.spec.strategy.type == "Recreate"
     assert env["CONVEYOR_PG_DSN"].value_from.secret_key_ref.name == "pg"
     assert env["CONVEYOR_PG_DSN"].value_from.secret_key_ref.key == "dsn"
     assert env["CONVEYOR_KAFKA"].value == "kafka:9092"
@@ -122,6 +123,10 @@ def test_a_workflow_gets_a_deployment_per_shard_and_one_for_its_system_roles(
 
     system = found[f"{name}-system"].spec.template.spec.containers[0]
     assert system.command == ["conveyor", "worker", "orders.workflow:builder", "--system"]
+    assert next(e.value for e in system.env if e.name == "CONVEYOR_STEPS") == '{"CREATED":{},"PAID":{}}'
+    assert next(e.value for e in found[f"{name}-paid-1"].spec.template.spec.containers[0].env).startswith(
+        '{"CREATED":{},"PAID":{"parallelCount":1}}'
+    )
 
     # No kubelet here: the pods stay Pending, which is progress, not failure.
     body = eventually(lambda: _status_for(api, namespace, name, 1))
@@ -154,6 +159,7 @@ def test_parallel_count_up_then_down_converges(api: client.ApiClient, namespace:
         steps = {
             d.metadata.name: next(e.value for e in d.spec.template.spec.containers[0].env if e.name == "CONVEYOR_STEPS")
             for d in _deployments(api, namespace, name).values()
+            if d.metadata.name != f"{name}-system"  # it gets the step names only
         }
         return all(f'"parallelCount":{count}' in value for value in steps.values())
 
@@ -181,6 +187,60 @@ def test_parallel_count_up_then_down_converges(api: client.ApiClient, namespace:
     handled = "conveyor.dev/last-handled-configuration"
     eventually(lambda: "touched" in _get(api, namespace, name)["metadata"]["annotations"].get(handled, ""))
     assert {n: d.metadata.generation for n, d in _deployments(api, namespace, name).items()} == generations
+
+
+def _when(value: Any, holds: Any) -> Any:
+    return value if holds(value) else None
+
+
+def _steps_env(deployment: Any) -> str:
+    return str(next(e.value for e in deployment.spec.template.spec.containers[0].env if e.name == "CONVEYOR_STEPS"))
+
+
+def test_scaling_one_step_leaves_every_other_deployment_untouched(api: client.ApiClient, namespace: str) -> None:
+    name = _name("one")
+    _create(api, namespace, workflow(name, {"CREATED": {"parallelCount": 2}, "PAID": {}}))
+    before = eventually(
+        lambda: _has(
+            api, namespace, name, {f"{name}-created-1", f"{name}-created-2", f"{name}-paid-1", f"{name}-system"}
+        )
+    )
+    apps = client.AppsV1Api(api)
+
+    def template_hashes() -> dict[str, set[str]]:
+        # The controller-manager names each pod template by a hash on its ReplicaSet: a rolled Deployment has a new one.
+        listed = apps.list_namespaced_replica_set(namespace, label_selector=f"conveyor.dev/workflow={name}").items
+        found: dict[str, set[str]] = {}
+        for replica_set in listed:
+            owner = replica_set.metadata.owner_references[0].name
+            found.setdefault(owner, set()).add(replica_set.metadata.labels["pod-template-hash"])
+        return found
+
+    first = eventually(lambda: _when(template_hashes(), lambda found: len(found) == 4))
+
+    _patch_steps(api, namespace, name, {"PAID": {"parallelCount": 2}})
+    after = eventually(
+        lambda: _has(
+            api,
+            namespace,
+            name,
+            {f"{name}-created-1", f"{name}-created-2", f"{name}-paid-1", f"{name}-paid-2", f"{name}-system"},
+        )
+    )
+    eventually(lambda: '"parallelCount":2' in _steps_env(_deployments(api, namespace, name)[f"{name}-paid-1"]))
+    eventually(lambda: _status_for(api, namespace, name, 2))
+    # PAID's first shard rolled to a new template, its second is new; nobody else got a new one.
+    rolled = eventually(
+        lambda: _when(template_hashes(), lambda found: len(found) == 5 and len(found[f"{name}-paid-1"]) == 2)
+    )
+    for kept in (f"{name}-created-1", f"{name}-created-2", f"{name}-system"):
+        assert rolled[kept] == first[kept], kept
+    now = _deployments(api, namespace, name)
+    for kept in (f"{name}-created-1", f"{name}-created-2", f"{name}-system"):
+        assert now[kept].metadata.generation == before[kept].metadata.generation, kept
+        assert now[kept].spec.template == before[kept].spec.template, kept
+    assert now[f"{name}-paid-1"].metadata.generation > before[f"{name}-paid-1"].metadata.generation
+    assert after[f"{name}-paid-2"].spec.strategy.type == "Recreate"
 
 
 def test_a_deleted_shard_deployment_comes_back(api: client.ApiClient, namespace: str) -> None:
@@ -258,3 +318,35 @@ def test_deleting_the_workflow_lets_the_garbage_collector_remove_its_deployments
     eventually(lambda: len(_deployments(api, namespace, name)) == 3)
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", name)
     eventually(lambda: _deployments(api, namespace, name) == {}, timeout=30)
+
+
+def test_a_rolling_update_deployment_of_an_earlier_operator_becomes_recreate(
+    api: client.ApiClient, namespace: str
+) -> None:
+    # Deployments made before workers used Recreate carry the API server's defaulted rollingUpdate, which an apply
+    # alone cannot drop: the operator switches the strategy first.
+    name = _name("upgrade")
+    _create(api, namespace, workflow(name, {"PAID": {}}))
+    eventually(lambda: _has(api, namespace, name, {f"{name}-paid-1", f"{name}-system"}))
+    apps = client.AppsV1Api(api)
+    apps.patch_namespaced_deployment(
+        f"{name}-paid-1",
+        namespace,
+        {
+            "metadata": {"annotations": {"conveyor.dev/spec-hash": "made-by-an-earlier-operator"}},
+            "spec": {"strategy": {"type": "RollingUpdate"}},
+        },
+        _content_type="application/merge-patch+json",
+    )
+    old = apps.read_namespaced_deployment(f"{name}-paid-1", namespace)
+    assert old.spec.strategy.rolling_update is not None
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "workflows", name, {"metadata": {"labels": {"touched": "yes"}}}
+    )
+
+    def recreated() -> bool:
+        found = apps.read_namespaced_deployment(f"{name}-paid-1", namespace)
+        return bool(found.spec.strategy.type == "Recreate" and found.spec.strategy.rolling_update is None)
+
+    eventually(recreated)
+    eventually(lambda: "Updated" in _reasons(api, namespace, name))
