@@ -11,9 +11,8 @@ from conveyor.ui import _query
 from tests.ui.conftest import Stage, make_spec
 
 
-def parse(pairs: list[tuple[str, str]], **workflows: object) -> _query.ListQuery:
-    spec = make_spec("parcels")
-    return _query.list_query(MultiDict(pairs), {"parcels": spec})
+def parse(pairs: list[tuple[str, str]]) -> _query.ListQuery:
+    return _query.list_query(MultiDict(pairs), {"parcels": make_spec("parcels")})
 
 
 def test_defaults() -> None:
