@@ -483,6 +483,22 @@ def test_bad_arguments_exit_2_naming_them_and_change_nothing(runs: Runs) -> None
     assert runs.state(run_id) == before
 
 
+def test_an_entrypoint_whose_code_fails_is_one_line_naming_where(runs: Runs, tmp_path: Path) -> None:
+    """The user's module raising as it is imported, or not parsing, is bad usage told in one line with its file and
+    line, never a traceback through conveyor."""
+    tag = uuid.uuid4().hex[:8]
+    (tmp_path / f"raises_{tag}.py").write_text('import os\n\nraise RuntimeError("no\\nconfig")\n')
+    (tmp_path / f"unparsed_{tag}.py").write_text("def f(:\n")
+    for module, message in (
+        (f"raises_{tag}", f"RuntimeError: no config ({tmp_path / f'raises_{tag}.py'}, line 3)"),
+        (f"unparsed_{tag}", f"SyntaxError: invalid syntax ({tmp_path / f'unparsed_{tag}.py'}, line 1)"),
+    ):
+        result = invoke(runs, "list", "--entrypoint", f"{module}:builder", "--path", str(tmp_path))
+        assert result.exit_code == 2, result.stderr
+        assert f"Invalid value for '--entrypoint': {module}:builder: {message}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_an_unreachable_database_exits_1_with_its_address() -> None:
     for args in (["list"], ["show", "r-1"], ["pause", "r-1"], ["cancel", "--workflow", "w", "--yes"]):
         result = CliRunner().invoke(cli, ["runs", *args, "--dsn", "postgresql://bob:s3cret@127.0.0.1:9/conveyor"])

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,6 +124,14 @@ def test_usage_errors_exit_2_naming_the_option() -> None:
     code, output = run_cli("--dsn", "postgresql://x@127.0.0.1:1/db", "--allowed-host", "ui.example.com:8080")
     assert code == 2
     assert "Invalid value for '--allowed-host': 'ui.example.com:8080': expected host names such as" in output
+
+
+def test_an_entrypoint_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
+    module = f"raises_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text('raise ValueError("bad settings")\n')
+    code, output = run_cli("--demo", "--entrypoint", f"{module}:builder", "--path", str(tmp_path))
+    assert code == 2 and "Traceback" not in output
+    assert f"'--entrypoint': {module}:builder: ValueError: bad settings ({tmp_path / module}.py, line 1)" in output
 
 
 def test_an_unreachable_database_exits_1() -> None:

@@ -3,6 +3,9 @@ one way of turning an unreachable or misconfigured database into a message and e
 
 from __future__ import annotations
 
+import importlib
+import os
+import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -15,6 +18,9 @@ from conveyor.cli._load import load_builder
 from conveyor.errors import InvalidInput, SchemaNotMigrated, ServiceUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_CONVEYOR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIB = os.path.dirname(os.path.abspath(importlib.__file__ or ""))
 
 
 def dsn_option(fn: F) -> F:
@@ -44,7 +50,9 @@ def workflows_option(fn: F) -> F:
 
 
 def load_specs(entrypoints: tuple[str, ...], paths: tuple[str, ...]) -> dict[str, WorkflowSpec[Any, Any]]:
-    """The workflows named by `--entrypoint`, by workflow name; a bad one is a usage error naming the option."""
+    """The workflows named by `--entrypoint`, by workflow name; a bad one is a usage error naming the option. The
+    user's code failing as it loads (an exception at import, a syntax error, an invalid graph) is told in one line
+    with where it failed, not a traceback through conveyor."""
     specs: dict[str, WorkflowSpec[Any, Any]] = {}
     for entrypoint in entrypoints:
         try:
@@ -52,8 +60,21 @@ def load_specs(entrypoints: tuple[str, ...], paths: tuple[str, ...]) -> dict[str
         except click.BadParameter as e:
             e.param_hint = e.param_hint or "'--entrypoint'"
             raise
+        except Exception as e:
+            raise click.BadParameter(f"{entrypoint}: {_failure(e)}", param_hint="'--entrypoint'") from None
         specs[spec.name] = spec
     return specs
+
+
+def _failure(error: Exception) -> str:
+    if isinstance(error, SyntaxError):
+        return f"SyntaxError: {error.msg} ({error.filename}, line {error.lineno})"
+    message = " ".join(str(error).split())
+    # Where in the user's code: the last frame neither conveyor's nor importlib's (an invalid graph is raised by
+    # the builder, but the line to fix is the user's add_step).
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith((_CONVEYOR, "<", _LIB))]
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {message}{where}"
 
 
 @asynccontextmanager
