@@ -28,7 +28,7 @@ PROGRAM = "import sys; from conveyor.cli import main; sys.exit(main())"
 
 
 @asynccontextmanager
-async def serving(*args: str) -> AsyncIterator[str]:
+async def serving(*args: str, cwd: Path = ROOT) -> AsyncIterator[str]:
     """`conveyor ui ARGS` in a child process; yields its base URL, then stops it with SIGTERM and checks it
     exits 0."""
     child = await asyncio.create_subprocess_exec(
@@ -39,7 +39,7 @@ async def serving(*args: str) -> AsyncIterator[str]:
         "--port",
         "0",
         *args,
-        cwd=ROOT,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -89,8 +89,9 @@ async def test_serves_a_postgres_store_with_status_names(pg_dsn: str) -> None:
         assert b"# HELP" in metrics
 
 
-async def test_the_demo_serves_the_example_workflows_runs() -> None:
-    async with serving("--demo") as base:
+async def test_the_demo_serves_the_example_workflows_runs(tmp_path: Path) -> None:
+    # From a directory outside the checkout: the demo finds the example workflow of the checkout it runs from.
+    async with serving("--demo", cwd=tmp_path) as base:
         for _ in range(600):  # a bound for a loaded CI machine, not a speed claim
             body = await get_json(f"{base}/api/runs?limit=100&run_state=COMPLETED")
             assert isinstance(body, dict)
@@ -132,6 +133,16 @@ def test_an_entrypoint_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
     code, output = run_cli("--demo", "--entrypoint", f"{module}:builder", "--path", str(tmp_path))
     assert code == 2 and "Traceback" not in output
     assert f"'--entrypoint': {module}:builder: ValueError: bad settings ({tmp_path / module}.py, line 1)" in output
+
+
+def test_the_demo_outside_a_checkout_says_what_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.cli import _ui
+
+    # As an installed wheel is: no examples/ beside the package, and none in the current directory.
+    monkeypatch.setattr(_ui, "__file__", str(tmp_path / "site-packages" / "conveyor" / "cli" / "_ui.py"))
+    monkeypatch.chdir(tmp_path)
+    code, output = run_cli("--demo")
+    assert code == 2 and "--demo serves the example workflow of a conveyor checkout" in output
 
 
 def test_an_unreachable_database_exits_1() -> None:
