@@ -63,6 +63,27 @@ async def test_a_same_origin_referer_without_origin_is_accepted(ui: UI, runs: Ru
     assert (await ui.state(made.run_id))[0] is RunState.PAUSED
 
 
+@pytest.mark.parametrize("header", ["Origin", "Referer"])
+async def test_the_https_origin_of_its_own_host_is_accepted_behind_a_tls_proxy(ui: UI, runs: Runs, header: str) -> None:
+    """A proxy that ends TLS forwards the browser's https page's post over http: same host, https, is the UI."""
+    made = await runs.make("f-proxy")
+    token = await ui.token()
+    own = "https://" + ui.origin.split("://", 1)[1]
+    value = own if header == "Origin" else f"{own}/runs/{made.run_id}"
+    response = await ui.client.post(f"/api/runs/{made.run_id}/pause", headers={"X-CSRF-Token": token, header: value})
+    assert response.status == 200, await response.text()
+    assert (await ui.state(made.run_id))[0] is RunState.PAUSED
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "https://127.0.0.1.evil.example", "ftp://{host}"])
+async def test_other_schemes_and_hosts_over_https_are_still_refused(ui: UI, runs: Runs, origin: str) -> None:
+    made = await runs.make("f-proxy-evil")
+    token = await ui.token()
+    origin = origin.format(host=ui.origin.split("://", 1)[1])
+    response = await ui.client.post(f"/api/runs/{made.run_id}/pause", headers={"X-CSRF-Token": token, "Origin": origin})
+    await assert_refused(ui, made.run_id, response, f"comes from {origin}")
+
+
 async def test_a_token_that_does_not_match_the_cookie_is_refused(ui: UI, runs: Runs) -> None:
     made = await runs.make("f4")
     await ui.token()

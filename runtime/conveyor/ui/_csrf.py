@@ -94,6 +94,9 @@ class Csrf:
     def check(self, request: web.Request, submitted: str) -> None:
         """Raise Forbidden unless the POST comes from our own origin with the cookie's valid token."""
         expected = f"{request.scheme}://{request.host}"
+        # Behind a proxy that ends TLS the UI is asked over http for a page the browser got over https: the https
+        # origin of the same host is the UI's own (and no less trusted); an http origin for an https UI is not.
+        accepted = {expected, f"https://{request.host}"}
         origin = request.headers.get("Origin")
         if origin is None:
             referer = request.headers.get("Referer")
@@ -104,7 +107,7 @@ class Csrf:
             except ValueError:  # "http://[oops": not a URL at all
                 raise Forbidden("the request's Referer is not a URL") from None
             origin = f"{parts.scheme}://{parts.netloc}"
-        if origin != expected:
+        if origin not in accepted:
             raise Forbidden(f"the request comes from {origin}, not from {expected}")
         cookie = request.cookies.get(COOKIE, "")
         if not cookie or not submitted:
