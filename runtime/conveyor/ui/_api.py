@@ -1,6 +1,8 @@
-"""The UI's JSON API under /api: what the pages show, for scripts. Errors are JSON too, `{"error": ...,
-"field": ...}` for bad input (400), with 403 for refused actions, 404 for unknown runs and 409 for a state
-change the run's state does not allow; the middleware in _app turns the exceptions into those answers."""
+"""The UI's JSON API under /api: what the pages show, for scripts, in the shapes `conveyor runs -o json` and
+`conveyor graph -o json` give. Errors are JSON too, `{"error": ..., "field": ...}` for bad input (400), with 403
+for refused actions, 404 for unknown runs and paths, 405 for a method a path does not take, 409 for a state change
+the run's state does not allow and 503 for a failing store; the middleware in _app turns the exceptions into those
+answers."""
 
 from __future__ import annotations
 

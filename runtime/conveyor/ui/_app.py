@@ -69,7 +69,12 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def _answer(
-    request: web.Request, status: int, title: str, message: str, field: str | None, headers: Mapping[str, str] = {}
+    request: web.Request,
+    status: int,
+    title: str,
+    message: str,
+    field: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     if len(message) > _MESSAGE_LIMIT:
         message = message[:_MESSAGE_LIMIT] + "…"
@@ -80,7 +85,7 @@ def _answer(
         response = web.json_response(body, status=status)
     else:
         response = _pages.render(request, "error.html", status=status, title=title, message=message)
-    response.headers.update(headers)
+    response.headers.update(headers or {})
     return response
 
 
