@@ -204,7 +204,7 @@ class WorkflowSpec(_Model):
     )
     service_account_name: DnsName | None = Field(
         None,
-        description="ServiceAccount of the workers; it needs get, create and update on leases in this namespace.",
+        description="ServiceAccount of the workers; it needs get, list, create and update on leases in this namespace.",
     )
 
 

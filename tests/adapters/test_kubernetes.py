@@ -21,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from conveyor._engine.roles import schedule_role, step_role
+from conveyor._engine.roles import schedule_role, step_group, step_role
 from conveyor.adapters.base import RoleScheduler
 from conveyor.adapters.kubernetes import LeaseRoleScheduler, is_valid_name, lease_name
 from conveyor.adapters.memory import MemoryRecordStore, MemoryStreamer, MemoryTimeoutStore
@@ -271,3 +271,103 @@ async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp
         assert "Lease" in str(info.value) and "default" in str(info.value)
     finally:
         core.delete_namespaced_service_account(account, NAMESPACE)
+
+
+# Shard fences ------------------------------------------------------------------------------------------------
+
+
+def test_bad_fence_arguments_name_the_field() -> None:
+    roles = LeaseRoleScheduler()
+    for kwargs, field in [
+        ({"role": "", "group": "g", "shards": 2}, "role"),
+        ({"role": "r", "group": "", "shards": 2}, "group"),
+        ({"role": "r", "group": 5, "shards": 2}, "group"),
+        ({"role": "r", "group": "g", "shards": 0}, "shards"),
+        ({"role": "r", "group": "g", "shards": True}, "shards"),
+        ({"role": "r", "group": "g", "shards": "2"}, "shards"),
+    ]:
+        with pytest.raises(InvalidInput) as info:
+            roles.fence(kwargs.pop("role"), **kwargs)  # type: ignore[arg-type]
+        assert info.value.field == field
+        assert roles.fenced("r") is None
+
+
+def _shards(workflow: str, count: int) -> list[str]:
+    return [step_role(workflow, 1, k, count) for k in range(1, count + 1)]
+
+
+def _fenced(roles: LeaseRoleScheduler, workflow: str, count: int) -> list[str]:
+    for role in _shards(workflow, count):
+        roles.fence(role, group=step_group(workflow, 1), shards=count)
+    return _shards(workflow, count)
+
+
+async def test_shards_of_a_new_count_wait_until_the_old_counts_leases_are_released(
+    kubeconfig: str, api: client.ApiClient
+) -> None:
+    workflow = unique("fence")
+    old, new = scheduler(kubeconfig), scheduler(kubeconfig)
+    old_roles, new_roles = _fenced(old, workflow, 2), _fenced(new, workflow, 3)
+    async with opened(old, new), contextlib.AsyncExitStack() as holding:
+        for role in old_roles:
+            await holding.enter_async_context(old.hold(role))
+        record = read_lease(api, old_roles[0])
+        assert record.metadata.labels["conveyor.dev/shards"] == "2"
+        assert record.metadata.annotations["conveyor.dev/shard-group"] == step_group(workflow, 1)
+
+        taking = [asyncio.ensure_future(_hold_until(new, role, asyncio.Event())) for role in new_roles]
+        await _until(lambda: all(new.fenced(role) == "waiting for shards of n=2 to stop" for role in new_roles))
+        await asyncio.sleep(SECONDS)  # longer than a lease: the old count's Leases are renewed, so still waiting
+        assert not any(t.done() for t in taking)
+        for role in new_roles:
+            assert not _held_by(api, role, new.identity)
+
+        await holding.aclose()  # the old count stops cleanly: its Leases are released
+        await _until(lambda: all(_held_by(api, role, new.identity) for role in new_roles))
+        assert all(new.fenced(role) is None for role in new_roles)
+        for t in taking:
+            t.cancel()
+        await asyncio.gather(*taking, return_exceptions=True)
+
+
+async def test_the_fence_works_both_ways_and_ignores_other_steps_and_the_same_count(
+    kubeconfig: str, api: client.ApiClient
+) -> None:
+    workflow = unique("both")
+    new, old, other = scheduler(kubeconfig), scheduler(kubeconfig), scheduler(kubeconfig)
+    (new_role,) = _fenced(new, workflow, 1)
+    old_roles = _fenced(old, workflow, 2)
+    # Another step of the same workflow with another count, and a standby of the same count: neither fences.
+    other_role = step_role(workflow, 2, 1, 2)
+    other.fence(other_role, group=step_group(workflow, 2), shards=2)
+    async with opened(new, old, other), new.hold(new_role), other.hold(other_role):
+        waiting = asyncio.ensure_future(_hold_until(old, old_roles[1], asyncio.Event()))
+        await _until(lambda: old.fenced(old_roles[1]) == "waiting for shards of n=1 to stop")
+        assert not waiting.done()
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert old.fenced(old_roles[1]) is None
+    # It waited before writing anything: its Lease was never even created.
+    with pytest.raises(client.ApiException) as info:
+        read_lease(api, old_roles[1])
+    assert info.value.status == 404
+
+
+async def _hold_until(roles: LeaseRoleScheduler, role: str, stop: asyncio.Event) -> None:
+    async with roles.hold(role):
+        await stop.wait()
+
+
+async def _until(check: Callable[[], bool], timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.1)
+
+
+def _held_by(api: client.ApiClient, role: str, identity: str) -> bool:
+    try:
+        return bool(read_lease(api, role).spec.holder_identity == identity)
+    except client.ApiException as e:
+        if e.status == 404:
+            return False
+        raise

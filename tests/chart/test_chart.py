@@ -508,7 +508,7 @@ def test_operator_may_do_nothing_else(cluster: Cluster) -> None:
 
 def test_worker_gets_leases_and_little_else(cluster: Cluster) -> None:
     worker, ns = cluster.worker, cluster.worker_namespace
-    for verb in ("get", "create", "update"):
+    for verb in ("get", "list", "create", "update"):  # list: the shard fence selects a step's Leases by label
         assert cluster.can(worker, verb, "leases.coordination.k8s.io", ns), verb
     # The system worker's WorkflowRun sync.
     for verb in ("get", "list", "watch", "delete"):
@@ -526,7 +526,6 @@ def test_worker_gets_leases_and_little_else(cluster: Cluster) -> None:
         ("update", "workflowruns.conveyor.dev", ns),
         ("patch", "workflowruns.conveyor.dev", ns),
         ("list", "workflowruns.conveyor.dev", "default"),
-        ("list", "leases.coordination.k8s.io", ns),
         ("watch", "leases.coordination.k8s.io", ns),
         ("delete", "leases.coordination.k8s.io", ns),
         ("get", "leases.coordination.k8s.io", "default"),

@@ -226,13 +226,21 @@ def test_system_roles_are_every_role_but_the_step_consumers() -> None:
 class Worker:
     """One `conveyor worker` process, its output in a file, its HTTP endpoints on a free port."""
 
-    def __init__(self, env: dict[str, str], identity: str, role: list[str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        identity: str,
+        role: list[str],
+        log_dir: Path,
+        steps: dict[str, Any] = MANIFEST,
+        lease_seconds: int = 3,
+    ) -> None:
         self.identity = identity
         self.port = free_port()
         self.log = log_dir / f"worker-{identity}.log"
         args = [str(SCRIPT), "worker", "worker_app:builder", "--path", str(HERE), *role]
-        args += ["--steps", json.dumps(MANIFEST), "--partitions", str(PARTITIONS), "--namespace", NAMESPACE]
-        args += ["--lease-duration", "3", "--host", "127.0.0.1", "--port", str(self.port)]
+        args += ["--steps", json.dumps(steps), "--partitions", str(PARTITIONS), "--namespace", NAMESPACE]
+        args += ["--lease-duration", str(lease_seconds), "--host", "127.0.0.1", "--port", str(self.port)]
         # As the operator's pods do: the identity from the downward API's POD_NAME.
         env = {**env, "POD_NAME": identity}
         with self.log.open("w") as out:
@@ -295,8 +303,10 @@ def app(pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, tmp_path: Path) -> I
     env.pop("CONVEYOR_STEPS", None)
     started: list[Worker] = []
 
-    def start(identity: str, *role: str, **extra: str) -> Worker:
-        worker = Worker({**env, **extra}, identity, list(role), tmp_path)
+    def start(
+        identity: str, *role: str, steps: dict[str, Any] = MANIFEST, lease_seconds: int = 3, **extra: str
+    ) -> Worker:
+        worker = Worker({**env, **extra}, identity, list(role), tmp_path, steps, lease_seconds)
         started.append(worker)
         return worker
 
@@ -495,5 +505,100 @@ async def test_the_workers_metrics_endpoint_serves_the_references_metrics_for_wh
     assert series(page_, "conveyor_role_held", workflow_name=name, role=f"{name}-outbox-consumer") == 1
     assert series(page_, "workflow_process_lag_alert", **outbox) == 0
     for worker in (opened, triaged_, system):
+        code, _ = await worker.terminate()
+        assert code == 0, worker.output()
+
+
+# -- scaling a step: shards of a new count wait for the old count's (the shard fence) --------------------------------
+
+
+def shards_of(count: int) -> dict[str, Any]:
+    return {**MANIFEST, "OPENED": {**MANIFEST["OPENED"], "parallelCount": count}}
+
+
+async def started_shards(app: dict[str, Any], prefix: str, count: int, lease_seconds: int = 3) -> list[Worker]:
+    return [
+        app["start"](
+            f"{prefix}-{k}", "--step", "OPENED", "--shard", str(k), steps=shards_of(count), lease_seconds=lease_seconds
+        )
+        for k in range(1, count + 1)
+    ]
+
+
+async def wait_fenced(worker: Worker, old_count: int, timeout: float = 30) -> str:
+    """Until the worker says it waits for the old count's shards; what it says."""
+    await worker.wait_answering(timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        status, text = await worker.get("/readyz")
+        if text.startswith(f"waiting for shards of n={old_count} to stop"):
+            assert status == 503
+            return text
+        assert status != 200, f"{worker.identity} became ready while shards of n={old_count} run:\n{worker.output()}"
+        assert time.monotonic() < deadline, f"{worker.identity} never waited for the fence: {text}\n{worker.output()}"
+        await asyncio.sleep(0.1)
+
+
+async def test_shards_of_a_new_count_wait_for_the_old_ones_to_stop_then_take_over(
+    app: dict[str, Any], client: Workflow[Ticket, TicketStatus]
+) -> None:
+    name = app["name"]
+    system = app["start"]("system", "--system")
+    old = await started_shards(app, "old", 2)
+    for worker in (system, *old):
+        await worker.wait_ready()
+
+    new = await started_shards(app, "new", 3)
+    for k, worker in enumerate(new, start=1):
+        said = await wait_fenced(worker, 2)
+        assert said == f"waiting for shards of n=2 to stop (role {step_role(name, 1, k, 3)})\n"
+    # Runs triggered now are the old count's alone: the new workers hold nothing and consume nothing.
+    before = [await client.trigger(f"before-{i}") for i in range(6)]
+    assert {t.triaged_by for t in await triaged(client, before)} <= {"old-1", "old-2"}
+    for k in range(1, 4):
+        with pytest.raises(Exception, match="Not Found"):
+            lease_holder(app["kubeconfig"], step_role(name, 1, k, 3))
+    for worker in new:
+        assert (await worker.get("/readyz"))[0] == 503
+
+    for worker in old:
+        code, _ = await worker.terminate()
+        assert code == 0, worker.output()
+    for worker in new:
+        await worker.wait_ready()
+    for k, worker in enumerate(new, start=1):
+        assert lease_holder(app["kubeconfig"], step_role(name, 1, k, 3)) == worker.identity
+    after = [await client.trigger(f"after-{i}") for i in range(6)]
+    assert {t.triaged_by for t in await triaged(client, after)} <= {"new-1", "new-2", "new-3"}
+    for worker in (*new, system):
+        code, _ = await worker.terminate()
+        assert code == 0, worker.output()
+
+
+async def test_after_a_sigkill_the_new_count_waits_for_the_old_leases_to_expire(
+    app: dict[str, Any], client: Workflow[Ticket, TicketStatus]
+) -> None:
+    name = app["name"]
+    system = app["start"]("system", "--system")
+    # Long enough a lease that the checks below run well inside it on a busy machine.
+    old = await started_shards(app, "old", 2, lease_seconds=8)
+    for worker in (system, *old):
+        await worker.wait_ready()
+    new = await started_shards(app, "new", 1, lease_seconds=8)
+    await wait_fenced(new[0], 2)
+
+    for worker in old:
+        worker.kill()  # SIGKILL: nothing is released
+    assert {lease_holder(app["kubeconfig"], step_role(name, 1, k, 2)) for k in (1, 2)} == {"old-1", "old-2"}
+    status, text = await new[0].get("/readyz")
+    assert (status, text.split(" (")[0]) == (503, "waiting for shards of n=2 to stop")
+
+    await new[0].wait_ready(timeout=60)
+    # It went ahead because the killed workers' Leases expired, not because anyone released them.
+    assert {lease_holder(app["kubeconfig"], step_role(name, 1, k, 2)) for k in (1, 2)} == {"old-1", "old-2"}
+    assert lease_holder(app["kubeconfig"], step_role(name, 1, 1, 1)) == "new-1"
+    runs = [await client.trigger(f"after-kill-{i}") for i in range(4)]
+    assert {t.triaged_by for t in await triaged(client, runs)} == {"new-1"}
+    for worker in (*new, system):
         code, _ = await worker.terminate()
         assert code == 0, worker.output()

@@ -17,6 +17,12 @@ def step_role(workflow: str, status: int, shard: int, shards: int) -> str:
     return make_role(workflow, status, "consumer", shard, "of", shards)
 
 
+def step_group(workflow: str, status: int) -> str:
+    """What every shard role of one step shares, whatever the shard count: shards of different counts of one
+    group must never run at once (their partitions overlap)."""
+    return make_role(workflow, status, "consumer")
+
+
 def outbox_role(workflow: str) -> str:
     return make_role(workflow, "outbox", "consumer")
 

@@ -6,6 +6,13 @@ with the manifest's options over the code's, runs exactly one role (one shard of
 (which also publish the graph into the Workflow's status), serves `/healthz`, `/readyz` and `/metrics`, and on
 SIGTERM lets the current event finish, releases its Lease and exits.
 
+Shard roles are fenced here: a step's roles are named with its shard count, so when the count changes, workers
+of the old count and of the new one hold different Leases. The worker tells the Lease scheduler which roles are
+shards of which step (`LeaseRoleScheduler.fence`), and the scheduler holds such a role only while no shard of
+the step with another count holds its Lease. The fence is set up here, in the CLI layer, because only the worker
+pairs the engine with Kubernetes: the engine and its RoleScheduler protocol know nothing of Leases, and the
+memory scheduler (one process) needs no fence. While fenced, /readyz says "waiting for shards of n=2 to stop".
+
 The operator creates Deployments that run exactly this command line, so its flags and environment variables are
 an interface: change them only together with the operator."""
 
@@ -17,6 +24,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +33,7 @@ import click
 from prometheus_client import REGISTRY
 
 from conveyor._engine.options import Options, resolve
-from conveyor._engine.roles import step_role
+from conveyor._engine.roles import step_group, step_role
 from conveyor._engine.workflow import Workflow
 from conveyor.cli._load import load_builder
 from conveyor.cli._manifest import ManifestError, apply, mismatch, parse_steps
@@ -33,6 +41,7 @@ from conveyor.errors import ConveyorError, InvalidInput, InvalidWorkflow
 from conveyor.health import HealthServer
 
 if TYPE_CHECKING:
+    from conveyor.adapters.kubernetes import LeaseRoleScheduler
     from conveyor.cli._workflowruns import WorkflowRunSync
 
 logger = logging.getLogger("conveyor.worker")
@@ -106,6 +115,15 @@ def choose_roles(wf: Workflow[Any, Any], step: str | None, shard: int | None, sy
     return [role]
 
 
+def fence_shards(wf: Workflow[Any, Any], roles: LeaseRoleScheduler) -> None:
+    """Fence every step consumer role of `wf` (with the options in force) by its step: see the module's docstring."""
+    for status, step in wf.spec.steps.items():
+        shards = resolve(step.options, Options()).parallel_count
+        for k in range(1, shards + 1):
+            role = step_role(wf.name, status, k, shards)
+            roles.fence(role, group=step_group(wf.name, status), shards=shards)
+
+
 def build_workflow(
     entrypoint: str,
     paths: tuple[str, ...],
@@ -119,9 +137,10 @@ def build_workflow(
     identity: str | None,
     debug: bool,
     termination_log: Path | None = None,
-) -> Workflow[Any, Any]:
-    """Load, check against the manifest, and build on the real adapters (nothing is connected yet). A manifest that
-    does not match the code is also said in `termination_log`, for the operator to show on the Workflow."""
+) -> tuple[Workflow[Any, Any], LeaseRoleScheduler]:
+    """Load, check against the manifest, and build on the real adapters (nothing is connected yet), its step roles
+    fenced; the workflow and its Lease scheduler. A manifest that does not match the code is also said in
+    `termination_log`, for the operator to show on the Workflow."""
     manifest = None
     if steps is not None and steps.strip():
         try:
@@ -159,7 +178,8 @@ def build_workflow(
         raise click.UsageError(str(e)) from None
     if manifest is not None:
         apply(wf.spec, manifest)
-    return wf
+    fence_shards(wf, roles)
+    return wf, roles
 
 
 @click.command()
@@ -256,7 +276,7 @@ def worker(
         if step is None and shard is None:
             raise click.UsageError("give one role: --step NAME --shard K, or --system")
         raise click.UsageError("--shard K needs --step NAME" if step is None else "--step NAME needs --shard K")
-    wf = build_workflow(
+    wf, scheduler = build_workflow(
         entrypoint,
         paths,
         steps,
@@ -274,7 +294,7 @@ def worker(
     if system:
         sync = workflowrun_sync(wf, namespace or default_namespace(), lease_duration, identity, workflow_object)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(wf, roles, host=host, port=port, sync=sync))
+    asyncio.run(serve(wf, roles, host=host, port=port, sync=sync, fenced=scheduler.fenced))
 
 
 def workflowrun_sync(
@@ -293,11 +313,15 @@ def workflowrun_sync(
 
 
 class _Worker:
-    """What /readyz reports: the phase, then whether every role is held (the engine's conveyor_role_held)."""
+    """What /readyz reports: the phase, then whether every role is held (the engine's conveyor_role_held), and
+    why not if a shard fence holds it back."""
 
-    def __init__(self, wf: Workflow[Any, Any], roles: list[str]) -> None:
+    def __init__(
+        self, wf: Workflow[Any, Any], roles: list[str], fenced: Callable[[str], str | None] | None = None
+    ) -> None:
         self.wf = wf
         self.roles = roles
+        self.fenced = fenced
         self.phase = "starting"
 
     def why_not_ready(self) -> str | None:
@@ -310,11 +334,21 @@ class _Worker:
         ]
         if not waiting:
             return None
+        for role in waiting:
+            why = self.fenced(role) if self.fenced is not None else None
+            if why is not None:
+                return f"{why} (role {role})"
         return f"waiting for role {waiting[0]}" if len(waiting) == 1 else f"waiting for roles {', '.join(waiting)}"
 
 
 async def serve(
-    wf: Workflow[Any, Any], roles: list[str], *, host: str, port: int, sync: WorkflowRunSync | None = None
+    wf: Workflow[Any, Any],
+    roles: list[str],
+    *,
+    host: str,
+    port: int,
+    sync: WorkflowRunSync | None = None,
+    fenced: Callable[[str], str | None] | None = None,
 ) -> None:
     """Run `roles` of `wf` (and `sync`, the WorkflowRun sync of a system worker) until SIGTERM or SIGINT, then
     stop cleanly; a second signal exits at once."""
@@ -328,7 +362,7 @@ async def serve(
         logger.info("%s: finishing current events, releasing roles", signal.Signals(signum).name)
         stop.set()
 
-    state = _Worker(wf, roles)
+    state = _Worker(wf, roles, fenced)
     health = HealthServer(host, port, state.why_not_ready)
     try:
         await health.start()

@@ -12,21 +12,36 @@ The rules, as Kubernetes' own leader election keeps them (client-go), with one r
   holder has given up at least `lease_duration / 6` before that, whatever the clocks say.
 - A clean stop releases the Lease (holder cleared, duration 1 s, as client-go's ReleaseOnCancel does), so a
   waiter takes over within one poll instead of waiting for expiry.
+
+Shard fences (`fence`): the roles of one step's shards are named with their shard count (k of n), so when the
+count changes the old shards' Leases and the new shards' Leases are different objects and nothing in the rules
+above stops both sets from running at once over overlapping partitions. A role given a fence is held only while
+no Lease of its group (the step) with a different shard count is held: the Leases of a fenced role carry the
+group (a hashed label to select them by, the exact group in an annotation) and the count (a label). Holding is
+write-then-check: take the own Lease, then list the group; if a Lease of another count is held and not expired
+(expiry judged as above, on this process's clock from when its record was first seen), give the own Lease back
+and wait until there is none, then try again. Since every contender writes before it reads, of two contenders
+with different counts at least one sees the other and steps back: two counts never both pass. The fence lives
+here, in the adapter, configured by the caller (the worker knows which roles are shards of which step), so the
+engine and its RoleScheduler protocol stay free of Kubernetes and the memory scheduler (one process) needs none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import os
+import random
 import re
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +54,11 @@ logger = logging.getLogger("conveyor.adapters.kubernetes")
 
 ROLE_ANNOTATION = "conveyor.dev/role"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "conveyor"}
+# A fenced role's Lease: its group hashed into a label value (any group fits; selected by the API server), the exact
+# group in an annotation (a hash collision is never mistaken for the same step), and its shard count.
+SHARD_GROUP_LABEL = "conveyor.dev/shard-group"
+SHARD_GROUP_ANNOTATION = "conveyor.dev/shard-group"
+SHARDS_LABEL = "conveyor.dev/shards"
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -49,6 +69,25 @@ def _now() -> datetime:
 def _micro_time(moment: datetime) -> str:
     # MicroTime must carry its fraction: the client's isoformat() drops it when it is zero, which the server refuses.
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class _Fence:
+    group: str
+    shards: int
+
+    @property
+    def label(self) -> str:
+        return hashlib.sha256(self.group.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class _Seen:
+    """One Lease record as first seen here: it has expired once it is unchanged for its duration from then."""
+
+    version: str | None
+    at: float
+    credit: float
 
 
 class _HeldLease:
@@ -128,6 +167,8 @@ class LeaseRoleScheduler:
         self._api: Api | None = None
         self._opens = 0
         self._local: dict[str, asyncio.Lock] = {}
+        self._fences: dict[str, _Fence] = {}
+        self._fenced_by: dict[str, str] = {}
 
     async def open(self) -> None:
         if self._opens == 0:
@@ -152,6 +193,24 @@ class LeaseRoleScheduler:
     def hold(self, role: str) -> AbstractAsyncContextManager[RoleLease]:
         return self._hold(role)
 
+    def fence(self, role: str, *, group: str, shards: int) -> None:
+        """Hold `role` (shard k of `shards` of `group`, e.g. one step) only while no Lease of `group` with another
+        shard count is held: a worker of the new count waits for the old count's workers to release their Leases
+        (on a clean stop) or for them to expire (after a crash). Call before `hold`; the fence stays for later
+        holds of the role."""
+        if not isinstance(role, str) or not role:
+            raise InvalidInput("role", "a non-empty string", role)
+        if not isinstance(group, str) or not group:
+            raise InvalidInput("group", "a non-empty string", group)
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+            raise InvalidInput("shards", "an integer >= 1", shards)
+        self._fences[role] = _Fence(group, shards)
+
+    def fenced(self, role: str) -> str | None:
+        """Why `role` is not being taken right now because of its fence (e.g. "waiting for shards of n=2 to stop"),
+        or None."""
+        return self._fenced_by.get(role)
+
     def _require_api(self) -> Api:
         if self._api is None:
             raise WorkflowNotRunning("the Lease role scheduler is not open")
@@ -164,7 +223,11 @@ class LeaseRoleScheduler:
         # Within one process the Lease names us either way: a local lock keeps two holds of one role apart.
         local = self._local.setdefault(role, asyncio.Lock())
         async with local:
-            lease = await self._acquire(api, role, name)
+            fence = self._fences.get(role)
+            if fence is None:
+                lease = await self._acquire(api, role, name)
+            else:
+                lease = await self._acquire_fenced(api, role, name, fence)
             renewing = asyncio.ensure_future(self._renew(api, lease))
             try:
                 yield lease
@@ -208,6 +271,79 @@ class LeaseRoleScheduler:
             lease = await self._try_take(api, role, name, current)
             if lease is not None:
                 return lease
+
+    async def _acquire_fenced(self, api: Api, role: str, name: str, fence: _Fence) -> _HeldLease:
+        seen: dict[str, _Seen] = {}
+        try:
+            while True:
+                await self._wait_fence(api, role, fence, seen)
+                lease = await self._acquire(api, role, name)
+                try:
+                    blocking = ", ".join(held for held, _ in await self._blocking(api, fence, seen))
+                except Transient as e:
+                    blocking = f"unknown (the Leases could not be listed: {e})"
+                if not blocking:
+                    return lease
+                # Another count got in between our look and our write: step back, without having acted.
+                logger.info("role %s: shards of another count hold %s; giving the Lease back", role, blocking)
+                lease.lose("fenced", released=True)
+                await asyncio.shield(self._release(api, lease))
+                # Two contenders that saw each other both step back: a random pause lets one of them go first.
+                await asyncio.sleep(random.uniform(0, self._retry))
+        finally:
+            self._fenced_by.pop(role, None)
+
+    async def _wait_fence(self, api: Api, role: str, fence: _Fence, seen: dict[str, _Seen]) -> None:
+        """Until no Lease of the fence's group with another shard count is held."""
+        while True:
+            try:
+                blocking = await self._blocking(api, fence, seen)
+            except Transient as e:
+                logger.warning("waiting for role %s: %s", role, e)
+                await asyncio.sleep(self._retry)
+                continue
+            if not blocking:
+                self._fenced_by.pop(role, None)
+                return
+            counts = sorted({count for _, count in blocking})
+            why = f"waiting for shards of n={', n='.join(str(c) for c in counts)} to stop"
+            if self._fenced_by.get(role) != why:
+                logger.info("role %s: %s (Leases %s)", role, why, ", ".join(lease for lease, _ in blocking))
+            self._fenced_by[role] = why
+            await asyncio.sleep(self._retry)
+
+    async def _blocking(self, api: Api, fence: _Fence, seen: dict[str, _Seen]) -> list[tuple[str, int]]:
+        """The Leases of the fence's group with another shard count that are held and not expired, with their
+        counts. A record seen for the first time counts as live: its age is only known by watching it."""
+        listed = await api.call(
+            f"list Leases of {fence.group} in {self.namespace}",
+            api.coordination.list_namespaced_lease,
+            self.namespace,
+            label_selector=f"{SHARD_GROUP_LABEL}={fence.label}",
+        )
+        now = time.monotonic()
+        found: list[tuple[str, int]] = []
+        for lease in listed.items:
+            metadata, spec = lease.metadata, lease.spec
+            if metadata is None or spec is None or not spec.holder_identity:
+                continue
+            if (metadata.annotations or {}).get(SHARD_GROUP_ANNOTATION) != fence.group:
+                continue
+            try:
+                count = int((metadata.labels or {}).get(SHARDS_LABEL, ""))
+            except ValueError:
+                continue
+            name = str(metadata.name)
+            if count == fence.shards:
+                continue
+            record = seen.get(name)
+            if record is None or record.version != metadata.resource_version:
+                record = _Seen(metadata.resource_version, now, self._age_credit(spec.renew_time))
+                seen[name] = record
+            duration = spec.lease_duration_seconds or self.lease_seconds
+            if now < record.at + duration - record.credit:
+                found.append((name, count))
+        return found
 
     def _age_credit(self, renew_time: datetime | None) -> float:
         if renew_time is None:
@@ -279,6 +415,10 @@ class LeaseRoleScheduler:
             "labels": dict(MANAGED_BY),
             "annotations": {ROLE_ANNOTATION: role},
         }
+        fence = self._fences.get(role)
+        if fence is not None:
+            metadata["labels"].update({SHARD_GROUP_LABEL: fence.label, SHARDS_LABEL: str(fence.shards)})
+            metadata["annotations"][SHARD_GROUP_ANNOTATION] = fence.group
         if current is not None:
             metadata["resourceVersion"] = current.metadata.resource_version
         # A released Lease names no holder and lasts a second, so a waiter takes it at its next look.
