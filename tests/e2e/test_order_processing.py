@@ -1,8 +1,9 @@
 """The shipped example, run end to end: examples/order_processing/workflow.yaml applied as a Workflow, its worker
 pods running (as local processes under the pod runner, or as containers in a real cluster) and holding their
 Leases, WorkflowRuns of the example's sample orders finishing where the example's code says they should, a step
-scaled up and down with runs still finishing, a killed worker pod replaced by one that takes its role over, and
-the Workflow's deletion stopping every pod.
+scaled up and down with runs still finishing, a killed worker pod replaced by one that takes its role over,
+the Workflow's deletion stopping every pod, and a Workflow whose steps differ from the code marked Degraded with
+the workers' own words (their termination message).
 
 The tests run in order on one Workflow, each leaving it Ready for the next; few processes on purpose (CI has 2
 cores): every step has one shard of one pod, and only CREATED is scaled to two."""
