@@ -103,8 +103,8 @@ class Context:
         """The actions the run's state allows now (whether or not actions are enabled)."""
         return [name for name, target in ACTIONS.items() if record.run_state.can_become(target)]
 
-    def run_data(self, record: Record) -> dict[str, Any]:
-        return record_data(record, self.workflows)
+    def run_data(self, record: Record, *, with_object: bool = True) -> dict[str, Any]:
+        return record_data(record, self.workflows, with_object=with_object)
 
 
 def object_text(raw: bytes | None) -> str | None:

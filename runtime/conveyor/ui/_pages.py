@@ -84,7 +84,7 @@ async def runs_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     query = _query.list_query(request.query, ctx.workflows)
     page = await ctx.page(query)
-    runs = [ctx.run_data(r) for r in page.records]
+    runs = [ctx.run_data(r, with_object=False) for r in page.records]
     spec = ctx.workflows.get(query.workflow) if query.workflow else None
     names = []
     for value in query.statuses:
@@ -119,7 +119,8 @@ async def run_page(request: web.Request) -> web.Response:
         "run.html",
         run=ctx.run_data(record),
         object_text=object_text(record.object),
-        history=[ctx.run_data(h) for h in reversed(history)],
+        # The history table shows no objects: decoding every version's would be wasted on a long-lived run.
+        history=[ctx.run_data(h, with_object=False) for h in reversed(history)],
         allow_actions=ctx.allow_actions,
         actions=ctx.actions(record),
         graph=svg(spec, record.status) if spec is not None else None,
