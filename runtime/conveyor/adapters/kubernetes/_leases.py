@@ -282,6 +282,12 @@ class LeaseRoleScheduler:
                     blocking = ", ".join(held for held, _ in await self._blocking(api, fence, seen))
                 except Transient as e:
                     blocking = f"unknown (the Leases could not be listed: {e})"
+                except BaseException:
+                    # Cancelled (or refused) between taking the Lease and handing it over: give it back rather than
+                    # make the other count wait for it to expire.
+                    lease.lose("not taken after all", released=True)
+                    await asyncio.shield(self._release(api, lease))
+                    raise
                 if not blocking:
                     return lease
                 # Another count got in between our look and our write: step back, without having acted.
