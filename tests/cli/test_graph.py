@@ -4,6 +4,7 @@ ENTRYPOINT named in the error."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -39,3 +40,13 @@ def test_a_bad_entrypoint_is_named() -> None:
         result = CliRunner().invoke(cli, [command, "no_such_module:builder"])
         assert result.exit_code == 2
         assert "Invalid value for 'ENTRYPOINT': cannot import 'no_such_module'" in result.stderr
+
+
+def test_an_entrypoint_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
+    module = f"raises_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text('raise KeyError("DATABASE_URL")\n')
+    for command in ("graph", "demo"):
+        result = CliRunner().invoke(cli, [command, f"{module}:builder", "--path", str(tmp_path)])
+        assert result.exit_code == 2 and "Traceback" not in result.stderr
+        expected = f"'ENTRYPOINT': {module}:builder: KeyError: 'DATABASE_URL' ({tmp_path / module}.py, line 1)"
+        assert expected in result.stderr, result.stderr

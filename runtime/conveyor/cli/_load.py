@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -36,3 +37,20 @@ def load_builder(entrypoint: str, paths: tuple[str, ...] = ()) -> Builder[Any, A
     if isinstance(value, Builder):
         return value
     raise click.BadParameter(f"{entrypoint} is a {type(value).__name__}; expected a conveyor.Builder")
+
+
+_CONVEYOR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIB = os.path.dirname(os.path.abspath(importlib.__file__ or ""))
+
+
+def load_failure(error: Exception) -> str:
+    """The user's code failing as it loads (raising at import, not parsing, building an invalid graph), in one
+    line: the error and where in the user's code it was raised, for a message instead of a traceback."""
+    if isinstance(error, SyntaxError):
+        return f"SyntaxError: {error.msg} ({error.filename}, line {error.lineno})"
+    message = " ".join(str(error).split())
+    # Where in the user's code: the last frame neither conveyor's nor importlib's (an invalid graph is raised by
+    # the builder, but the line to fix is the user's add_step).
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith((_CONVEYOR, "<", _LIB))]
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {message}{where}"

@@ -13,7 +13,7 @@ import click
 from conveyor._engine.builder import Builder
 from conveyor.cli._db import db
 from conveyor.cli._demo import run_demo
-from conveyor.cli._load import load_builder
+from conveyor.cli._load import load_builder, load_failure
 from conveyor.cli._runs import runs
 from conveyor.cli._ui import ui
 from conveyor.cli._worker import worker
@@ -35,6 +35,8 @@ def _load(entrypoint: str, paths: tuple[str, ...]) -> Builder[Any, Any]:
         # Name the argument in the message ("Invalid value for 'ENTRYPOINT': ...").
         e.param_hint = e.param_hint or "'ENTRYPOINT'"
         raise
+    except Exception as e:
+        raise click.BadParameter(f"{entrypoint}: {load_failure(e)}", param_hint="'ENTRYPOINT'") from None
 
 
 @cli.command()

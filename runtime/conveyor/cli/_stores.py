@@ -3,9 +3,6 @@ one way of turning an unreachable or misconfigured database into a message and e
 
 from __future__ import annotations
 
-import importlib
-import os
-import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -14,13 +11,10 @@ import click
 
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
-from conveyor.cli._load import load_builder
+from conveyor.cli._load import load_builder, load_failure
 from conveyor.errors import InvalidInput, SchemaNotMigrated, ServiceUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_CONVEYOR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LIB = os.path.dirname(os.path.abspath(importlib.__file__ or ""))
 
 
 def dsn_option(fn: F) -> F:
@@ -61,20 +55,9 @@ def load_specs(entrypoints: tuple[str, ...], paths: tuple[str, ...]) -> dict[str
             e.param_hint = e.param_hint or "'--entrypoint'"
             raise
         except Exception as e:
-            raise click.BadParameter(f"{entrypoint}: {_failure(e)}", param_hint="'--entrypoint'") from None
+            raise click.BadParameter(f"{entrypoint}: {load_failure(e)}", param_hint="'--entrypoint'") from None
         specs[spec.name] = spec
     return specs
-
-
-def _failure(error: Exception) -> str:
-    if isinstance(error, SyntaxError):
-        return f"SyntaxError: {error.msg} ({error.filename}, line {error.lineno})"
-    message = " ".join(str(error).split())
-    # Where in the user's code: the last frame neither conveyor's nor importlib's (an invalid graph is raised by
-    # the builder, but the line to fix is the user's add_step).
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith((_CONVEYOR, "<", _LIB))]
-    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
-    return f"{type(error).__name__}: {message}{where}"
 
 
 @asynccontextmanager
