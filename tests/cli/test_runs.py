@@ -601,3 +601,6 @@ def test_the_installed_script(runs: Runs) -> None:
 
     helped = script("--help", dsn=runs.dsn)
     assert "Exit codes:" in helped.stdout and "4  a state change was refused" in helped.stdout
+    # The spellings --run-state takes, as it reads them (numbers included).
+    options = " ".join(script("list", "--help", dsn=runs.dsn).stdout.split())
+    assert "requested_data_deleted, in any case, or its number (1 to 7)" in options

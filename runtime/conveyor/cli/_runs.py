@@ -182,7 +182,8 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 multiple=True,
                 metavar="STATE",
                 callback=_parse_run_states,
-                help=f"Only runs in this run state (repeatable, or separated by commas): {', '.join(RUN_STATE_NAMES)}.",
+                help=f"Only runs in this run state (repeatable, or separated by commas): {', '.join(RUN_STATE_NAMES)}, "
+                f"in any case, or its number (1 to {len(RUN_STATE_NAMES)}).",
             ),
             click.option(
                 "--foreign-id",
