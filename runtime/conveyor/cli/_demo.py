@@ -16,6 +16,10 @@ from conveyor.adapters.memory import (
     MemoryTimeoutStore,
 )
 
+# The shipped example, relative to a checkout: what `conveyor demo` and `conveyor ui --demo` run.
+DEMO_ENTRYPOINT = "orders.workflow:builder"
+DEMO_PATH = "examples/order_processing"
+
 
 async def run_demo(
     builder: Builder[Any, Any],

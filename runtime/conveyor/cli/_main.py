@@ -12,14 +12,11 @@ import click
 
 from conveyor._engine.builder import Builder
 from conveyor.cli._db import db
-from conveyor.cli._demo import run_demo
+from conveyor.cli._demo import DEMO_ENTRYPOINT, DEMO_PATH, run_demo
 from conveyor.cli._load import load_builder, load_failure
 from conveyor.cli._runs import runs
 from conveyor.cli._ui import ui
 from conveyor.cli._worker import worker
-
-DEFAULT_DEMO = "orders.workflow:builder"
-DEFAULT_DEMO_PATH = "examples/order_processing"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,12 +37,12 @@ def _load(entrypoint: str, paths: tuple[str, ...]) -> Builder[Any, Any]:
 
 
 @cli.command()
-@click.argument("entrypoint", default=DEFAULT_DEMO)
+@click.argument("entrypoint", default=DEMO_ENTRYPOINT)
 @click.option(
     "--path",
     "paths",
     multiple=True,
-    default=(DEFAULT_DEMO_PATH,),
+    default=(DEMO_PATH,),
     show_default=True,
     help="Directory to import the entrypoint from (repeatable).",
 )

@@ -14,11 +14,10 @@ import click
 
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
+from conveyor.cli._demo import DEMO_ENTRYPOINT, DEMO_PATH
 from conveyor.cli._stores import load_specs, record_store, workflows_option
 from conveyor.errors import InvalidInput
 
-DEMO_ENTRYPOINT = "orders.workflow:builder"
-DEMO_PATH = "examples/order_processing"
 DEMO_RUNS = 60
 
 
