@@ -157,10 +157,21 @@ def _worker_problems(api: client.ApiClient, namespace: str, name: str, desired: 
     """What the Workflow's current workers said as they exited (a CodeMismatch), read from their pods' status."""
     if not desired:
         return []
-    template = desired[0].manifest["spec"]["template"]["spec"]["containers"][0]
     pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector(name)).items
     found: list[Problem] = []
     for pod in pods:
+        # Each pod against its own Deployment's container: workers differ (each gets its own step's options).
+        labels = (pod.metadata.labels if pod.metadata is not None else None) or {}
+        template = next(
+            (
+                each.manifest["spec"]["template"]["spec"]["containers"][0]
+                for each in desired
+                if all(labels.get(k) == v for k, v in each.manifest["spec"]["selector"]["matchLabels"].items())
+            ),
+            None,
+        )
+        if template is None:
+            continue  # a pod of a Deployment that is no longer wanted
         said = pod_problem(api.sanitize_for_serialization(pod), template)  # type: ignore[no-untyped-call]
         if said is not None and said not in found:
             found.append(said)
