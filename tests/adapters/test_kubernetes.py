@@ -371,3 +371,40 @@ def _held_by(api: client.ApiClient, role: str, identity: str) -> bool:
         if e.status == 404:
             return False
         raise
+
+
+async def test_two_counts_started_together_never_hold_at_once(kubeconfig: str) -> None:
+    # Both look, find nothing, and write at about the same time: the check after the write makes at least one of
+    # them step back. Whoever goes first, the other follows only after it stopped.
+    for _ in range(4):
+        await _race(kubeconfig)
+
+
+async def _race(kubeconfig: str) -> None:
+    workflow = unique("race")
+    one, two = scheduler(kubeconfig), scheduler(kubeconfig)
+    (one_role,) = _fenced(one, workflow, 1)
+    two_role = _fenced(two, workflow, 2)[0]
+    active: list[int] = []
+    overlaps: list[list[int]] = []
+    stops = {1: asyncio.Event(), 2: asyncio.Event()}
+
+    async def hold(roles: LeaseRoleScheduler, role: str, count: int) -> None:
+        async with roles.hold(role):
+            active.append(count)
+            if len(active) > 1:
+                overlaps.append(list(active))
+            await stops[count].wait()
+            active.remove(count)
+
+    async with opened(one, two):
+        tasks = [asyncio.ensure_future(hold(one, one_role, 1)), asyncio.ensure_future(hold(two, two_role, 2))]
+        await _until(lambda: len(active) == 1)
+        first = active[0]
+        await asyncio.sleep(1)
+        assert active == [first] and not overlaps
+        stops[first].set()
+        await _until(lambda: active == [3 - first])
+        stops[3 - first].set()
+        await asyncio.gather(*tasks)
+    assert not overlaps
