@@ -207,6 +207,8 @@ class Workflow(Generic[T, S]):
         try:
             while not rt.drain.stopping.is_set():
                 self._set_state(process, STATE_IDLE)
+                # 0 while waiting for the role, so a standby's roles show on its /metrics as not held.
+                rt.metrics.role_held(process.role, False)
                 try:
                     async with rt.role_scheduler.hold(process.role) as lease:
                         rt.metrics.role_held(process.role, True)

@@ -313,8 +313,8 @@ def workflowrun_sync(
 
 
 class _Worker:
-    """What /readyz reports: the phase, then whether every role is held (the engine's conveyor_role_held), and
-    why not if a shard fence holds it back."""
+    """What /readyz reports: not ready while starting or stopping, or while a shard fence holds a role back;
+    ready when running, holding its roles or standing by for them (conveyor_role_held says which)."""
 
     def __init__(
         self, wf: Workflow[Any, Any], roles: list[str], fenced: Callable[[str], str | None] | None = None
@@ -332,13 +332,13 @@ class _Worker:
             for role in self.roles
             if REGISTRY.get_sample_value(ROLE_HELD_METRIC, {"workflow_name": self.wf.name, "role": role}) != 1
         ]
-        if not waiting:
-            return None
         for role in waiting:
             why = self.fenced(role) if self.fenced is not None else None
             if why is not None:
                 return f"{why} (role {role})"
-        return f"waiting for role {waiting[0]}" if len(waiting) == 1 else f"waiting for roles {', '.join(waiting)}"
+        # A worker waiting for a role another replica holds is a hot standby: ready, so that a shard with
+        # replicasPerShard > 1 counts as ready and takes over as soon as the holder goes.
+        return None
 
 
 async def serve(
