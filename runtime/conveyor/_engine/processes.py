@@ -209,13 +209,31 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
 
 
 async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
-    """Publish the outbox in batches, woken by the store's signal, polling only as the safety net."""
+    """Publish the outbox in batches, woken by the store's signal, polling only as the safety net.
+
+    A published batch is deleted together with the listing of the next one when the store can do both in one
+    round trip (`delete_and_list_outbox_events`); it is deleted before anything else happens either way, so a
+    batch is published again only if the relay stops between its publishing and that delete, as before."""
     signal = rt.store.outbox_signal(rt.name)
     senders: dict[str, EventSender] = {}
     poll = OUTBOX_POLLING_FREQUENCY.total_seconds()
+    delete_and_list = getattr(rt.store, "delete_and_list_outbox_events", None)
+    published: list[str] = []  # ids of the batch published last, not deleted yet
+    started = 0.0
     try:
         while True:
-            events = await rt.store.list_outbox_events(rt.name, OUTBOX_BATCH_LIMIT)
+            if not published:
+                events = await rt.store.list_outbox_events(rt.name, OUTBOX_BATCH_LIMIT)
+            elif delete_and_list is not None:
+                events = await delete_and_list(published, rt.name, OUTBOX_BATCH_LIMIT)
+            else:
+                await rt.store.delete_outbox_events(published)
+                events = await rt.store.list_outbox_events(rt.name, OUTBOX_BATCH_LIMIT)
+            if published:
+                # The reference observes each event's send and delete; here they happen together, batch by batch.
+                rt.metrics.latencies(process, time.perf_counter() - started, len(published))
+                rt.decisions.log("published outbox events", None, count=len(published))
+                published = []
             if not events:
                 await first_of(signal.wait(), rt.clock.sleep(poll))
                 continue
@@ -232,10 +250,7 @@ async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
                 if sender is None:
                     sender = senders[name] = await rt.streamer.sender(name)
                 await sender.send(batch)
-            await rt.store.delete_outbox_events([item.id for item in events])
-            # The reference observes each event's send and delete; here they happen together, batch by batch.
-            rt.metrics.latencies(process, time.perf_counter() - started, len(events))
-            rt.decisions.log("published outbox events", None, count=len(events))
+            published = [item.id for item in events]
     finally:
         for sender in senders.values():
             await sender.close()

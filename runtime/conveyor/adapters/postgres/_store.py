@@ -418,6 +418,22 @@ class PostgresRecordStore:
         if numeric:
             await self._fetch("DELETE FROM conveyor_outbox WHERE id = ANY(%s) RETURNING id", (numeric,))
 
+    async def delete_and_list_outbox_events(
+        self, ids: Sequence[str], workflow_name: str, limit: int
+    ) -> builtins.list[OutboxEvent]:
+        """`delete_outbox_events(ids)` then `list_outbox_events(workflow_name, limit)` in one statement: the
+        outbox relay deletes a published batch and lists the next in one round trip instead of two. The listing
+        reads the snapshot from before the delete, so the deleted ids are left out by name (never by an id range:
+        a transaction that commits late can hold a lower id than one already published)."""
+        numeric = [int(i) for i in ids if isinstance(i, str) and i.isdigit()]
+        rows = await self._fetch(
+            "WITH gone AS (DELETE FROM conveyor_outbox WHERE id = ANY(%(ids)s)) "
+            "SELECT id, workflow_name, data, created_at FROM conveyor_outbox "
+            "WHERE workflow_name = %(name)s AND id <> ALL(%(ids)s) ORDER BY id LIMIT %(limit)s",
+            {"ids": numeric, "name": workflow_name, "limit": limit},
+        )
+        return [OutboxEvent(str(r[0]), r[1], bytes(r[2]), r[3]) for r in rows]
+
     def outbox_signal(self, workflow_name: str) -> OutboxSignal:
         return _Signal(self._dsn, channel(workflow_name))
 
