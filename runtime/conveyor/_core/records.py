@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
+import pydantic_core
+
 from conveyor._core.runstate import RunState
 
 # Event headers, named as the reference names them.
@@ -92,11 +94,16 @@ class Event:
 
 @dataclasses.dataclass(slots=True, frozen=True)
 class OutgoingEvent:
-    """What a sender publishes; the streamer assigns the id and the timestamp."""
+    """What a sender publishes; the streamer assigns the id and the timestamp.
+
+    `data` is the outbox payload the event was decoded from (`decode_outbox_data`), if it was: the same event as
+    JSON, which a streamer may publish as it is instead of encoding the event again. It is not part of the
+    event's identity (equality, repr)."""
 
     foreign_id: str
     type: int
     headers: Mapping[str, str]
+    data: bytes | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 class OutboxEvent:
@@ -231,5 +238,6 @@ def encode_outbox_event(event: OutgoingEvent) -> bytes:
 
 
 def decode_outbox_data(data: bytes) -> OutgoingEvent:
-    raw = json.loads(data)
-    return OutgoingEvent(foreign_id=raw["foreign_id"], type=int(raw["type"]), headers=raw["headers"])
+    # pydantic's JSON parser: a few times faster than the json module's, and the relay decodes every event.
+    raw = pydantic_core.from_json(data)
+    return OutgoingEvent(foreign_id=raw["foreign_id"], type=int(raw["type"]), headers=raw["headers"], data=data)

@@ -2,6 +2,8 @@
 
 - Topics are created when first used, with the configured partition count.
 - Key = foreign id; the partition is Kafka's default for that key (murmur2), chosen by us and passed explicitly.
+- Value = a JSON object with the event's "type" and "headers" (and, for an event from the outbox, which is
+  published as the outbox stored it, its "foreign_id"); the headers are also the message's Kafka headers.
 - Shard k of n is assigned (not subscribed) the partitions p with p % n == k - 1, so it never sees another
   shard's events and no rebalance can hand it one.
 - ack() only notes the partition's new position (the engine acks after its transaction committed); a
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
+import pydantic_core
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -229,10 +232,14 @@ class _Sender:
 
         timestamp = int(self._clock.now().timestamp() * 1000)
         for event in events:
-            value = json.dumps({"type": event.type, "headers": dict(event.headers)}, separators=(",", ":"))
+            # An event from the outbox is published as stored (its foreign id too, which receivers ignore): no
+            # second encoding per event.
+            value = event.data
+            if value is None:
+                value = json.dumps({"type": event.type, "headers": dict(event.headers)}, separators=(",", ":")).encode()
             self._producer.produce(
                 self._topic,
-                value=value.encode(),
+                value=value,
                 key=event.foreign_id.encode(),
                 partition=partition_for(event.foreign_id, self._partitions),
                 headers=[(k, v.encode()) for k, v in event.headers.items()],
@@ -365,7 +372,8 @@ def _retrying(call: Callable[[], T], timeout: float) -> T:
 
 
 def _to_event(message: Message) -> Event:
-    body = json.loads(message.value() or b"{}")
+    # pydantic's JSON parser: a few times faster than the json module's, for every event received.
+    body = pydantic_core.from_json(message.value() or b"{}")
     key = message.key()
     _, millis = message.timestamp()
     partition, offset = message.partition(), message.offset()
