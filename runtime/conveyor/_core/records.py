@@ -225,15 +225,22 @@ def outbox_event(record: Record) -> OutgoingEvent:
     return OutgoingEvent(foreign_id=record.foreign_id, type=record.status, headers=event_headers(record))
 
 
+# One encoder for every payload: json.dumps with any option set builds a new encoder per call, which cost more
+# than the encoding itself (once per stored record).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def outbox_data(record: Record) -> bytes:
-    """The outbox payload for a record change: every store writes this in the same transaction as the record."""
-    return encode_outbox_event(outbox_event(record))
+    """The outbox payload for a record change: every store writes this in the same transaction as the record.
+    The same bytes as `encode_outbox_event(outbox_event(record))`, without the event made on the way."""
+    return _ENCODER.encode(
+        {"foreign_id": record.foreign_id, "type": record.status, "headers": event_headers(record)}
+    ).encode()
 
 
 def encode_outbox_event(event: OutgoingEvent) -> bytes:
-    return json.dumps(
-        {"foreign_id": event.foreign_id, "type": event.type, "headers": dict(event.headers)},
-        separators=(",", ":"),
+    return _ENCODER.encode(
+        {"foreign_id": event.foreign_id, "type": event.type, "headers": dict(event.headers)}
     ).encode()
 
 

@@ -48,6 +48,9 @@ _POLL_SECONDS = 0.2
 _SHARD_SUFFIX = re.compile(r"-\d+-of-\d+$")
 _WHOLE = Shard()
 
+# json.dumps with an option set builds an encoder per call: one, made once.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-kafka")
 
 
@@ -236,7 +239,7 @@ class _Sender:
             # second encoding per event.
             value = event.data
             if value is None:
-                value = json.dumps({"type": event.type, "headers": dict(event.headers)}, separators=(",", ":")).encode()
+                value = _ENCODER.encode({"type": event.type, "headers": dict(event.headers)}).encode()
             self._producer.produce(
                 self._topic,
                 value=value,
