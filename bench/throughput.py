@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -187,6 +188,7 @@ def main() -> None:
     from conveyor.adapters.postgres import migrate
 
     migrate(dsn) if not asyncio.iscoroutinefunction(migrate) else asyncio.run(migrate(dsn))
+    gc.freeze()  # as `conveyor worker` does once its workflow is built
     full = asyncio.run(full_load(dsn, kafka, args.runs, args.parallel))
     lat = sorted(asyncio.run(half_load(dsn, kafka, full["runs_per_second"], args.parallel, args.seconds)))
     clients = args.parallel * 3
