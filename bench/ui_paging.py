@@ -144,10 +144,10 @@ async def main() -> None:
             workflow, limit=PAGE, order=desc, filter=RecordFilter(foreign_ids=[f"order-{args.runs // 2}"])
         ),
         "every workflow, paused": lambda: store.list(None, limit=PAGE, order=desc, filter=paused),
-        # No index leads with these: the worst cases, a scan of the whole table in creation order.
         "every workflow, one foreign id": lambda: store.list(
             None, limit=PAGE, order=desc, filter=RecordFilter(foreign_ids=[f"order-{args.runs // 2}"])
         ),
+        # No index leads with these: the worst case, a scan of the whole table in creation order.
         "every workflow, no match": lambda: store.list(
             None, limit=PAGE, order=desc, filter=RecordFilter(run_states=[RunState.DATA_DELETED], statuses=[99])
         ),

@@ -59,7 +59,7 @@ async def test_a_database_without_the_schema_is_refused(pg_dsn: str) -> None:
     try:
         with pytest.raises(SchemaNotMigrated, match="conveyor db migrate"):
             await PostgresRecordStore(empty).open()
-        assert await migrate(empty) == ["0001_runs_outbox_timeouts"]
+        assert await migrate(empty) == ["0001_runs_outbox_timeouts", "0002_runs_by_foreign_id"]
         store = PostgresRecordStore(empty)
         await store.open()
         await store.close()

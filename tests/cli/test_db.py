@@ -20,7 +20,7 @@ def test_migrate_reports_what_it_applied_as_json(pg_dsn: str) -> None:
         empty = pg_dsn.rsplit("/", 1)[0] + f"/{name}"
         first = CliRunner().invoke(cli, ["db", "migrate", "--dsn", empty, "--output", "json"])
         assert first.exit_code == 0, first.stderr
-        assert json.loads(first.stdout) == {"applied": ["0001_runs_outbox_timeouts"]}
+        assert json.loads(first.stdout) == {"applied": ["0001_runs_outbox_timeouts", "0002_runs_by_foreign_id"]}
         again = CliRunner().invoke(cli, ["db", "migrate", "--dsn", empty, "-o", "json"])
         assert json.loads(again.stdout) == {"applied": []}
     finally:

@@ -80,6 +80,14 @@ CREATE INDEX conveyor_timeouts_due ON conveyor_timeouts (workflow_name, status, 
 CREATE INDEX conveyor_timeouts_by_workflow ON conveyor_timeouts (workflow_name, id);
 """,
     ),
+    (
+        # Support's most common question, "where is order-123?", asked across every workflow (the UI's and
+        # `conveyor runs list --foreign-id` without a workflow): without it a scan of the whole table.
+        "0002_runs_by_foreign_id",
+        """
+CREATE INDEX conveyor_runs_by_foreign_id ON conveyor_runs (foreign_id, seq);
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
