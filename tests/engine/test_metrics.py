@@ -373,3 +373,20 @@ async def test_a_step_reached_by_handoff_observes_its_latency_too(kafka_bootstra
         paid_step = {"workflow_name": name, "process_name": "paid-consumer-1-of-1"}
         assert sample(f"{LATENCY}_count", **paid_step) == runs
         await eventually(lambda: sample(LAG, **paid_step) is not None, timeout=30)
+
+
+def test_a_batch_of_latencies_counts_as_that_many_observations() -> None:
+    name = unique("batch-latency")
+    one_by_one, batched = metrics.WorkflowMetrics(name), metrics.WorkflowMetrics(name)
+    for _ in range(3):
+        one_by_one.latency("by-one", 0.05)
+    batched.latencies("batched", 0.05, 3)
+    batched.latencies("batched", 0.05, 0)
+    for suffix, le in (("_count", None), ("_sum", None), ("_bucket", "0.1"), ("_bucket", "0.01"), ("_bucket", "+Inf")):
+        extra = {"le": le} if le else {}
+        by_one = sample(f"workflow_process_latency_seconds{suffix}", workflow_name=name, process_name="by-one", **extra)
+        together = sample(
+            f"workflow_process_latency_seconds{suffix}", workflow_name=name, process_name="batched", **extra
+        )
+        assert together == by_one, (suffix, le)
+    assert sample("workflow_process_latency_seconds_count", workflow_name=name, process_name="batched") == 3

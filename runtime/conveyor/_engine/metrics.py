@@ -85,8 +85,7 @@ class WorkflowMetrics:
         child = self._latency.get(process)
         if child is None:
             child = self._latency[process] = PROCESS_LATENCY.labels(self.workflow, process)
-        for _ in range(count):
-            child.observe(seconds)
+        _observe_many(child, seconds, count)
 
     def run_state_change(self, previous: str, current: str) -> None:
         child = self._changes.get((previous, current))
@@ -116,3 +115,24 @@ class WorkflowMetrics:
             if alert is None:
                 alert = self._alert[process] = CONSUMER_LAG_ALERT.labels(self.workflow, process)
             alert.set(1 if lag > alert_after else 0)
+
+
+def _observe_many(child: Histogram, seconds: float, count: int) -> None:
+    """`count` observations of `seconds` at the cost of one: the relay publishes a batch of events that each took
+    the batch's time, and observing them one by one was a tenth of the engine's CPU per transition. Falls back to
+    one observe() each if prometheus_client's histogram ever stops keeping its buckets and sum as it does now."""
+    try:
+        bounds: list[float] = child._upper_bounds
+        buckets = child._buckets
+        total = child._sum
+    except AttributeError:
+        for _ in range(count):
+            child.observe(seconds)
+        return
+    if count <= 0:
+        return
+    total.inc(seconds * count)
+    for i, bound in enumerate(bounds):
+        if seconds <= bound:
+            buckets[i].inc(count)
+            break
