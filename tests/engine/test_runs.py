@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,21 @@ async def test_a_run_moves_through_its_statuses(start: Start) -> None:
     assert [r.meta.version for r in history] == [1, 2, 3]
     assert history[0].meta.trace_origin.endswith(".py:" + history[0].meta.trace_origin.rsplit(":", 1)[1])
     assert "test_runs.py" in history[0].meta.trace_origin
+
+
+async def test_the_trace_origin_skips_the_standard_librarys_plumbing(start: Start) -> None:
+    wf = await start(order_builder())
+
+    # conveyor's own code (the CLI, the UI's demo) triggering inside an async context manager, for a caller here.
+    conveyor_module: dict[str, Any] = {"__name__": "conveyor.cli._traced", "contextlib": contextlib}
+    exec(
+        "@contextlib.asynccontextmanager\nasync def triggered(wf):\n    yield await wf.trigger('traced')\n",
+        conveyor_module,
+    )
+    async with conveyor_module["triggered"](wf) as run_id:
+        pass
+    (first, *_) = await wf.history(run_id)
+    assert "test_runs.py:" in first.meta.trace_origin, first.meta.trace_origin
 
 
 async def test_wait_for_a_status_already_reached(start: Start) -> None:

@@ -600,11 +600,12 @@ def _check_run_id(run_id: object) -> None:
 
 
 def _caller() -> str:
-    """Where the run was triggered from (file:line of the first frame outside conveyor and asyncio)."""
+    """Where the run was triggered from (file:line of the first frame outside conveyor, asyncio and the standard
+    library's plumbing that may sit between, such as an async context manager)."""
     frame = sys._getframe(1)
     while frame is not None:
         module = str(frame.f_globals.get("__name__", ""))
-        if not module.startswith(("conveyor.", "asyncio", "concurrent.")):
+        if not module.startswith(("conveyor.", "asyncio", "concurrent.", "contextlib", "functools", "threading")):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
     return ""
