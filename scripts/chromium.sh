@@ -13,14 +13,7 @@ installed() {
 }
 
 install() {
-  if [ "$(id -u)" != 0 ]; then
-    echo "need root to apt-get install chromium" >&2
-    return 1
-  fi
-  # Other scripts may hold the dpkg lock at the same moment: wait for it rather than fail.
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-    chromium fonts-dejavu-core >/dev/null
+  APT_NO_RECOMMENDS=1 apt_install chromium fonts-dejavu-core
 }
 
 case "${1:-}" in

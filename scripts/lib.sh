@@ -30,11 +30,15 @@ wait_port() {  # wait_port PORT SECONDS WHAT
   done
 }
 
-apt_install() {  # apt_install PACKAGE...
+apt_install() {  # [APT_NO_RECOMMENDS=1] apt_install PACKAGE...
   if [ "$(id -u)" != 0 ]; then
     echo "need root to apt-get install $*" >&2
     return 1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  # Another script (a parallel fixture, the machine's own updater) may hold the dpkg lock: wait for it, not fail.
+  local apt=(apt-get -o DPkg::Lock::Timeout=600)
+  local extra=()
+  [ "${APT_NO_RECOMMENDS:-}" = 1 ] && extra=(--no-install-recommends)
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${extra[@]}" "$@" >/dev/null
 }
