@@ -308,6 +308,8 @@ async def test_shards_of_a_new_count_wait_until_the_old_counts_leases_are_releas
     workflow = unique("fence")
     old, new = scheduler(kubeconfig), scheduler(kubeconfig)
     old_roles, new_roles = _fenced(old, workflow, 2), _fenced(new, workflow, 3)
+    # Before a first look at the other counts' Leases, a fenced role is not free to take either.
+    assert {new.fenced(role) for role in new_roles} == {"checking for shards of another count"}
     async with opened(old, new), contextlib.AsyncExitStack() as holding:
         for role in old_roles:
             await holding.enter_async_context(old.hold(role))

@@ -59,6 +59,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "conveyor"}
 SHARD_GROUP_LABEL = "conveyor.dev/shard-group"
 SHARD_GROUP_ANNOTATION = "conveyor.dev/shard-group"
 SHARDS_LABEL = "conveyor.dev/shards"
+CHECKING_FENCE = "checking for shards of another count"
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -169,6 +170,9 @@ class LeaseRoleScheduler:
         self._local: dict[str, asyncio.Lock] = {}
         self._fences: dict[str, _Fence] = {}
         self._fenced_by: dict[str, str] = {}
+        # Fenced roles whose fence has not been seen clear yet: from `fence` (or the start of a hold) until the
+        # first look finds no other count, so that a worker never looks ready before it has looked at all.
+        self._checking: set[str] = set()
 
     async def open(self) -> None:
         if self._opens == 0:
@@ -205,11 +209,15 @@ class LeaseRoleScheduler:
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
             raise InvalidInput("shards", "an integer >= 1", shards)
         self._fences[role] = _Fence(group, shards)
+        self._checking.add(role)
 
     def fenced(self, role: str) -> str | None:
-        """Why `role` is not being taken right now because of its fence (e.g. "waiting for shards of n=2 to stop"),
-        or None."""
-        return self._fenced_by.get(role)
+        """Why `role` is not being taken right now because of its fence (e.g. "waiting for shards of n=2 to stop",
+        or "checking for shards of another count" before the first look), or None."""
+        why = self._fenced_by.get(role)
+        if why is None and role in self._checking:
+            return CHECKING_FENCE
+        return why
 
     def _require_api(self) -> Api:
         if self._api is None:
@@ -274,6 +282,7 @@ class LeaseRoleScheduler:
 
     async def _acquire_fenced(self, api: Api, role: str, name: str, fence: _Fence) -> _HeldLease:
         seen: dict[str, _Seen] = {}
+        self._checking.add(role)
         try:
             while True:
                 await self._wait_fence(api, role, fence, seen)
@@ -293,11 +302,13 @@ class LeaseRoleScheduler:
                 # Another count got in between our look and our write: step back, without having acted.
                 logger.info("role %s: shards of another count hold %s; giving the Lease back", role, blocking)
                 lease.lose("fenced", released=True)
+                self._checking.add(role)
                 await asyncio.shield(self._release(api, lease))
                 # Two contenders that saw each other both step back: a random pause lets one of them go first.
                 await asyncio.sleep(random.uniform(0, self._retry))
         finally:
             self._fenced_by.pop(role, None)
+            self._checking.discard(role)
 
     async def _wait_fence(self, api: Api, role: str, fence: _Fence, seen: dict[str, _Seen]) -> None:
         """Until no Lease of the fence's group with another shard count is held."""
@@ -310,6 +321,7 @@ class LeaseRoleScheduler:
                 continue
             if not blocking:
                 self._fenced_by.pop(role, None)
+                self._checking.discard(role)
                 return
             counts = sorted({count for _, count in blocking})
             why = f"waiting for shards of n={', n='.join(str(c) for c in counts)} to stop"
