@@ -131,3 +131,54 @@ async def test_acks_are_coalesced_and_close_commits_the_last_of_each_partition(k
             await second.close()
     finally:
         await streamer.close()
+
+
+def test_a_bad_commit_interval_is_named() -> None:
+    from conveyor.errors import InvalidInput
+
+    for bad in (-1, "0.2", True, None):
+        with pytest.raises(InvalidInput) as info:
+            KafkaStreamer("127.0.0.1:9", commit_interval=bad)  # type: ignore[arg-type]
+        assert info.value.field == "commit_interval"
+
+
+async def test_commits_go_at_most_once_per_interval_and_close_commits_at_once(kafka_bootstrap: str) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    interval = 3.0
+    streamer = KafkaStreamer(kafka_bootstrap, partitions=1, commit_interval=interval)
+    await streamer.open()
+    topic, name = f"paced-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:6]}"
+    watcher = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group_id(name)})
+
+    def committed() -> int:
+        return int(watcher.committed([TopicPartition(topic, 0)], timeout=10)[0].offset)
+
+    async def until_committed(offset: int) -> None:
+        async with asyncio.timeout(20):
+            while await asyncio.to_thread(committed) != offset:
+                await asyncio.sleep(0.05)
+
+    try:
+        sender = await streamer.sender(topic)
+        await sender.send([OutgoingEvent("fid", i, {"topic": topic}) for i in range(12)])
+        receiver = await streamer.receiver(topic, name)
+        events = [await asyncio.wait_for(receiver.recv(), 20) for _ in range(12)]
+        # After a quiet spell the first ack is committed at once...
+        await receiver.ack(events[0])
+        await until_committed(1)
+        # ...the next ones wait for the interval, and go together in one request.
+        for event in events[1:6]:
+            await receiver.ack(event)
+        assert await asyncio.to_thread(committed) == 1
+        await until_committed(6)
+        # close() does not wait out the interval: what is noted is committed as it closes.
+        for event in events[6:]:
+            await receiver.ack(event)
+        started = asyncio.get_running_loop().time()
+        await receiver.close()
+        assert asyncio.get_running_loop().time() - started < interval
+        assert await asyncio.to_thread(committed) == 12
+    finally:
+        watcher.close()
+        await streamer.close()

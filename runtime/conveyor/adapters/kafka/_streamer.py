@@ -7,9 +7,11 @@
 - Shard k of n is assigned (not subscribed) the partitions p with p % n == k - 1, so it never sees another
   shard's events and no rebalance can hand it one.
 - ack() only notes the partition's new position (the engine acks after its transaction committed); a
-  background commit sends the latest noted position of every partition in one request, one request at a time,
-  so acks coalesce instead of costing a broker round trip each. close() commits what is still noted. A crash
-  between an ack and its commit redelivers those events, which the engine skips as stale (at least once).
+  background commit sends the latest noted position of every partition in one request, one request at a time
+  and at most once per `commit_interval` (the first ack after a quiet spell goes at once), so acks coalesce
+  instead of costing a broker round trip each: under load, a dozen receivers committing back to back were a
+  good part of the broker's CPU. close() commits what is still noted. A crash between an ack and its commit
+  redelivers those events (at most about `commit_interval` of them), which the engine skips as stale.
   Never committed automatically. Offsets are committed under the receiver's name without its "-k-of-n"
   suffix, so when the shard count changes, a partition's new owner resumes exactly where the old owner
   acknowledged.
@@ -19,7 +21,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 import re
 import threading
 import time
@@ -35,7 +37,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import EventReceiver, EventSender, Shard
-from conveyor._core.records import Event, OutgoingEvent
+from conveyor._core.records import Event, OutgoingEvent, compact_json
 from conveyor.adapters.kafka._partitioner import owned_partitions, partition_for
 from conveyor.errors import InvalidInput, ServiceUnavailable
 
@@ -47,9 +49,6 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _POLL_SECONDS = 0.2
 _SHARD_SUFFIX = re.compile(r"-\d+-of-\d+$")
 _WHOLE = Shard()
-
-# json.dumps with an option set builds an encoder per call: one, made once.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="conveyor-kafka")
 
@@ -73,6 +72,7 @@ class KafkaStreamer:
         clock: Clock | None = None,
         client_config: dict[str, Any] | None = None,
         timeout: float = 10.0,
+        commit_interval: float = 0.2,
     ) -> None:
         if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
             raise InvalidInput("bootstrap_servers", "host:port[,host:port...]", bootstrap_servers)
@@ -80,7 +80,10 @@ class KafkaStreamer:
             raise InvalidInput("partitions", "an integer >= 1", partitions)
         if isinstance(replication_factor, bool) or not isinstance(replication_factor, int) or replication_factor < 1:
             raise InvalidInput("replication_factor", "an integer >= 1", replication_factor)
+        if isinstance(commit_interval, bool) or not isinstance(commit_interval, int | float) or commit_interval < 0:
+            raise InvalidInput("commit_interval", "a number of seconds >= 0", commit_interval)
         self.bootstrap_servers = bootstrap_servers
+        self.commit_interval = float(commit_interval)
         self.partitions = partitions
         self.replication_factor = replication_factor
         self._clock = clock or SystemClock()
@@ -185,7 +188,7 @@ class KafkaStreamer:
         except BaseException:
             await _blocking(consumer.close)
             raise
-        return _Receiver(consumer, topic, count, set(owned), self._timeout)
+        return _Receiver(consumer, topic, count, set(owned), self._timeout, self.commit_interval)
 
     def _start_offsets(
         self, consumer: Consumer, topic: str, owned: list[int], from_latest: bool
@@ -239,7 +242,7 @@ class _Sender:
             # second encoding per event.
             value = event.data
             if value is None:
-                value = _ENCODER.encode({"type": event.type, "headers": dict(event.headers)}).encode()
+                value = compact_json({"type": int(event.type), "headers": dict(event.headers)})
             self._producer.produce(
                 self._topic,
                 value=value,
@@ -259,7 +262,9 @@ class _Sender:
 
 
 class _Receiver:
-    def __init__(self, consumer: Consumer, topic: str, partitions: int, owned: set[int], timeout: float) -> None:
+    def __init__(
+        self, consumer: Consumer, topic: str, partitions: int, owned: set[int], timeout: float, commit_interval: float
+    ) -> None:
         self._consumer = consumer
         self._topic = topic
         self._partitions = partitions
@@ -271,6 +276,9 @@ class _Receiver:
         self._acked: dict[int, int] = {}  # partition -> next offset to read, noted by ack(), not yet committed
         self._committing: asyncio.Future[None] | None = None
         self._commit_error: BaseException | None = None
+        self._commit_interval = commit_interval
+        self._last_commit = -math.inf  # time.monotonic() when the last commit request went out
+        self._in_request = False
 
     async def recv(self) -> Event:
         while not self._buffer:
@@ -313,7 +321,13 @@ class _Receiver:
     async def _commit_noted(self) -> None:
         """Commit the noted positions until none is left; acks noted meanwhile go in the next request."""
         while self._acked:
+            pause = self._last_commit + self._commit_interval - time.monotonic()
+            if pause > 0:
+                # Cancelled here by close(), nothing is lost: the noted positions are still in self._acked.
+                await asyncio.sleep(pause)
             noted, self._acked = self._acked, {}
+            self._last_commit = time.monotonic()
+            self._in_request = True
             try:
                 await _blocking(self._commit, noted)
             except Exception as e:
@@ -323,6 +337,8 @@ class _Receiver:
                         self._acked[partition] = offset
                 self._commit_error = e
                 return
+            finally:
+                self._in_request = False
 
     def _commit(self, noted: dict[int, int]) -> None:
         offsets = [TopicPartition(self._topic, partition, offset) for partition, offset in noted.items()]
@@ -337,6 +353,8 @@ class _Receiver:
             await asyncio.gather(self._polling, return_exceptions=True)
         try:
             if self._committing is not None:
+                if not self._in_request:
+                    self._committing.cancel()  # pausing between requests: commit below without waiting
                 await asyncio.gather(self._committing, return_exceptions=True)
             if self._acked:
                 # What was acknowledged is committed before the next receiver of this name starts.
