@@ -14,7 +14,6 @@ import asyncio
 import builtins
 import functools
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder
-from conveyor._core.records import Meta, OutboxEvent, Record, outbox_data
+from conveyor._core.records import Meta, OutboxEvent, Record, compact_json, outbox_data
 from conveyor._core.runstate import RunState
 from conveyor.adapters.postgres._batch import Batcher
 from conveyor.adapters.postgres._connect import acquire_pool, connect, release_pool
@@ -147,6 +146,10 @@ def _row_to_record(row: Sequence[Any]) -> Record:
     )
 
 
+def _batch_json(rows: builtins.list[dict[str, Any]]) -> str:
+    return compact_json(rows).decode()
+
+
 def _batch_row(record: Record) -> dict[str, Any]:
     """A record's columns for the json of a batch (see _UPDATE_MANY)."""
     meta = record.meta
@@ -236,7 +239,7 @@ class PostgresRecordStore:
             }
             for idx, record in enumerate(records)
         ]
-        params = {"rows": json.dumps(rows), "now": self._clock.now()}
+        params = {"rows": _batch_json(rows), "now": self._clock.now()}
         try:
             await self._fetch(_INSERT_MANY, params)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
@@ -283,7 +286,7 @@ class PostgresRecordStore:
         rows = [
             {"idx": idx, "expected": expected, **_batch_row(record)} for idx, (record, expected) in enumerate(items)
         ]
-        params = {"rows": json.dumps(rows), "now": self._clock.now()}
+        params = {"rows": _batch_json(rows), "now": self._clock.now()}
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
                 [(stored, _)] = await self._fetch(_UPDATE_MANY, params)
