@@ -162,11 +162,15 @@ async def test_an_unknown_start_status_is_refused(start: Start, start_at: object
         await wf.store.latest(wf.name, "x")
 
 
-@pytest.mark.parametrize("foreign_id", ["", None, 7, "x" * 513])
+@pytest.mark.parametrize("foreign_id", ["", None, 7, "x" * 513, "a\x00b", "lone \ud800"])
 async def test_a_bad_foreign_id_is_refused(start: Start, foreign_id: object) -> None:
     wf = await start(order_builder())
-    with pytest.raises(InvalidInput, match="foreign_id"):
+    with pytest.raises(InvalidInput, match="foreign_id") as info:
         await wf.trigger(foreign_id)  # type: ignore[arg-type]
+    assert info.value.field == "foreign_id"
+    if isinstance(foreign_id, str) and foreign_id:
+        with pytest.raises(RecordNotFound):
+            await wf.store.latest(wf.name, foreign_id)
 
 
 async def test_calls_before_run_say_the_workflow_is_not_running(start: Start) -> None:
