@@ -61,7 +61,7 @@ start() {
   echo "$port" >"$PORT_FILE"
   # Tuned for tests: durable enough to mean something, fast enough for CI.
   as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start -o \
-    "-c listen_addresses=127.0.0.1 -p $port -k $DIR -c max_connections=200 -c shared_buffers=128MB -c fsync=on -c synchronous_commit=on" >/dev/null
+    "-c listen_addresses=127.0.0.1 -p $port -k $DIR -c max_connections=200 -c shared_buffers=512MB -c max_wal_size=4GB -c wal_compression=lz4 -c fsync=on -c synchronous_commit=on" >/dev/null
   as_owner "$BIN/psql" -h 127.0.0.1 -p "$port" -d postgres -qtAc "SELECT 1 FROM pg_database WHERE datname = 'conveyor'" | grep -q 1 ||
     as_owner "$BIN/createdb" -h 127.0.0.1 -p "$port" conveyor
   echo "CONVEYOR_PG_DSN=$(dsn)"
