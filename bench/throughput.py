@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from urllib.parse import urlparse
 from _workload import Stage, builder
 from conveyor import RunState
 from conveyor.adapters.memory import MemoryRoleScheduler
+from conveyor.cli._worker import settle_heap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,7 +188,7 @@ def main() -> None:
     from conveyor.adapters.postgres import migrate
 
     migrate(dsn) if not asyncio.iscoroutinefunction(migrate) else asyncio.run(migrate(dsn))
-    gc.freeze()  # as `conveyor worker` does once its workflow is built
+    settle_heap()  # as `conveyor worker` does once its workflow is built
     full = asyncio.run(full_load(dsn, kafka, args.runs, args.parallel))
     lat = sorted(asyncio.run(half_load(dsn, kafka, full["runs_per_second"], args.parallel, args.seconds)))
     clients = args.parallel * 3

@@ -606,3 +606,19 @@ async def test_after_a_sigkill_the_new_count_waits_for_the_old_leases_to_expire(
     for worker in (*new, system):
         code, _ = await worker.terminate()
         assert code == 0, worker.output()
+
+
+def test_settle_heap_freezes_set_up_and_collects_the_young_generation_less_often() -> None:
+    import gc
+
+    from conveyor.cli._worker import GC_THRESHOLDS, settle_heap
+
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > before[0]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
