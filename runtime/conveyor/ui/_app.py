@@ -1,8 +1,9 @@
-"""The aiohttp application of `conveyor ui`: the pages, the JSON API, Prometheus `/metrics`, and one middleware
-that turns the errors a request can cause into answers (400 bad input naming the field, 403 refused, 404 unknown
-run or path, 405 a method a path does not take, 409 a transition the run's state does not allow, 413 a body too
-large, 503 the store is unreachable) as JSON under /api and as a page elsewhere, so an API client never has to
-parse aiohttp's plain-text answers. Anything else is a bug and stays a 500."""
+"""The aiohttp application of `conveyor ui`: the pages, the JSON API, Prometheus `/metrics`, the probes `/healthz`
+and `/readyz` (_health), and one middleware that turns the errors a request can cause into answers (400 bad input
+naming the field, 403 refused, 404 unknown run or path, 405 a method a path does not take, 409 a transition the
+run's state does not allow, 413 a body too large, 503 the store is unreachable) as JSON under /api and as a page
+elsewhere, so an API client never has to parse aiohttp's plain-text answers. Anything else is a bug and stays a
+500."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound, ServiceUnavailable, VersionConflict
-from conveyor.ui import _api, _pages
+from conveyor.ui import _api, _health, _pages
 from conveyor.ui._context import Context, StoreFailed
 from conveyor.ui._csrf import Csrf, Forbidden, check_host, host_names
 
@@ -56,6 +57,7 @@ def make_app(
     app[_REGISTRY] = registry
     app.add_routes(_api.routes())
     app.add_routes(_pages.routes())
+    app.add_routes(_health.routes())
     app.router.add_get("/metrics", _metrics)
     return app
 
