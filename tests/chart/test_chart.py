@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +35,9 @@ APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
         ["--strict"],
         ["--strict", "--set", "watchNamespaces={team-a,team-b}", "--set", "metrics.serviceMonitor.enabled=true"],
         ["--strict", "--set", "rbac.create=false", "--set", "serviceAccount.create=false"],
+        ["--strict", "--set", "ui.enabled=true", "--set", "ui.dsnSecretRef.name=pg"],
     ],
-    ids=["default", "strict", "strict-namespaced-monitored", "strict-no-rbac"],
+    ids=["default", "strict", "strict-namespaced-monitored", "strict-no-rbac", "strict-ui"],
 )
 def test_lint_passes(helm: str, args: list[str]) -> None:
     done = run_helm(helm, "lint", *args)
@@ -264,6 +266,213 @@ def test_operator_accepts_the_arguments(render: Render, monkeypatch: pytest.Monk
     assert parsed[0].leader_election_lease == "demo-conveyor-leader"
 
 
+# --- the web UI (ui.enabled) ---------------------------------------------------------------------------
+
+UI_ARGS = ["--set", "ui.enabled=true", "--set", "ui.dsnSecretRef.name=orders-pg"]
+
+
+def ui_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if o["metadata"]["labels"].get("app.kubernetes.io/component") == "ui"]
+
+
+def test_ui_is_off_by_default(render: Render) -> None:
+    objects = render("--set", "metrics.serviceMonitor.enabled=true")
+    assert ui_objects(objects) == []
+    assert not [o for o in objects if o["metadata"]["name"].endswith("-ui")]
+
+
+def test_ui_enabled(render: Render) -> None:
+    objects = render(
+        *UI_ARGS,
+        "--set",
+        "ui.dsnSecretRef.key=url",
+        "--set",
+        "ui.entrypoints={orders.workflow:builder,billing.flows:make_builder}",
+        "--set",
+        "ui.paths={/app,/app/lib}",
+        "--set",
+        "ui.allowedHosts={runs.example.com}",
+        "--set",
+        "ui.replicaCount=2",
+        "--set",
+        "ui.podLabels.team=orders",
+        "--set",
+        "ui.podAnnotations.note=hi",
+        "--set",
+        "ui.nodeSelector.pool=web",
+        "--set",
+        "ui.service.annotations.lb=internal",
+        namespace="flows",
+    )
+    (deployment,) = [o for o in find(objects, "Deployment") if o["metadata"]["name"] == "demo-conveyor-ui"]
+    (service,) = [o for o in find(objects, "Service") if o["metadata"]["name"] == "demo-conveyor-ui"]
+    assert [o["kind"] for o in ui_objects(objects)] == ["Service", "Deployment"]
+    assert deployment["metadata"]["namespace"] == service["metadata"]["namespace"] == "flows"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == f"conveyor:{APP_VERSION}"
+    assert container["command"] == ["conveyor", "ui"]
+    svc = "demo-conveyor-ui"
+    assert container["args"] == [
+        "--host=0.0.0.0",
+        "--port=$(CONVEYOR_PORT)",
+        "--entrypoint=orders.workflow:builder",
+        "--entrypoint=billing.flows:make_builder",
+        "--path=/app",
+        "--path=/app/lib",
+        f"--allowed-host={svc}",
+        f"--allowed-host={svc}.flows",
+        f"--allowed-host={svc}.flows.svc",
+        f"--allowed-host={svc}.flows.svc.cluster.local",
+        "--allowed-host=runs.example.com",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CONVEYOR_PORT"]["value"] == "8080"
+    assert env["CONVEYOR_PG_DSN"]["valueFrom"] == {"secretKeyRef": {"name": "orders-pg", "key": "url"}}
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["readinessProbe"]["timeoutSeconds"] >= 3  # above the UI's own 2 s deadline on the store
+    # The chart's security contexts, and no Kubernetes API token: the UI never talks to the API server.
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["runAsUser"] == 10001
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert pod["nodeSelector"] == {"pool": "web"}
+    template = spec["template"]["metadata"]
+    assert template["labels"]["team"] == "orders"
+    assert template["annotations"] == {"note": "hi"}
+    # The Service selects exactly the UI's pods: not the operator's, whose Service does not select the UI's.
+    selector = spec["selector"]["matchLabels"]
+    assert selector.items() <= template["labels"].items()
+    assert service["spec"]["selector"] == selector
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["metadata"]["annotations"] == {"lb": "internal"}
+    (operator,) = [o for o in find(objects, "Deployment") if o["metadata"]["name"] == "demo-conveyor"]
+    (metrics_service,) = [o for o in find(objects, "Service") if o["metadata"]["name"] == "demo-conveyor-metrics"]
+    assert not metrics_service["spec"]["selector"].items() <= template["labels"].items()
+    assert not selector.items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+    for obj in ui_objects(objects):
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == "demo"
+
+
+def test_ui_service_names_follow_the_release(render: Render) -> None:
+    objects = render(*UI_ARGS, "--set", "fullnameOverride=flows", "--set", "ui.allowActions=true", namespace="x")
+    (deployment,) = [o for o in find(objects, "Deployment") if o["metadata"]["name"] == "flows-ui"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    hosts = [a.removeprefix("--allowed-host=") for a in args if a.startswith("--allowed-host=")]
+    assert hosts == ["flows-ui", "flows-ui.x", "flows-ui.x.svc", "flows-ui.x.svc.cluster.local"]
+    assert "--allow-actions" in args
+    assert (
+        "--allow-actions"
+        not in find(render(*UI_ARGS), "Deployment", "demo-conveyor-ui")[0]["spec"]["template"]["spec"]["containers"][0][
+            "args"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "image"),
+    [
+        ([], f"conveyor:{APP_VERSION}"),
+        (
+            ["--set", "image.repository=reg.example.com/conveyor", "--set", "image.tag=2.0"],
+            "reg.example.com/conveyor:2.0",
+        ),
+        (["--set", "image.digest=sha256:" + "a" * 64], "conveyor@sha256:" + "a" * 64),
+        (["--set", "ui.image.repository=reg.example.com/orders"], f"reg.example.com/orders:{APP_VERSION}"),
+        (
+            ["--set", "ui.image.repository=reg.example.com/orders", "--set", "ui.image.tag=v7"],
+            "reg.example.com/orders:v7",
+        ),
+        # The chart's digest is its own image's: it does not pin an image of the user's.
+        (
+            ["--set", "image.digest=sha256:" + "a" * 64, "--set", "ui.image.repository=reg.example.com/orders"],
+            f"reg.example.com/orders:{APP_VERSION}",
+        ),
+        (
+            ["--set", "ui.image.repository=reg.example.com/orders", "--set", "ui.image.digest=sha256:" + "b" * 64],
+            "reg.example.com/orders@sha256:" + "b" * 64,
+        ),
+    ],
+    ids=[
+        "chart",
+        "chart-tag",
+        "chart-digest",
+        "own-repository",
+        "own-tag",
+        "own-repository-not-chart-digest",
+        "own-digest",
+    ],
+)
+def test_ui_image_defaults_to_the_charts(render: Render, args: list[str], image: str) -> None:
+    (deployment,) = find(render(*UI_ARGS, *args), "Deployment", "demo-conveyor-ui")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "ui.enabled=true"],
+        ["--set", "ui.enabled=true", "--set", "ui.dsnSecretRef.name=pg", "--set", "ui.dsnSecretRef.key="],
+    ],
+    ids=["no-name", "no-key"],
+)
+def test_ui_needs_the_dsn_secret(helm: str, args: list[str]) -> None:
+    done = run_helm(helm, "template", "demo", *args)
+    assert done.returncode != 0, done.stdout[:500]
+    assert "ui.dsnSecretRef" in done.stderr, done.stderr
+
+
+def test_ui_service_monitor(render: Render) -> None:
+    assert len(find(render(*UI_ARGS), "ServiceMonitor")) == 0
+    assert len(find(render("--set", "metrics.serviceMonitor.enabled=true"), "ServiceMonitor")) == 1
+    objects = render(
+        *UI_ARGS, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.team=x"
+    )
+    (monitor,) = find(objects, "ServiceMonitor", "demo-conveyor-ui")
+    assert monitor["metadata"]["labels"]["team"] == "x"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == ("http", "/metrics", "30s")
+    # Each ServiceMonitor selects its own Service, by a port that Service has.
+    for name, service_name in (("demo-conveyor-ui", "demo-conveyor-ui"), ("demo-conveyor", "demo-conveyor-metrics")):
+        (monitor,) = find(objects, "ServiceMonitor", name)
+        selected = [
+            s["metadata"]["name"]
+            for s in find(objects, "Service")
+            if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+        ]
+        assert selected == [service_name]
+        (service,) = find(objects, "Service", service_name)
+        assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_conveyor_ui_accepts_the_arguments(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`conveyor ui` parses what the chart passes, after the API server's $(VAR) expansion (nothing connects)."""
+    from conveyor.cli._ui import ui
+
+    objects = render(*UI_ARGS, "--set", "ui.entrypoints={orders.workflow:builder}", "--set", "ui.allowActions=true")
+    (deployment,) = find(objects, "Deployment", "demo-conveyor-ui")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+    monkeypatch.setenv("CONVEYOR_PG_DSN", "postgresql://ui@db/conveyor")  # what the secretKeyRef gives
+    params = ui.make_context("ui", args).params
+    assert (params["host"], params["port"]) == ("0.0.0.0", 8080)
+    assert params["entrypoints"] == ("orders.workflow:builder",)
+    assert params["allow_actions"] is True
+    assert params["dsn"] == "postgresql://ui@db/conveyor"
+    assert "demo-conveyor-ui.conveyor-system.svc.cluster.local" in params["allowed_hosts"]
+
+
 # --- values.schema.json ---------------------------------------------------------------------------------
 
 
@@ -278,8 +487,43 @@ def test_operator_accepts_the_arguments(render: Render, monkeypatch: pytest.Monk
         (["--set", "watchNamespaces={Team_A}"], "watchNamespaces"),
         (["--set", "logLevel=loud"], "logLevel"),
         (["--set", "port=70000"], "port"),
+        (["--set", "ui.enabled=yes"], "ui/enabled"),
+        (["--set", "ui.replicaCount=-1"], "ui/replicaCount"),
+        (["--set", "ui.service.type=Ingress"], "ui/service/type"),
+        (["--set", "ui.service.port=0"], "ui/service/port"),
+        (["--set", "ui.entrypoints={orders.workflow}"], "ui/entrypoints/0"),
+        (["--set", "ui.allowedHosts={https://ui.example.com}"], "ui/allowedHosts/0"),
+        (["--set", "ui.dsnSecretRef.nam=pg"], "nam"),
+        (["--set", "ui.dsnSecretRef.name=Not_A_Secret"], "ui/dsnSecretRef/name"),
+        (["--set", "ui.image.digest=latest"], "ui/image/digest"),
+        (["--set", "ui.image.pullPolicy=Always"], "pullPolicy"),
+        (["--set", "ui.allowActions=maybe"], "ui/allowActions"),
+        (["--set", "ui.readinessProbe.periodSeconds=0"], "ui/readinessProbe/periodSeconds"),
+        (["--set", "ui.ingress.enabled=true"], "ingress"),
     ],
-    ids=["type", "enum", "unknown-top", "unknown-nested", "bool", "namespace-name", "log-level", "port-range"],
+    ids=[
+        "type",
+        "enum",
+        "unknown-top",
+        "unknown-nested",
+        "bool",
+        "namespace-name",
+        "log-level",
+        "port-range",
+        "ui-enabled-bool",
+        "ui-replicas",
+        "ui-service-type",
+        "ui-service-port",
+        "ui-entrypoint",
+        "ui-allowed-host",
+        "ui-secret-ref-unknown",
+        "ui-secret-name",
+        "ui-digest",
+        "ui-image-unknown",
+        "ui-allow-actions",
+        "ui-probe",
+        "ui-unknown",
+    ],
 )
 def test_schema_refuses_bad_values(helm: str, args: list[str], field: str) -> None:
     done = run_helm(helm, "template", "demo", *args)
@@ -414,7 +658,7 @@ def cluster(request: pytest.FixtureRequest, helm: str, kubectl: str, kubeconfig:
     namespace = f"conveyor-chart-{suffix}"
     watched = f"{namespace}-w" if request.param == "namespaced" else None
     c = Cluster(kubectl, kubeconfig, release, namespace, watched)
-    args = ["--set", "podDisruptionBudget.enabled=true", "--set", "grafana.dashboard.enabled=true"]
+    args = ["--set", "podDisruptionBudget.enabled=true", "--set", "grafana.dashboard.enabled=true", *UI_ARGS]
     if watched:
         args += ["--set", f"watchNamespaces={{{watched}}}"]
     rendered = subprocess.run(
@@ -537,3 +781,26 @@ def test_worker_gets_leases_and_little_else(cluster: Cluster) -> None:
         ("create", "events", ns),
     ]:
         assert not cluster.can(worker, verb, resource, namespace), (verb, resource, namespace)
+
+
+def test_ui_objects_are_accepted_by_the_api_server(cluster: Cluster) -> None:
+    """The fixture applied them with strict validation; here they are as the API server stored them."""
+    name = f"{cluster.release}-conveyor-ui"
+    got = cluster.run("get", "deployment,service", name, "--namespace", cluster.namespace, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    deployment, service = sorted(json.loads(got.stdout)["items"], key=lambda o: o["kind"])
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["clusterIP"]
+    # The controller manager makes its pods (Pending here: no kubelet) with the labels the Service selects.
+    selector = ",".join(f"{k}={v}" for k, v in service["spec"]["selector"].items())
+    deadline = time.monotonic() + 60
+    while True:
+        pods = cluster.run("get", "pods", "--namespace", cluster.namespace, "-l", selector, "-o", "name")
+        assert pods.returncode == 0, pods.stderr
+        if pods.stdout.strip() or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert pods.stdout.strip().startswith(f"pod/{name}-"), pods.stdout

@@ -82,3 +82,40 @@ annotations:
 {{ . }}
 {{- end }}
 {{- end }}
+
+{{/* The web UI (ui.enabled): its object names, selector and image. */}}
+{{- define "conveyor.ui.fullname" -}}
+{{- printf "%s-ui" (include "conveyor.fullname" . | trunc 60 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "conveyor.ui.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "conveyor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ui
+{{- end }}
+
+{{/* Each part defaults to the chart's image; the chart's digest pins the UI only while ui.image names no
+repository or tag of its own (it is the digest of the chart's image, not of the user's). */}}
+{{- define "conveyor.ui.image" -}}
+{{- $ui := .Values.ui.image }}
+{{- $repository := $ui.repository | default .Values.image.repository }}
+{{- $digest := $ui.digest }}
+{{- if and (not $digest) (not $ui.repository) (not $ui.tag) }}
+{{- $digest = .Values.image.digest }}
+{{- end }}
+{{- if $digest }}
+{{- printf "%s@%s" $repository $digest }}
+{{- else }}
+{{- printf "%s:%s" $repository ($ui.tag | default .Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The names the UI's Service answers to in the cluster, one per line: --allowed-host for each. */}}
+{{- define "conveyor.ui.serviceHosts" -}}
+{{- $svc := include "conveyor.ui.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{ $svc }}
+{{ printf "%s.%s" $svc $ns }}
+{{ printf "%s.%s.svc" $svc $ns }}
+{{ printf "%s.%s.svc.cluster.local" $svc $ns }}
+{{- end }}
