@@ -1,7 +1,8 @@
 """The Helm chart's web UI (`ui.enabled`) as a pod: the chart's UI Deployment and Service, rendered by helm with the
 DSN Secret of the test namespace and the shipped example as its entrypoint, run by the pod runner; the pod becomes
-Ready through its /readyz probe, and the UI shows a run stored in the test Postgres with the example's status names,
-answering by its pod address and by its Service's DNS name, and refusing a host name it was not given.
+Ready through its /readyz probe, and the UI shows the example's workflow (loaded from ui.entrypoints and ui.paths)
+and a run stored in the test Postgres, answering by its pod address and by its Service's DNS names, and refusing a
+host name it was not given.
 
 Pod runner mode only: the UI's port is the local one the pod runner gave it (a real cluster would need a
 port-forward, which the kind mode of this suite does not set up)."""
@@ -68,8 +69,9 @@ def rendered(helm: str, namespace: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-def store_run(dsn: str, foreign_id: str) -> str:
-    """A run of the example's workflow at CREATED, written as the engine writes one."""
+def store_run(dsn: str, workflow: str, foreign_id: str) -> str:
+    """A run at status 1, written as the engine writes one. Its workflow is the test's own: no worker of any
+    namespace sharing this database acts on it (the example's would, and move it on)."""
     from conveyor.adapters.postgres import PostgresRecordStore
 
     run_id = str(uuid.uuid4())
@@ -81,7 +83,7 @@ def store_run(dsn: str, foreign_id: str) -> str:
         await store.open()
         try:
             await store.store(
-                Record("order-processing", foreign_id, run_id, RunState.INITIATED, 1, raw, now, now, Meta(version=1))
+                Record(workflow, foreign_id, run_id, RunState.INITIATED, 1, raw, now, now, Meta(version=1))
             )
         finally:
             await store.close()
@@ -111,8 +113,8 @@ def test_the_charts_ui_pod_serves_the_runs(cluster: Cluster, helm: str) -> None:
             apps.create_namespaced_deployment(namespace, obj)
         else:
             cluster.core.create_namespaced_service(namespace, obj)
+    selector = f"app.kubernetes.io/component=ui,app.kubernetes.io/instance={RELEASE}"
     try:
-        selector = "app.kubernetes.io/component=ui,app.kubernetes.io/instance=" + RELEASE
 
         def ready_pod() -> str | None:
             for pod in cluster.pods(selector):
@@ -131,13 +133,19 @@ def test_the_charts_ui_pod_serves_the_runs(cluster: Cluster, helm: str) -> None:
         local = wait(f"the UI to say where it listens in {log}", port, TIMEOUT)
         assert get(local, "/readyz") == (200, "ready\n")
 
-        foreign_id = f"ui-e2e-{uuid.uuid4().hex[:8]}"
-        run_id = store_run(cluster.dsn, foreign_id)
-        status, body = get(local, f"/api/runs?workflow=order-processing&foreign_id={foreign_id}")
+        # The example's code, loaded through ui.entrypoints and ui.paths, gives its workflow's statuses.
+        status, body = get(local, "/api/workflows")
+        assert status == 200, body
+        (example,) = json.loads(body)["workflows"]
+        assert example["name"] == "order-processing"
+        assert {"name": "CREATED", "value": 1} in [{k: s[k] for k in ("name", "value")} for s in example["statuses"]]
+
+        workflow = f"ui-e2e-{uuid.uuid4().hex[:8]}"
+        run_id = store_run(cluster.dsn, workflow, "order-1")
+        status, body = get(local, f"/api/runs?workflow={workflow}")
         assert status == 200, body
         (run,) = json.loads(body)["runs"]
-        # The status's name comes from the example's code, loaded through ui.entrypoints and ui.paths.
-        assert (run["run_id"], run["status_name"], run["run_state"]) == (run_id, "CREATED", "INITIATED")
+        assert (run["run_id"], run["foreign_id"], run["run_state"]) == (run_id, "order-1", "INITIATED")
 
         # Addressed by its Service's names (the chart's --allowed-host), but not by a name it was not given.
         for host in (NAME, f"{NAME}.{namespace}.svc.cluster.local"):
