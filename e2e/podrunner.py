@@ -23,9 +23,14 @@ plays the missing part for the e2e suite, against the real API server:
 - a pod being deleted gets SIGTERM, its grace period, then SIGKILL, and is removed (delete with grace 0) once its
   process is gone.
 
+- with --service-account-tokens, each start of a container gets what the kubelet would mount: a token of the pod's
+  own service account (TokenRequest, bound to the pod, an hour long), here in a kubeconfig of its own named by
+  KUBECONFIG, so the process has exactly the permissions of its account (none if automountServiceAccountToken is
+  false). Without it, every process gets --pod-kubeconfig, by default the runner's own credentials.
+
 What it does not do: images (a container's filesystem is this machine's; --image maps an image to a directory),
-volumes, init and sidecar containers, resource limits, security contexts, and the pod's own service account (the
-process gets --pod-kubeconfig, by default the runner's own credentials, instead of a mounted token).
+volumes, init and sidecar containers, resource limits, security contexts, and token rotation (a container running
+for over an hour keeps an expired token until it restarts).
 
 Run it with the project's venv: `.venv/bin/python e2e/podrunner.py --kubeconfig K --namespace NS --log-dir DIR`.
 """
@@ -69,6 +74,7 @@ DEFAULT_GRACE = 30
 BACKOFF_RESET_SECONDS = 600.0
 MESSAGE_TAIL_BYTES = 2048
 TERMINATION_MESSAGE_BYTES = 4096  # what the kubelet keeps of a termination message file
+TOKEN_SECONDS = 3600  # a bound service account token's life (the kubelet asks for an hour too, and rotates it)
 STATUS_RETRY = 2.0
 REMOVE_ATTEMPTS = 60
 JSON = dict[str, Any]
@@ -182,11 +188,31 @@ class PodRunner:
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)
         self.pod_kubeconfig = str(Path(args.pod_kubeconfig or args.kubeconfig).resolve())
+        self.configuration = configuration
         self.pods: dict[str, PodTask] = {}
         self.binding: set[str] = set()
         self.tasks: set[asyncio.Future[None]] = set()  # bindings in flight (the loop keeps only weak references)
         self.stopping = threading.Event()
         self.node_conditions: dict[str, JSON] = {}
+
+    def kubeconfig_for(self, token: str, namespace: str) -> JSON:
+        """A kubeconfig for this cluster that authenticates with `token` (JSON is YAML too)."""
+        cluster: JSON = {"server": self.configuration.host}
+        if not self.configuration.verify_ssl:
+            cluster["insecure-skip-tls-verify"] = True
+        elif self.configuration.ssl_ca_cert:
+            authority = Path(self.configuration.ssl_ca_cert).read_bytes()
+            cluster["certificate-authority-data"] = base64.b64encode(authority).decode()
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "cluster", "cluster": cluster}],
+            "users": [{"name": "service-account", "user": {"token": token}}],
+            "contexts": [
+                {"name": "pod", "context": {"cluster": "cluster", "user": "service-account", "namespace": namespace}}
+            ],
+            "current-context": "pod",
+        }
 
     # -- the node ------------------------------------------------------------------------------------------------
 
@@ -440,6 +466,7 @@ class PodTask:
         self.log_path = runner.log_dir / f"{self.namespace}_{self.name}_{self.container.name}.log"
         self.log_offset = 0  # where the current start's output begins in the log
         self.termination_path = self.log_path.with_suffix(".termination-log")
+        self.kubeconfig_path = self.log_path.with_suffix(".kubeconfig")
         self.task: asyncio.Future[None] | None = None
 
     def start(self) -> None:
@@ -561,9 +588,10 @@ class PodTask:
             "LANG": "C.UTF-8",
             "HOSTNAME": self.name,
             "PYTHONUNBUFFERED": "1",
-            # Stands in for the mounted service account token.
-            "KUBECONFIG": self.runner.pod_kubeconfig,
         }
+        credentials = self._credentials()
+        if credentials is not None:
+            base["KUBECONFIG"] = credentials  # stands in for the mounted service account token
         env: dict[str, str] = dict(base)
         for source in spec.get("envFrom") or []:
             prefix = source.get("prefix", "")
@@ -597,6 +625,33 @@ class PodTask:
             if self.container.ports:
                 env[port_env] = str(next(iter(self.container.ports.values())))
         return env
+
+    def _credentials(self) -> str | None:
+        """The kubeconfig the process gets: the runner's --pod-kubeconfig, or with --service-account-tokens one
+        holding a fresh token of the pod's service account (None when the pod asks for no token)."""
+        if not self.runner.args.service_account_tokens:
+            return self.runner.pod_kubeconfig
+        spec = self.pod["spec"]
+        if spec.get("automountServiceAccountToken") is False:
+            return None
+        account = spec.get("serviceAccountName") or "default"
+        pod = client.V1BoundObjectReference(api_version="v1", kind="Pod", name=self.name, uid=self.uid)
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS, bound_object_ref=pod)
+        )
+        try:
+            answer = self.runner.core.create_namespaced_service_account_token(account, self.namespace, request)
+        except ApiException as e:
+            if e.status == 404:
+                raise ConfigError(f'serviceaccount "{account}" not found') from None
+            raise
+        token = answer.status.token if answer.status is not None else None
+        if not token:
+            raise ConfigError(f'serviceaccount "{account}": the API server issued no token')
+        self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig_path.touch(mode=0o600)
+        self.kubeconfig_path.write_text(json.dumps(self.runner.kubeconfig_for(token, self.namespace)))
+        return str(self.kubeconfig_path)
 
     def _working_dir(self, spec: JSON) -> str:
         if spec.get("workingDir"):
@@ -947,8 +1002,14 @@ def _parser() -> argparse.ArgumentParser:
         help="env var naming the file that stands for a container's terminationMessagePath (default %(default)s; "
         "empty: none)",
     )
-    parser.add_argument(
+    credentials = parser.add_mutually_exclusive_group()
+    credentials.add_argument(
         "--pod-kubeconfig", help="credentials given to the processes as KUBECONFIG (default: --kubeconfig)"
+    )
+    credentials.add_argument(
+        "--service-account-tokens",
+        action="store_true",
+        help="give each process a token of its pod's service account instead (as the kubelet mounts one)",
     )
     parser.add_argument("--backoff", type=_seconds, default=10.0, help="first restart back-off, seconds")
     parser.add_argument("--max-backoff", type=_seconds, default=300.0, help="longest restart back-off, seconds")

@@ -1,9 +1,11 @@
 """Fixtures of the e2e suite (tests/e2e/cluster.py explains its two modes).
 
 Pod runner mode: the real API server, Postgres (migrated) and Kafka of tests/services.py, the committed CRDs
-(tests/operator/conftest.py's `crds`), a fresh namespace with the Postgres DSN in a Secret, and two local
-processes: `conveyor-operator` for that namespace and e2e/podrunner.py running its pods, their logs (and every pod's)
-under artifacts/e2e/<namespace>/.
+(tests/operator/conftest.py's `crds`), a fresh namespace with the Postgres DSN in a Secret and the chart's worker
+ServiceAccount and Role (templates/worker-rbac.yaml, rendered by helm), and two local processes:
+`conveyor-operator` for that namespace, naming that account in the worker pods as the chart's operator does, and
+e2e/podrunner.py running its pods, each with a token of its own service account (--service-account-tokens), so
+the workers have exactly the chart's permissions; their logs (and every pod's) under artifacts/e2e/<namespace>/.
 
 Cluster mode (CONVEYOR_E2E_CLUSTER=true): the namespace CONVEYOR_E2E_NAMESPACE (default conveyor-e2e, where the
 chart gave the workers their ServiceAccount), the DSN and bootstrap servers the pods reach (CONVEYOR_E2E_PG_DSN,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -22,16 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+import yaml
+from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
+from tests.chart.conftest import helm
 from tests.e2e.cluster import EXAMPLE, ROOT, Cluster, Process, cluster_mode, wait
 from tests.operator.conftest import crds
 from tests.operator.helpers import free_port
 
-__all__ = ["crds"]  # the committed CRDs, applied and Established (a fixture used in pod runner mode)
+# The committed CRDs, applied and Established, and the helm binary (fixtures used in pod runner mode).
+__all__ = ["crds", "helm"]
 
 SECRET = "orders-postgres"  # the example manifest's spec.store.secretRef
+WORKER_ACCOUNT = "conveyor-worker"  # the chart's default worker.serviceAccount.name
 # The image the example manifest names: in pod runner mode, its stand-in filesystem is the example's directory.
 EXAMPLE_IMAGE = "orders:0.1.0"
 BIN = Path(sys.executable).parent
@@ -50,6 +57,28 @@ def _secret(api: client.ApiClient, namespace: str, dsn: str) -> None:
         if e.status != 409:
             raise
         core.replace_namespaced_secret(SECRET, namespace, body)
+
+
+def _worker_rbac(api: client.ApiClient, helm: str, namespace: str) -> None:
+    """The chart's worker ServiceAccount, Role and RoleBinding in `namespace`, as `helm install` would make them."""
+    rendered = subprocess.run(
+        [
+            helm,
+            "template",
+            "e2e",
+            str(ROOT / "charts" / "conveyor"),
+            "--show-only",
+            "templates/worker-rbac.yaml",
+            "--set",
+            f"worker.namespaces[0]={namespace}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding"}, rendered
+    utils.create_from_yaml(api, yaml_objects=objects, namespace=namespace)
 
 
 def _cluster_from_env(api: client.ApiClient) -> Cluster:
@@ -94,6 +123,7 @@ def cluster(request: pytest.FixtureRequest, api: client.ApiClient, kubeconfig: s
     cluster = Cluster(api, namespace, dsn, kafka, EXAMPLE_IMAGE, artifacts, runs_pods=True)
     try:
         _secret(api, namespace, dsn)
+        _worker_rbac(api, request.getfixturevalue("helm"), namespace)
         # Only what the helpers need: nothing of this machine's CONVEYOR_* settings reaches them by accident.
         env = {
             "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -114,7 +144,8 @@ def cluster(request: pytest.FixtureRequest, api: client.ApiClient, kubeconfig: s
                 f"http://127.0.0.1:{port}/healthz",
             ],
             artifacts / "operator.log",
-            env,
+            # As the chart's operator Deployment does: worker pods run as the chart's worker account.
+            {**env, "CONVEYOR_WORKER_SERVICE_ACCOUNT": WORKER_ACCOUNT},
         )
         runner = Process(
             "the pod runner",
@@ -134,6 +165,7 @@ def cluster(request: pytest.FixtureRequest, api: client.ApiClient, kubeconfig: s
                 "--backoff",
                 "2",
                 "--delete-node-on-exit",
+                "--service-account-tokens",
             ],
             artifacts / "podrunner.log",
             env,

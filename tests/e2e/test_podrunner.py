@@ -1,5 +1,6 @@
 """e2e/podrunner.py itself, on the real API server (pod runner mode only: in a real cluster the kubelet runs pods):
-a pod's env resolved as the kubelet resolves it, its probe run on its own port, a crashed container restarted with
+a pod's env resolved as the kubelet resolves it, its probe run on its own port, its process acting as the pod's
+service account (a bound token) and as nothing more, a crashed container restarted with
 its exit code and termination message in the status, a deleted pod's process sent SIGTERM (and SIGKILL after
 the grace period when it ignores it) before the pod goes, and bad arguments refused, naming the option."""
 
@@ -105,6 +106,39 @@ def test_env_is_resolved_and_the_probe_reaches_the_pods_own_port(cluster: Cluste
     assert {c.type: c.status for c in found.status.conditions}["Ready"] == "True"
     core.delete_namespaced_pod(name, cluster.namespace)
     wait(f"pod {name} to be gone", lambda: gone(cluster, name), TIMEOUT)
+
+
+def test_a_pod_acts_as_its_own_service_account_and_nothing_more(cluster: Cluster, tmp_path: Path) -> None:
+    from kubernetes import client, config
+
+    core, namespace = cluster.core, cluster.namespace
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "runner-sa"}})
+    env = [{"name": "CONVEYOR_PORT", "value": "8080"}]
+    as_sa = pod("as-sa", "serve", tmp_path / "marker", container={"env": env}, serviceAccountName="runner-sa")
+    name = create(cluster, as_sa)
+    wait(f"pod {name} to be ready", lambda: ready(cluster, name), TIMEOUT)
+    kubeconfig = Path(logged_env(cluster, name)["KUBECONFIG"])
+    assert kubeconfig.stat().st_mode & 0o077 == 0, "the token is readable by others"
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    with client.ApiClient(configuration) as as_pod:
+        review = client.AuthenticationV1Api(as_pod).create_self_subject_review({})
+        user = review.status.user_info
+        assert user.username == f"system:serviceaccount:{namespace}:runner-sa"
+        # Bound to the pod, as the kubelet's projected token is.
+        assert user.extra["authentication.kubernetes.io/pod-name"] == [name]
+        # The account was granted nothing: it may not even read the pods of its own namespace.
+        with pytest.raises(client.ApiException) as info:
+            client.CoreV1Api(as_pod).list_namespaced_pod(namespace)
+        assert info.value.status == 403
+
+    no_token = pod("no-token", "serve", tmp_path / "m2", container={"env": env}, automountServiceAccountToken=False)
+    other = create(cluster, no_token)
+    wait(f"pod {other} to be ready", lambda: ready(cluster, other), TIMEOUT)
+    assert "KUBECONFIG" not in logged_env(cluster, other)
+    for pod_name in (name, other):
+        core.delete_namespaced_pod(pod_name, namespace)
+    wait("both pods to be gone", lambda: gone(cluster, name) and gone(cluster, other), TIMEOUT)
 
 
 def test_a_crashed_container_is_restarted_with_its_exit_code_and_termination_message(
