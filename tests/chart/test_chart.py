@@ -318,6 +318,7 @@ def test_ui_enabled(render: Render) -> None:
     assert container["args"] == [
         "--host=0.0.0.0",
         "--port=$(CONVEYOR_PORT)",
+        "--wait-for-store",
         "--entrypoint=orders.workflow:builder",
         "--entrypoint=billing.flows:make_builder",
         "--path=/app",

@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner
@@ -152,6 +154,47 @@ def test_an_unreachable_database_exits_1() -> None:
     code, output = run_cli("--dsn", f"postgresql://postgres@127.0.0.1:{port}/conveyor")
     assert code == 1
     assert f"127.0.0.1:{port}" in output
+
+
+async def test_with_wait_for_store_it_serves_unready_until_the_database_answers(pg_dsn: str) -> None:
+    import psycopg
+
+    from conveyor.adapters.postgres import migrate
+
+    # A database that does not exist yet, as while a cluster's Postgres is still being provisioned.
+    name = f"ui_wait_{uuid.uuid4().hex[:8]}"
+    dsn = urlparse(pg_dsn)._replace(path=f"/{name}").geturl()
+
+    async def status(url: str) -> tuple[int, str]:
+        def fetch() -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    return response.status, response.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        return await asyncio.to_thread(fetch)
+
+    try:
+        async with serving("--dsn", dsn, "--wait-for-store") as base:
+            assert await status(f"{base}/healthz") == (200, "ok\n")
+            assert await status(f"{base}/readyz") == (503, "not ready: the record store is not open yet\n")
+            code, body = await status(f"{base}/api/runs")
+            assert (code, json.loads(body)) == (503, {"error": "the record store is not open yet"})
+
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            await migrate(dsn)
+            for _ in range(300):  # a bound for a loaded CI machine, not a speed claim
+                if (await status(f"{base}/readyz"))[0] == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert await status(f"{base}/readyz") == (200, "ready\n")
+            code, body = await status(f"{base}/api/runs?limit=1")
+            assert (code, json.loads(body)["runs"]) == (200, [])
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_a_busy_port_exits_1() -> None:

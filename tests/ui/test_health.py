@@ -130,4 +130,4 @@ async def test_a_store_never_opened_is_not_ready(pg_dsn: str) -> None:
     async with TestClient(TestServer(app)) as client:
         status, text = await probe(client, "/readyz")
         assert status == 503
-        assert text == "not ready: the record store failed: WorkflowNotRunning: the Postgres record store is not open\n"
+        assert text == "not ready: the record store is not open yet\n"

@@ -60,18 +60,23 @@ def load_specs(entrypoints: tuple[str, ...], paths: tuple[str, ...]) -> dict[str
     return specs
 
 
-@asynccontextmanager
-async def record_store(dsn: str) -> AsyncIterator[RecordStore]:
-    """The Postgres record store at `dsn`, open for the duration. A missing extra is a usage error (exit 2); an
-    unreachable or unmigrated database exits 1 with its message."""
+def postgres_store(dsn: str) -> RecordStore:
+    """The Postgres record store at `dsn`, not opened yet. A missing extra or a malformed DSN is a usage error."""
     try:
         from conveyor.adapters.postgres import PostgresRecordStore
     except ImportError:
         raise click.UsageError("the postgres extra is not installed: pip install 'conveyor[postgres]'") from None
     try:
-        store = PostgresRecordStore(dsn)
+        return PostgresRecordStore(dsn)
     except InvalidInput as e:
         raise click.BadParameter(str(e), param_hint="--dsn") from None
+
+
+@asynccontextmanager
+async def record_store(dsn: str) -> AsyncIterator[RecordStore]:
+    """The Postgres record store at `dsn`, open for the duration. A missing extra is a usage error (exit 2); an
+    unreachable or unmigrated database exits 1 with its message."""
+    store = postgres_store(dsn)
     try:
         await store.open()
     except (ServiceUnavailable, SchemaNotMigrated) as e:

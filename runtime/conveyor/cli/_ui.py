@@ -1,9 +1,14 @@
 """`conveyor ui`: serve the web UI over a Postgres record store (or, with `--demo`, over the shipped order workflow
-running on the in-memory adapters, so a newcomer can look at it with no database) until Ctrl-C or SIGTERM."""
+running on the in-memory adapters, so a newcomer can look at it with no database) until Ctrl-C or SIGTERM.
+
+Typed at a terminal, a database that cannot be reached is an error at once (exit 1). In a pod (`--wait-for-store`,
+which the Helm chart passes) the UI serves from the start and keeps trying to open the store: /readyz says 503, and
+pages say the store is unavailable, until it opens, instead of the pod crash-looping while the database starts."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,10 +20,11 @@ import click
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._demo import DEMO_ENTRYPOINT, DEMO_PATH
-from conveyor.cli._stores import load_specs, record_store, workflows_option
-from conveyor.errors import InvalidInput
+from conveyor.cli._stores import load_specs, postgres_store, record_store, workflows_option
+from conveyor.errors import InvalidInput, SchemaNotMigrated, ServiceUnavailable
 
 DEMO_RUNS = 60
+STORE_RETRY_SECONDS = 2.0  # between attempts to open the store under --wait-for-store
 
 
 @click.command()
@@ -46,6 +52,12 @@ DEMO_RUNS = 60
     "Other names are refused, against DNS rebinding.",
 )
 @click.option(
+    "--wait-for-store",
+    is_flag=True,
+    help=f"Serve even while the database cannot be reached or is not migrated yet, trying again every "
+    f"{STORE_RETRY_SECONDS:g} s (/readyz answers 503 meanwhile). For pods; the Helm chart sets it.",
+)
+@click.option(
     "--demo",
     is_flag=True,
     help=f"Run the example order workflow on in-memory adapters ({DEMO_RUNS} runs) and serve the UI over it.",
@@ -58,6 +70,7 @@ def ui(
     port: int,
     allow_actions: bool,
     allowed_hosts: tuple[str, ...],
+    wait_for_store: bool,
     demo: bool,
 ) -> None:
     """Serve the web UI: runs with filters, a run's object, history and graph, and /metrics."""
@@ -82,6 +95,8 @@ def ui(
         )
     elif dsn is None:
         raise click.UsageError("--dsn (or $CONVEYOR_PG_DSN) is required unless --demo")
+    elif wait_for_store:
+        opened = _postgres_when_reachable(dsn, specs)
     else:
         opened = _postgres(dsn, specs)
 
@@ -99,6 +114,41 @@ async def _postgres(
 ) -> AsyncIterator[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]]:
     async with record_store(dsn) as store:
         yield store, specs
+
+
+@asynccontextmanager
+async def _postgres_when_reachable(
+    dsn: str, specs: dict[str, WorkflowSpec[Any, Any]]
+) -> AsyncIterator[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]]:
+    """The store at once, opened in the background as soon as the database answers with a current schema."""
+    store = postgres_store(dsn)
+    opened = asyncio.Event()
+
+    async def keep_opening() -> None:
+        said = ""
+        while True:
+            try:
+                await store.open()
+            except (ServiceUnavailable, SchemaNotMigrated) as e:
+                if str(e) != said:  # once per reason, not every attempt
+                    said = str(e)
+                    click.echo(f"conveyor ui: waiting for the record store: {said}", err=True)
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                continue
+            opened.set()
+            if said:
+                click.echo("conveyor ui: the record store is open", err=True)
+            return
+
+    opening = asyncio.ensure_future(keep_opening())
+    try:
+        yield store, specs
+    finally:
+        opening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await opening
+        if opened.is_set():
+            await store.close()
 
 
 def _demo_path() -> str:

@@ -16,7 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
-from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound, ServiceUnavailable, VersionConflict
+from conveyor.errors import (
+    InvalidInput,
+    InvalidTransition,
+    RecordNotFound,
+    ServiceUnavailable,
+    VersionConflict,
+    WorkflowNotRunning,
+)
 from conveyor.ui import _api, _health, _pages
 from conveyor.ui._context import Context, StoreFailed
 from conveyor.ui._csrf import Csrf, Forbidden, check_host, host_names
@@ -119,6 +126,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _answer(request, 409, "Conflict", str(e), None)
     except (ServiceUnavailable, StoreFailed) as e:
         return _answer(request, 503, "Record store unavailable", str(e), None)
+    except WorkflowNotRunning:
+        # `conveyor ui --wait-for-store` serves before the database answers: the store opens later.
+        return _answer(request, 503, "Record store unavailable", "the record store is not open yet", None)
     except web.HTTPException as e:
         if e.status < 400:  # the redirect after a form's action
             raise

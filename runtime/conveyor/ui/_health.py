@@ -14,7 +14,7 @@ import asyncio
 from aiohttp import web
 
 from conveyor._core.ports import RecordStore
-from conveyor.errors import RecordNotFound
+from conveyor.errors import RecordNotFound, WorkflowNotRunning
 from conveyor.ui._api import CONTEXT
 
 # Well under the chart's probe timeout (5 s), so the kubelet hears the reason instead of timing out itself.
@@ -46,6 +46,8 @@ async def unready(store: RecordStore, timeout: float) -> str | None:
             await store.lookup(PROBE_RUN_ID)
     except RecordNotFound:
         return None
+    except WorkflowNotRunning:
+        return "not ready: the record store is not open yet"
     except TimeoutError as e:
         if deadline.expired():
             return f"not ready: the record store did not answer within {timeout:g} s"
