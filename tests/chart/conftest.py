@@ -57,20 +57,28 @@ def run_helm(helm: str, *args: str, chart: Path = CHART) -> subprocess.Completed
     return subprocess.run([helm, *args, str(chart)], capture_output=True, text=True, timeout=60, check=False)
 
 
+def helm_template(
+    helm: str, *args: str, release: str = "demo", namespace: str = "conveyor-system"
+) -> list[dict[str, Any]]:
+    """The objects `helm template RELEASE <chart> --namespace NAMESPACE ARGS` makes (the chart tests' and the e2e
+    suite's one way of rendering the chart)."""
+    done = subprocess.run(
+        [helm, "template", release, str(CHART), "--namespace", namespace, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
 @pytest.fixture
 def render(helm: str) -> Render:
     """render(*helm_args, release=..., namespace=...) -> the objects `helm template` makes."""
 
     def render(*args: str, release: str = "demo", namespace: str = "conveyor-system") -> list[dict[str, Any]]:
-        done = subprocess.run(
-            [helm, "template", release, str(CHART), "--namespace", namespace, *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+        return helm_template(helm, *args, release=release, namespace=namespace)
 
     return render
 

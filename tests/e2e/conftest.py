@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -25,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
-from tests.chart.conftest import helm
+from tests.chart.conftest import helm, helm_template
 from tests.e2e.cluster import EXAMPLE, ROOT, Cluster, Process, cluster_mode, wait
 from tests.operator.conftest import crds
 from tests.operator.helpers import free_port
@@ -61,23 +59,16 @@ def _secret(api: client.ApiClient, namespace: str, dsn: str) -> None:
 
 def _worker_rbac(api: client.ApiClient, helm: str, namespace: str) -> None:
     """The chart's worker ServiceAccount, Role and RoleBinding in `namespace`, as `helm install` would make them."""
-    rendered = subprocess.run(
-        [
-            helm,
-            "template",
-            "e2e",
-            str(ROOT / "charts" / "conveyor"),
-            "--show-only",
-            "templates/worker-rbac.yaml",
-            "--set",
-            f"worker.namespaces[0]={namespace}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    objects = [o for o in yaml.safe_load_all(rendered) if o]
-    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding"}, rendered
+    objects = helm_template(
+        helm,
+        "--show-only",
+        "templates/worker-rbac.yaml",
+        "--set",
+        f"worker.namespaces[0]={namespace}",
+        release="e2e",
+        namespace=namespace,
+    )
+    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding"}, objects
     utils.create_from_yaml(api, yaml_objects=objects, namespace=namespace)
 
 

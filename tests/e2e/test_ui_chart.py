@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -20,12 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from conveyor import RunState
 from conveyor._core.records import Meta, Record
-from tests.chart.conftest import CHART, helm
+from tests.chart.conftest import helm, helm_template
 from tests.e2e.cluster import EXAMPLE, Cluster, tail, wait
 from tests.e2e.conftest import SECRET
 
@@ -37,36 +35,25 @@ TIMEOUT = 120.0
 
 
 def rendered(helm: str, namespace: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [
-            helm,
-            "template",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            namespace,
-            "--set",
-            "ui.enabled=true",
-            "--set",
-            f"ui.dsnSecretRef.name={SECRET}",
-            "--set",
-            "ui.dsnSecretRef.key=dsn",
-            "--set",
-            "ui.entrypoints={orders.workflow:builder}",
-            "--set",
-            f"ui.paths={{{EXAMPLE}}}",
-            "--show-only",
-            "templates/ui-deployment.yaml",
-            "--show-only",
-            "templates/ui-service.yaml",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return helm_template(
+        helm,
+        "--set",
+        "ui.enabled=true",
+        "--set",
+        f"ui.dsnSecretRef.name={SECRET}",
+        "--set",
+        "ui.dsnSecretRef.key=dsn",
+        "--set",
+        "ui.entrypoints={orders.workflow:builder}",
+        "--set",
+        f"ui.paths={{{EXAMPLE}}}",
+        "--show-only",
+        "templates/ui-deployment.yaml",
+        "--show-only",
+        "templates/ui-service.yaml",
+        release=RELEASE,
+        namespace=namespace,
     )
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 def store_run(dsn: str, workflow: str, foreign_id: str) -> str:
