@@ -624,3 +624,27 @@ def test_settle_heap_freezes_set_up_and_collects_the_young_generation_less_often
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_every_sharded_role_is_fenced_by_its_step_or_connector() -> None:
+    from conveyor import Builder
+    from conveyor._engine.roles import connector_role
+    from conveyor.adapters.kubernetes import LeaseRoleScheduler
+    from conveyor.adapters.memory import MemoryConnector
+    from conveyor.cli._worker import fence_shards
+
+    b = Builder("fenced", Ticket, TicketStatus)
+    triaged = TicketStatus.TRIAGED
+    b.add_step(TicketStatus.OPENED, lambda run: triaged, triaged).with_options(parallel_count=2)  # type: ignore[arg-type,return-value]
+    b.add_connector("feed", MemoryConnector([]), lambda run: None).with_options(parallel_count=3)  # type: ignore[arg-type]
+    wf = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
+    roles = LeaseRoleScheduler()  # fence() and fenced() need no API server
+    fence_shards(wf, roles)
+    sharded = [step_role("fenced", TicketStatus.OPENED, k, 2) for k in (1, 2)]
+    sharded += [connector_role("feed", "fenced", k, 3) for k in (1, 2, 3)]
+    assert set(sharded) <= set(wf.roles())
+    # Fenced: not free to take before a first look at the Leases of other shard counts.
+    assert {role: roles.fenced(role) for role in sharded} == dict.fromkeys(
+        sharded, "checking for shards of another count"
+    )
+    assert all(roles.fenced(role) is None for role in wf.roles() if role not in sharded)

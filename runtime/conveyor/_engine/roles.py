@@ -51,6 +51,11 @@ def connector_role(connector: str, workflow: str, shard: int, shards: int) -> st
     return make_role(connector, "connector", "to", workflow, "consumer", shard, "of", shards)
 
 
+def connector_group(connector: str, workflow: str) -> str:
+    """As `step_group`, for a connector's shards: two shard counts of one connector must never consume at once."""
+    return make_role(connector, "connector", "to", workflow, "consumer")
+
+
 def schedule_role(workflow: str, foreign_id: str, spec: str) -> str:
     return make_role(workflow, foreign_id, "scheduler", spec)
 

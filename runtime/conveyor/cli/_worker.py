@@ -9,7 +9,8 @@ SIGTERM lets the current event finish, releases its Lease and exits.
 Shard roles are fenced here: a step's roles are named with its shard count, so when the count changes, workers
 of the old count and of the new one hold different Leases. The worker tells the Lease scheduler which roles are
 shards of which step (`LeaseRoleScheduler.fence`), and the scheduler holds such a role only while no shard of
-the step with another count holds its Lease. The fence is set up here, in the CLI layer, because only the worker
+the step with another count holds its Lease; a connector's shards (run by the system worker) are fenced the same
+way by their connector. The fence is set up here, in the CLI layer, because only the worker
 pairs the engine with Kubernetes: the engine and its RoleScheduler protocol know nothing of Leases, and the
 memory scheduler (one process) needs no fence. While fenced, /readyz says "waiting for shards of n=2 to stop".
 
@@ -34,7 +35,7 @@ import click
 from prometheus_client import REGISTRY
 
 from conveyor._engine.options import Options, resolve
-from conveyor._engine.roles import step_group, step_role
+from conveyor._engine.roles import connector_group, connector_role, step_group, step_role
 from conveyor._engine.workflow import Workflow
 from conveyor.cli._load import load_builder
 from conveyor.cli._manifest import ManifestError, apply, mismatch, parse_steps
@@ -117,12 +118,18 @@ def choose_roles(wf: Workflow[Any, Any], step: str | None, shard: int | None, sy
 
 
 def fence_shards(wf: Workflow[Any, Any], roles: LeaseRoleScheduler) -> None:
-    """Fence every step consumer role of `wf` (with the options in force) by its step: see the module's docstring."""
+    """Fence every sharded role of `wf` (with the options in force): each step consumer by its step, each
+    connector consumer by its connector; see the module's docstring."""
     for status, step in wf.spec.steps.items():
         shards = resolve(step.options, Options()).parallel_count
         for k in range(1, shards + 1):
             role = step_role(wf.name, status, k, shards)
             roles.fence(role, group=step_group(wf.name, status), shards=shards)
+    for connector in wf.spec.connectors:
+        shards = resolve(connector.options, Options()).parallel_count
+        for k in range(1, shards + 1):
+            role = connector_role(connector.name, wf.name, k, shards)
+            roles.fence(role, group=connector_group(connector.name, wf.name), shards=shards)
 
 
 def build_workflow(
