@@ -592,7 +592,9 @@ def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
 def _check_foreign_id(foreign_id: object) -> None:
     # NUL and lone surrogates: a memory store would keep them, Postgres cannot; refused alike in every store.
     if not isinstance(foreign_id, str) or not foreign_id or len(foreign_id) > 512 or not _is_text(foreign_id):
-        raise InvalidInput("foreign_id", "a non-empty string of at most 512 characters, without NUL", foreign_id)
+        raise InvalidInput(
+            "foreign_id", "a non-empty string of at most 512 characters (no NUL, no lone surrogate)", foreign_id
+        )
 
 
 def _is_text(value: str) -> bool:
