@@ -129,9 +129,10 @@ async def _postgres_when_reachable(
         while True:
             try:
                 await store.open()
-            except (ServiceUnavailable, SchemaNotMigrated) as e:
-                if str(e) != said:  # once per reason, not every attempt
-                    said = str(e)
+            except Exception as e:  # whatever the reason (a Secret fixed later too), it may pass: try again
+                why = str(e) if isinstance(e, ServiceUnavailable | SchemaNotMigrated) else f"{type(e).__name__}: {e}"
+                if why != said:  # once per reason, not every attempt
+                    said = why
                     click.echo(f"conveyor ui: waiting for the record store: {said}", err=True)
                 await asyncio.sleep(STORE_RETRY_SECONDS)
                 continue
