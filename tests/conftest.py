@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from enum import IntEnum
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -37,7 +38,13 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-Start = Callable[..., Any]
+T = TypeVar("T")
+S = TypeVar("S", bound=IntEnum)
+
+
+class Start(Protocol):
+    # Typed so the Workflow a test gets back keeps its object and status types, and misuse of it stays an error.
+    async def __call__(self, builder: Builder[T, S], *, run: bool = True, **kwargs: Any) -> Workflow[T, S]: ...
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conveyor.adapters.base import Connector, ConnectorEvent, Record, RoleScheduler
+from conveyor.adapters.base import Connector, ConnectorEvent, OutgoingEvent, Record, RoleScheduler
 from conveyor.adapters.memory import (
     MemoryConnector,
     MemoryRecordStore,
@@ -129,7 +129,5 @@ async def test_memory_adapters_work_across_threads() -> None:
     assert (await asyncio.wait_for(waiting, 2)).foreign_id == "thread"
 
 
-def new_outgoing() -> object:
-    from conveyor.adapters.base import OutgoingEvent
-
+def new_outgoing() -> OutgoingEvent:
     return OutgoingEvent(foreign_id="thread", type=1, headers={"topic": "t"})

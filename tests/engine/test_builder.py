@@ -213,7 +213,7 @@ def test_roles_are_the_references() -> None:
 def test_mermaid() -> None:
     b = Builder("orders", Order, Status)
     b.add_step(Status.CREATED, ok, Status.PAID, Status.PAYMENT_FAILED)
-    b.add_callback(Status.PAID, lambda r, p: Status.FULFILLED, Status.FULFILLED)  # type: ignore[arg-type,return-value]
+    b.add_callback(Status.PAID, lambda r, p: Status.FULFILLED, Status.FULFILLED)
     text = build(b).mermaid()  # type: ignore[attr-defined]
     assert "stateDiagram-v2" in text
     assert "[*]-->CREATED" in text

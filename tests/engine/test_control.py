@@ -14,7 +14,7 @@ from tests.engine._orders import Order, Status
 
 def blocked_builder() -> Builder[Order, Status]:
     b = Builder("store-controls", Order, Status)
-    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)
     return b
 
 

@@ -34,14 +34,14 @@ def held_builder(name: str, gate: asyncio.Event) -> Builder[Order, Status]:
         return Status.PAID
 
     b = Builder(name, Order, Status)
-    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)  # type: ignore[arg-type,return-value]
-    b.add_step(Status.PAID, wait, Status.FULFILLED)  # type: ignore[arg-type]
+    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)
+    b.add_step(Status.PAID, wait, Status.FULFILLED)
     return b
 
 
 async def test_pause_resume_cancel(start: Start) -> None:
     b = Builder("controls", Order, Status)
-    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)
     wf = await start(b, pause_retry=None)
     run_id = await wf.trigger("o")
     paused = await wf.pause(run_id, "looking into it")
@@ -60,7 +60,7 @@ async def test_pause_resume_cancel(start: Start) -> None:
 
 async def test_a_control_the_state_forbids_changes_nothing(start: Start) -> None:
     b = Builder("forbidden", Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)
     wf = await start(b)
     run_id = await wf.trigger("o")
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
@@ -78,7 +78,7 @@ async def test_a_control_the_state_forbids_changes_nothing(start: Start) -> None
 
 async def test_delete_data_scrubs_the_object(start: Start) -> None:
     b = Builder("gdpr", Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)
     wf = await start(b)
     run_id = await wf.trigger("o", initial_value=Order(id="secret", amount=3))
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
@@ -95,7 +95,7 @@ async def test_delete_data_scrubs_the_object(start: Start) -> None:
 
 async def test_custom_delete_gives_a_replacement(start: Start) -> None:
     b = Builder("gdpr-custom", Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)
 
     def scrub(run: Run[Order, Status]) -> Order:
         return Order(id=run.object.id, amount=run.object.amount, notes=["scrubbed"])

@@ -160,7 +160,7 @@ async def test_outbox_survives_a_stop_before_publishing() -> None:
     by the next one."""
     streamer, store, roles = MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler()
     b = Builder("outbox", Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)
     # A process that only triggers (no outbox relay, no consumers), as an API server would.
     api = b.build(streamer, store, roles)
     await api.run(roles=())

@@ -30,7 +30,7 @@ def shipping(name: str) -> Builder[Order, Status]:
         return Status.DELIVERED
 
     b = Builder(name, Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.SHIPPED, Status.SHIPPED)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: Status.SHIPPED, Status.SHIPPED)
     b.add_callback(Status.SHIPPED, delivered, Status.DELIVERED)  # type: ignore[arg-type]
     return b
 
@@ -129,7 +129,7 @@ async def eventually_empty(memory: Memory, name: str) -> None:
 async def test_schedule_triggers_on_cron(start: Start, clock: FakeClock, memory: Memory) -> None:
     clock.set(datetime.fromisoformat("2024-03-01T10:00:00+00:00"))
     b = Builder("nightly", Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)
     wf = await start(b, clock=clock)
     role = await wf.schedule("report", "0 2 * * *", initial_value=Order(id="report"))
     assert role == "nightly-report-scheduler-0_2_*_*_*"
@@ -160,7 +160,7 @@ async def test_schedule_every_skips_slots_with_a_run_in_progress(
     start: Start, clock: FakeClock, memory: Memory
 ) -> None:
     b = Builder("every", Order, Status)
-    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)
     wf = await start(b, clock=clock)
     await wf.schedule("poll", "@every 30m")
     await asyncio.sleep(0.05)  # let the schedule start counting from now
@@ -174,7 +174,7 @@ async def test_schedule_every_skips_slots_with_a_run_in_progress(
 @pytest.mark.parametrize("spec", ["", "every day", "61 * * * *", "@every", "@every soon"])
 async def test_a_bad_cron_spec_is_refused(start: Start, spec: str) -> None:
     b = Builder("bad-cron", Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)
     wf = await start(b)
     with pytest.raises(InvalidInput, match="cron_spec"):
         await wf.schedule("x", spec)
@@ -188,8 +188,8 @@ async def test_connectors_feed_the_workflow(start: Start) -> None:
         await wf.trigger(event.foreign_id, initial_value=Order(id=event.foreign_id))  # type: ignore[attr-defined]
 
     b = Builder("connected", Order, Status)
-    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)  # type: ignore[arg-type,return-value]
-    b.add_connector("orders-feed", connector, start_run).with_options(parallel_count=3)  # type: ignore[arg-type]
+    b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)
+    b.add_connector("orders-feed", connector, start_run).with_options(parallel_count=3)
     wf = await start(b)
     assert sum(r.startswith("orders-feed-connector-to-connected-consumer-") for r in wf.roles()) == 3
     async with asyncio.timeout(5):

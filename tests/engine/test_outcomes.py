@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
-from conveyor import Builder, Run, RunState
+from conveyor import Builder, Run, RunState, Workflow
 from conveyor._engine.runtime import AUTO_PAUSE_REASON
 from conveyor.adapters.base import OutgoingEvent, event_headers, topic
 from conveyor.testing import FakeClock, await_status
@@ -15,14 +17,14 @@ from tests.conftest import Memory, Start
 from tests.engine._orders import Order, Status
 
 
-async def eventually(predicate: object, timeout: float = 5.0) -> None:
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             await asyncio.sleep(0.002)
 
 
-def skipped(wf: object, process: str, reason: str) -> float:
-    return wf._rt.metrics.skipped_count(process, reason)  # type: ignore[attr-defined]
+def skipped(wf: Workflow[Any, Any], process: str, reason: str) -> float:
+    return wf._rt.metrics.skipped_count(process, reason)
 
 
 def backing_off(clock: FakeClock, seconds: float) -> bool:
@@ -82,6 +84,9 @@ async def test_pause_after_err_count_then_reset_as_the_reference(start: Start, c
             raise RuntimeError("gateway down")
         return Status.PAID
 
+    def attempted_and_backing_off(n: int) -> Callable[[], bool]:
+        return lambda: attempts == n and backing_off(clock, 5)
+
     b = Builder("flaky", Order, Status)
     b.add_step(Status.CREATED, flaky, Status.PAID).with_options(
         pause_after_err_count=3, err_backoff=timedelta(seconds=5)
@@ -89,7 +94,7 @@ async def test_pause_after_err_count_then_reset_as_the_reference(start: Start, c
     wf = await start(b, clock=clock, pause_retry=None)
     run_id = await wf.trigger("o")
     for n in (1, 2):
-        await eventually(lambda n=n: attempts == n and backing_off(clock, 5))
+        await eventually(attempted_and_backing_off(n))
         clock.advance(5)
     await eventually(lambda: attempts == 3)
     await await_status(wf, "o", Status.CREATED)
@@ -100,7 +105,7 @@ async def test_pause_after_err_count_then_reset_as_the_reference(start: Start, c
     # The counter started again: after a resume it takes three more errors to pause.
     await wf.resume(run_id)
     for n in (4, 5):
-        await eventually(lambda n=n: attempts == n and backing_off(clock, 5))
+        await eventually(attempted_and_backing_off(n))
         assert (await wf.get_run(run_id)).run_state is RunState.RUNNING
         clock.advance(5)
     await eventually(lambda: attempts == 6)

@@ -23,7 +23,7 @@ CONTROLS = {
 }
 
 builder = Builder("state-machine", Order, Status)
-builder.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)  # type: ignore[arg-type,return-value]
+builder.add_step(Status.CREATED, lambda run: run.skip(), Status.PAID)
 
 
 @settings(max_examples=150, deadline=None)

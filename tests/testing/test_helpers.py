@@ -34,7 +34,7 @@ async def test_new_testing_run_unit_tests_a_step() -> None:
 async def test_await_status_finds_a_status_already_passed(start: Start) -> None:
     b = Builder("helpers", Order, Status)
     b.add_step(Status.CREATED, pay, Status.PAID, Status.PAYMENT_FAILED)
-    b.add_step(Status.PAID, lambda r: Status.FULFILLED, Status.FULFILLED)  # type: ignore[arg-type,return-value]
+    b.add_step(Status.PAID, lambda r: Status.FULFILLED, Status.FULFILLED)
     wf = await start(b)
     await wf.trigger("o", initial_value=Order(amount=1))
     await await_status(wf, "o", Status.FULFILLED)
