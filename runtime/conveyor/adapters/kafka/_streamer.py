@@ -15,6 +15,8 @@
   Never committed automatically. Offsets are committed under the receiver's name without its "-k-of-n"
   suffix, so when the shard count changes, a partition's new owner resumes exactly where the old owner
   acknowledged.
+- librdkafka settings: `client_config` (every client), `producer_config`, `consumer_config`; see _config.py for
+  the defaults and the settings conveyor keeps for itself.
 - Blocking client calls run on a thread pool of their own, never the loop's default one (which runs plain steps).
 """
 
@@ -25,7 +27,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +40,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import EventReceiver, EventSender, Shard
 from conveyor._core.records import Event, OutgoingEvent, compact_json
+from conveyor.adapters.kafka._config import ClientConfigs
 from conveyor.adapters.kafka._partitioner import owned_partitions, partition_for
 from conveyor.errors import InvalidInput, ServiceUnavailable
 
@@ -70,7 +73,9 @@ class KafkaStreamer:
         partitions: int = 12,
         replication_factor: int = 1,
         clock: Clock | None = None,
-        client_config: dict[str, Any] | None = None,
+        client_config: Mapping[str, Any] | None = None,
+        producer_config: Mapping[str, Any] | None = None,
+        consumer_config: Mapping[str, Any] | None = None,
         timeout: float = 10.0,
         commit_interval: float = 0.2,
     ) -> None:
@@ -87,8 +92,7 @@ class KafkaStreamer:
         self.partitions = partitions
         self.replication_factor = replication_factor
         self._clock = clock or SystemClock()
-        # Nagle's algorithm holds small requests back waiting for an ACK; every request of ours is latency-bound.
-        self._config = {"bootstrap.servers": bootstrap_servers, "socket.nagle.disable": True, **(client_config or {})}
+        self._configs = ClientConfigs(bootstrap_servers, client_config, producer_config, consumer_config)
         self._timeout = timeout
         self._admin: AdminClient | None = None
         self._producer: Producer | None = None
@@ -98,15 +102,20 @@ class KafkaStreamer:
 
     async def open(self) -> None:
         if self._opens == 0:
-            admin = AdminClient(self._config)
+            try:
+                admin = AdminClient(self._configs.admin)
+            except KafkaException as e:
+                raise self._configs.refusal(e, "client_config") or e from None
             try:
                 await _blocking(admin.list_topics, None, self._timeout)
             except KafkaException as e:
                 raise ServiceUnavailable("Kafka", self.bootstrap_servers, str(e.args[0])) from None
+            try:
+                producer = Producer(self._configs.producer)
+            except KafkaException as e:
+                raise self._configs.refusal(e, "client_config", "producer_config") or e from None
             self._admin = admin
-            self._producer = Producer(
-                {**self._config, "enable.idempotence": True, "acks": "all", "linger.ms": 0, "client.id": "conveyor"}
-            )
+            self._producer = producer
         self._opens += 1
 
     async def close(self) -> None:
@@ -172,16 +181,10 @@ class KafkaStreamer:
     ) -> EventReceiver:
         count = await self.partitions_of(topic)
         owned = owned_partitions(count, shard.index, shard.count)
-        consumer = Consumer(
-            {
-                **self._config,
-                "group.id": group_id(name),
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 50,
-            }
-        )
+        try:
+            consumer = Consumer(self._configs.consumer(group_id(name)))
+        except KafkaException as e:
+            raise self._configs.refusal(e, "client_config", "consumer_config") or e from None
         try:
             starts = await _blocking(self._start_offsets, consumer, topic, owned, from_latest)
             consumer.assign(starts)
