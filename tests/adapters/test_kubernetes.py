@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 from kubernetes import client
 
 from conveyor._engine.roles import schedule_role, step_group, step_role
@@ -252,11 +252,17 @@ async def test_a_lease_taken_from_its_holder_is_lost_at_the_next_renewal(
 async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp_path: Path) -> None:
     core = client.CoreV1Api(api)
     account = unique("nobody")
-    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": account}})
+    core.create_namespaced_service_account(
+        NAMESPACE, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
+    )
     try:
-        token = core.create_namespaced_service_account_token(
-            account, NAMESPACE, {"spec": {"expirationSeconds": 600}}
-        ).status.token
+        issued = core.create_namespaced_service_account_token(
+            account,
+            NAMESPACE,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(expiration_seconds=600)),
+        )
+        assert issued.status is not None
+        token = issued.status.token
         document = yaml.safe_load(Path(kubeconfig).read_text())
         document["users"] = [{"name": "nobody", "user": {"token": token}}]
         for context in document["contexts"]:
@@ -278,16 +284,17 @@ async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp
 
 def test_bad_fence_arguments_name_the_field() -> None:
     roles = LeaseRoleScheduler()
-    for kwargs, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"role": "", "group": "g", "shards": 2}, "role"),
         ({"role": "r", "group": "", "shards": 2}, "group"),
         ({"role": "r", "group": 5, "shards": 2}, "group"),
         ({"role": "r", "group": "g", "shards": 0}, "shards"),
         ({"role": "r", "group": "g", "shards": True}, "shards"),
         ({"role": "r", "group": "g", "shards": "2"}, "shards"),
-    ]:
+    ]
+    for kwargs, field in cases:
         with pytest.raises(InvalidInput) as info:
-            roles.fence(kwargs.pop("role"), **kwargs)  # type: ignore[arg-type]
+            roles.fence(kwargs.pop("role"), **kwargs)
         assert info.value.field == field
         assert roles.fenced("r") is None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 from prometheus_client.metrics import MetricWrapperBase
 
 from conveyor._engine import metrics
@@ -568,6 +568,8 @@ def _exposed_names() -> set[str]:
     names: set[str] = set()
     for metric in _defined():
         base = metric._name
+        # Only MetricWrapperBase itself leaves the type unset; every metric class defined sets it.
+        assert metric._type is not None, base
         names |= {
             "counter": {f"{base}_total"},
             "histogram": {f"{base}_bucket", f"{base}_sum", f"{base}_count"},

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import CookieJar
+from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel
 
@@ -142,7 +142,7 @@ def runs(store: RecordStore) -> Runs:
 class UI:
     """The app behind a test server, with a client that keeps the UI's cookie (127.0.0.1 needs an unsafe jar)."""
 
-    def __init__(self, client: TestClient[Any, Any], runs: Runs) -> None:
+    def __init__(self, client: TestClient[web.Request, web.Application], runs: Runs) -> None:
         self.client = client
         self.runs = runs
         self.origin = str(client.make_url("")).rstrip("/")
@@ -163,9 +163,9 @@ class UI:
         return record.run_state, record.meta.version
 
 
-async def open_ui(runs: Runs, *, allow_actions: bool) -> TestClient[Any, Any]:
+async def open_ui(runs: Runs, *, allow_actions: bool) -> TestClient[web.Request, web.Application]:
     app = make_app(runs.store, workflows=[runs.spec], allow_actions=allow_actions, clock=FakeClock())
-    client: TestClient[Any, Any] = TestClient(TestServer(app), cookie_jar=CookieJar(unsafe=True))
+    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app), cookie_jar=CookieJar(unsafe=True))
     await client.start_server()
     return client
 
