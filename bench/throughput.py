@@ -62,6 +62,23 @@ def workflow(dsn: str, kafka: str, parallel: int) -> object:
     )
 
 
+async def remove(dsn: str, kafka: str, name: str) -> None:
+    """Delete what a measured workflow left: its rows and its topics. Each measurement uses a workflow of its own,
+    and left behind they grow the tables, their indexes and the broker's partition count from run to run, which
+    moved the figures of later runs."""
+    import psycopg
+    from confluent_kafka.admin import AdminClient
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for table in ("conveyor_runs", "conveyor_run_history", "conveyor_outbox"):
+            await conn.execute(f"DELETE FROM {table} WHERE workflow_name = %s", (name,))
+    admin = AdminClient({"bootstrap.servers": kafka})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{name}-")]
+    if topics:
+        for done in admin.delete_topics(topics, operation_timeout=30).values():
+            await asyncio.wrap_future(done)
+
+
 async def completed(wf: object) -> int:
     # A count, not a list of `count` records every 50 ms: reading them cost this process (whose CPU is measured)
     # and the server more than some of the work measured.
@@ -111,6 +128,7 @@ async def full_load(dsn: str, kafka: str, runs: int, parallel: int) -> dict[str,
         while await completed(wf) < runs + warm:
             await asyncio.sleep(0.05)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    await remove(dsn, kafka, wf.name)  # type: ignore[attr-defined]
     return {
         "seconds": seconds,
         "runs_per_second": runs / seconds,
@@ -136,7 +154,9 @@ async def half_load(dsn: str, kafka: str, runs_per_second: float, parallel: int,
             run_ids.append(await wf.trigger(f"half-{i}"))  # type: ignore[attr-defined]
         while await completed(wf) < count + warm:
             await asyncio.sleep(0.05)
-        return await latencies(wf, run_ids)
+        found = await latencies(wf, run_ids)
+    await remove(dsn, kafka, wf.name)  # type: ignore[attr-defined]
+    return found
 
 
 def pgbench(dsn: str, seconds: float, clients: int) -> float:
@@ -149,8 +169,13 @@ def pgbench(dsn: str, seconds: float, clients: int) -> float:
     if url.password:
         env["PGPASSWORD"] = url.password
     database = url.path.lstrip("/") or "postgres"
-    setup = "CREATE TABLE IF NOT EXISTS conveyor_bench_commits (id bigserial PRIMARY KEY, at timestamptz, body text)"
-    subprocess.run([str(Path(binary).with_name("psql")), "-qc", setup, database], env=env, check=True)
+    # Emptied first: rows of earlier runs would make each run's figure lower than the one before.
+    setup = [
+        "CREATE TABLE IF NOT EXISTS conveyor_bench_commits (id bigserial PRIMARY KEY, at timestamptz, body text)",
+        "TRUNCATE conveyor_bench_commits",
+    ]
+    psql = [str(Path(binary).with_name("psql")), "-q", *(arg for sql in setup for arg in ("-c", sql)), database]
+    subprocess.run(psql, env=env, check=True)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
         script.write("INSERT INTO conveyor_bench_commits (at, body) VALUES (now(), 'x');\n")
     out = subprocess.run(
