@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -38,6 +38,8 @@ def crds(api: client.ApiClient) -> list[dict[str, Any]]:
     def established() -> bool:
         for document in documents:
             found = extensions.read_custom_resource_definition(document["metadata"]["name"])
+            if found.status is None:
+                return False
             conditions = {c.type: c.status for c in found.status.conditions or []}
             if conditions.get("Established") != "True":
                 return False
@@ -51,7 +53,7 @@ def crds(api: client.ApiClient) -> list[dict[str, Any]]:
 def namespace(api: client.ApiClient, crds: list[dict[str, Any]]) -> Iterator[str]:
     name = f"conveyor-op-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     try:
         core.delete_namespace(name)

@@ -6,7 +6,7 @@ the Workflow changes so that its current workers no longer say it. Against the r
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -27,6 +27,7 @@ def _now() -> str:
 
 def exited(pod: client.V1Pod, message: str, *, restarted: bool = True) -> dict[str, Any]:
     """The status a kubelet writes for a worker that exited 2 with `message` in its termination log."""
+    assert pod.spec is not None, pod
     container = pod.spec.containers[0]
     terminated = {"exitCode": 2, "reason": "Error", "message": message, "startedAt": _now(), "finishedAt": _now()}
     status: dict[str, Any] = {
@@ -44,8 +45,13 @@ def exited(pod: client.V1Pod, message: str, *, restarted: bool = True) -> dict[s
     return {"status": {"phase": "Running", "containerStatuses": [status]}}
 
 
+def workflow_object(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    # The client types a custom object as `object`; the API server answers with the object's JSON.
+    return cast(dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", name))
+
+
 def degraded(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
-    found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", name)
+    found = workflow_object(custom, namespace, name)
     for condition in (found.get("status") or {}).get("conditions") or []:
         if condition["type"] == "Degraded" and condition["status"] == "True":
             return found
@@ -89,7 +95,7 @@ def test_a_workers_code_mismatch_marks_the_workflow_degraded_until_the_manifest_
     )
 
     def recovered() -> dict[str, Any] | None:
-        found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", name)
+        found = workflow_object(custom, namespace, name)
         status = found.get("status") or {}
         if status.get("observedGeneration") != 2:
             return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -32,8 +32,8 @@ def test_crds_are_established_with_short_names_and_status(api: client.ApiClient,
         assert crd.spec.scope == "Namespaced"
         (version,) = crd.spec.versions
         assert version.name == VERSION
-        assert version.subresources.status is not None
-        assert any(c.name == "Age" for c in version.additional_printer_columns)
+        assert version.subresources is not None and version.subresources.status is not None
+        assert any(c.name == "Age" for c in version.additional_printer_columns or [])
 
 
 def test_kubectl_explain_reads_well(kubectl: Callable[..., list[str]], crds: list[dict[str, Any]]) -> None:
@@ -140,8 +140,12 @@ def test_the_example_manifests_apply(
     example = ROOT / "examples" / "order_processing"
     files = ["-f", str(example / "workflow.yaml"), "-f", str(example / "workflowrun.yaml")]
     subprocess.run(kubectl("apply", "-n", namespace, *files), capture_output=True, text=True, check=True)
-    found = client.CustomObjectsApi(api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, "workflows", "order-processing"
+    # The client types a custom object as `object`; the API server answers with the object's JSON.
+    found = cast(
+        dict[str, Any],
+        client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "workflows", "order-processing"
+        ),
     )
     assert found["spec"]["steps"]["PAID"] == {"parallelCount": 1, "replicasPerShard": 1}  # the schema's defaults
     assert found["spec"]["steps"]["CREATED"]["replicasPerShard"] == 2

@@ -42,7 +42,7 @@ def holder(api: client.ApiClient, namespace: str, lease: str) -> str | None:
         if e.status == 404:
             return None
         raise
-    return found.spec.holder_identity  # type: ignore[no-any-return]
+    return found.spec.holder_identity if found.spec is not None else None
 
 
 def apply_workflow(api: client.ApiClient, namespace: str, name: str) -> None:

@@ -6,7 +6,7 @@ ready and the Workflow must say Progressing, not fail."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -21,17 +21,14 @@ def _name(prefix: str) -> str:
 
 
 def _create(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "workflows", body
-    )
-    return created
+    # The client types a custom object as `object`; the API server answers with the object's JSON.
+    created = client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", body)
+    return cast(dict[str, Any], created)
 
 
 def _get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, "workflows", name
-    )
-    return found
+    found = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", name)
+    return cast(dict[str, Any], found)
 
 
 def _patch_steps(api: client.ApiClient, namespace: str, name: str, steps: dict[str, Any]) -> None:
@@ -42,8 +39,13 @@ def _patch_steps(api: client.ApiClient, namespace: str, name: str, steps: dict[s
 
 
 def _deployments(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    # Any: the tests read deep into each Deployment, where nearly every field of the client's models is Optional.
     listed = client.AppsV1Api(api).list_namespaced_deployment(namespace, label_selector=f"conveyor.dev/workflow={name}")
-    return {d.metadata.name: d for d in listed.items}
+    found: dict[str, Any] = {}
+    for d in listed.items:
+        assert d.metadata is not None and d.metadata.name is not None, d
+        found[d.metadata.name] = d
+    return found
 
 
 def _has(api: client.ApiClient, namespace: str, name: str, expected: set[str]) -> dict[str, Any] | None:
@@ -63,7 +65,7 @@ def _status_for(api: client.ApiClient, namespace: str, name: str, generation: in
 
 def _reasons(api: client.ApiClient, namespace: str, name: str) -> list[str]:
     events = client.CoreV1Api(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
-    return [e.reason for e in events.items if e.involved_object.kind == "Workflow"]
+    return [e.reason for e in events.items if e.involved_object.kind == "Workflow" and e.reason is not None]
 
 
 def test_a_workflow_gets_a_deployment_per_shard_and_one_for_its_system_roles(
@@ -212,8 +214,9 @@ def test_scaling_one_step_leaves_every_other_deployment_untouched(api: client.Ap
         listed = apps.list_namespaced_replica_set(namespace, label_selector=f"conveyor.dev/workflow={name}").items
         found: dict[str, set[str]] = {}
         for replica_set in listed:
-            owner = replica_set.metadata.owner_references[0].name
-            found.setdefault(owner, set()).add(replica_set.metadata.labels["pod-template-hash"])
+            meta = replica_set.metadata
+            assert meta is not None and meta.owner_references and meta.labels is not None, replica_set
+            found.setdefault(meta.owner_references[0].name, set()).add(meta.labels["pod-template-hash"])
         return found
 
     first = eventually(lambda: _when(template_hashes(), lambda found: len(found) == 4))
@@ -288,23 +291,24 @@ def test_a_name_taken_by_someone_else_is_degraded(api: client.ApiClient, namespa
     labels = {"app": "theirs"}
     client.AppsV1Api(api).create_namespaced_deployment(
         namespace,
-        {
-            "metadata": {"name": f"{name}-system"},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "c", "image": "example.com/theirs:1"}]},
-                },
-            },
-        },
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name=f"{name}-system"),
+            spec=client.V1DeploymentSpec(
+                replicas=0,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="example.com/theirs:1")]),
+                ),
+            ),
+        ),
     )
     _create(api, namespace, workflow(name, {"PAID": {}}))
     body = eventually(lambda: _status_for(api, namespace, name, 1))
     assert _condition(body, "Degraded")["reason"] == "NameConflict"
     assert f"{name}-system" in _condition(body, "Degraded")["message"]
     theirs = client.AppsV1Api(api).read_namespaced_deployment(f"{name}-system", namespace)
+    assert theirs.metadata is not None and theirs.spec is not None and theirs.spec.template.metadata is not None
     assert theirs.metadata.owner_references is None  # left alone
     assert theirs.spec.template.metadata.labels == labels
     assert _deployments(api, namespace, name) == {}
@@ -339,6 +343,7 @@ def test_a_rolling_update_deployment_of_an_earlier_operator_becomes_recreate(
         _content_type="application/merge-patch+json",
     )
     old = apps.read_namespaced_deployment(f"{name}-paid-1", namespace)
+    assert old.spec is not None and old.spec.strategy is not None
     assert old.spec.strategy.rolling_update is not None
     client.CustomObjectsApi(api).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "workflows", name, {"metadata": {"labels": {"touched": "yes"}}}
@@ -346,7 +351,8 @@ def test_a_rolling_update_deployment_of_an_earlier_operator_becomes_recreate(
 
     def recreated() -> bool:
         found = apps.read_namespaced_deployment(f"{name}-paid-1", namespace)
-        return bool(found.spec.strategy.type == "Recreate" and found.spec.strategy.rolling_update is None)
+        strategy = found.spec.strategy if found.spec is not None else None
+        return strategy is not None and strategy.type == "Recreate" and strategy.rolling_update is None
 
     eventually(recreated)
     eventually(lambda: "Updated" in _reasons(api, namespace, name))
