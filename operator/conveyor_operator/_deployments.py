@@ -99,6 +99,10 @@ def _env(workflow: Mapping[str, Any], spec: WorkflowSpec, step: str | None) -> l
         # The Workflow object the worker belongs to: the system worker publishes the graph into its status.
         {"name": "CONVEYOR_WORKFLOW", "value": workflow["metadata"]["name"]},
     ]
+    config = spec.streamer.config_secret_ref
+    if config is not None:
+        secret = {"secretKeyRef": {"name": config.name, "key": config.key}}
+        env.append({"name": "CONVEYOR_KAFKA_CONFIG", "valueFrom": secret})
     if spec.debug:
         env.append({"name": "CONVEYOR_DEBUG", "value": "true"})
     return env

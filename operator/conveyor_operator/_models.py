@@ -95,6 +95,13 @@ class StreamerSpec(_Model):
         ge=1,
         le=MAX_PARTITIONS,
     )
+    config_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding librdkafka settings for the workers' Kafka clients (TLS, SASL, tuning) as a "
+        'JSON object, e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": '
+        '"...", "sasl.password": "...", "ssl.ca.pem": "..."}; workers get it as CONVEYOR_KAFKA_CONFIG. Consumer '
+        "groups, offset commits, acks and idempotence are conveyor's and are refused.",
+    )
 
 
 class StepSpec(_Model):

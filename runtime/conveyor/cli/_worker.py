@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -117,6 +118,24 @@ def choose_roles(wf: Workflow[Any, Any], step: str | None, shard: int | None, sy
     return [role]
 
 
+def parse_kafka_config(text: str | None) -> dict[str, Any] | None:
+    """--kafka-config as a dict. It may hold passwords: a refusal never repeats the text."""
+    if text is None or not text.strip():
+        return None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(
+            f"expected a JSON object of librdkafka settings ({e.msg} at character {e.pos})", param_hint="--kafka-config"
+        ) from None
+    if not isinstance(parsed, dict):
+        kind = "array" if isinstance(parsed, list) else "value that is not an object"
+        raise click.BadParameter(
+            f"expected a JSON object of librdkafka settings, got a JSON {kind}", param_hint="--kafka-config"
+        )
+    return parsed
+
+
 def fence_shards(wf: Workflow[Any, Any], roles: LeaseRoleScheduler) -> None:
     """Fence every sharded role of `wf` (with the options in force): each step consumer by its step, each
     connector consumer by its connector; see the module's docstring."""
@@ -145,6 +164,7 @@ def build_workflow(
     identity: str | None,
     debug: bool,
     termination_log: Path | None = None,
+    kafka_config: dict[str, Any] | None = None,
 ) -> tuple[Workflow[Any, Any], LeaseRoleScheduler]:
     """Load, check against the manifest, and build on the real adapters (nothing is connected yet), its step roles
     fenced; the workflow and its Lease scheduler. A manifest that does not match the code is also said in
@@ -176,7 +196,7 @@ def build_workflow(
             namespace, lease_duration=timedelta(seconds=lease_duration), identity=identity or None
         )
         wf = builder.build(
-            KafkaStreamer(kafka, partitions=partitions),
+            KafkaStreamer(kafka, partitions=partitions, client_config=kafka_config),
             PostgresRecordStore(dsn),
             roles,
             timeout_store=PostgresTimeoutStore(dsn) if spec.timeouts else None,
@@ -203,6 +223,13 @@ def build_workflow(
 @click.option("--steps", envvar="CONVEYOR_STEPS", show_envvar=True, help="The Workflow manifest's spec.steps (JSON).")
 @click.option("--dsn", envvar="CONVEYOR_PG_DSN", show_envvar=True, required=True, help="PostgreSQL DSN.")
 @click.option("--kafka", envvar="CONVEYOR_KAFKA", show_envvar=True, required=True, help="Kafka bootstrap servers.")
+@click.option(
+    "--kafka-config",
+    envvar="CONVEYOR_KAFKA_CONFIG",
+    show_envvar=True,
+    help='librdkafka settings for every Kafka client, as a JSON object (e.g. {"security.protocol": "SASL_SSL", '
+    '"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "...", "sasl.password": "..."}).',
+)
 @click.option(
     "--partitions",
     envvar="CONVEYOR_KAFKA_PARTITIONS",
@@ -266,6 +293,7 @@ def worker(
     steps: str | None,
     dsn: str,
     kafka: str,
+    kafka_config: str | None,
     partitions: int,
     namespace: str | None,
     lease_duration: int,
@@ -290,6 +318,7 @@ def worker(
         steps,
         dsn=dsn,
         kafka=kafka,
+        kafka_config=parse_kafka_config(kafka_config),
         partitions=partitions,
         namespace=namespace or default_namespace(),
         lease_duration=lease_duration,
