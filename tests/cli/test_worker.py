@@ -32,7 +32,10 @@ from tests.cli.worker_app import Ticket, TicketStatus, make
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = Path(sys.executable).parent / "conveyor"
-MANIFEST = {"OPENED": {"parallelCount": 1, "errBackOff": "200ms"}, "TRIAGED": {"parallelCount": 1}}
+MANIFEST: dict[str, dict[str, Any]] = {
+    "OPENED": {"parallelCount": 1, "errBackOff": "200ms"},
+    "TRIAGED": {"parallelCount": 1},
+}
 PARTITIONS = 3
 NAMESPACE = "default"
 
@@ -635,8 +638,8 @@ def test_every_sharded_role_is_fenced_by_its_step_or_connector() -> None:
 
     b = Builder("fenced", Ticket, TicketStatus)
     triaged = TicketStatus.TRIAGED
-    b.add_step(TicketStatus.OPENED, lambda run: triaged, triaged).with_options(parallel_count=2)  # type: ignore[arg-type,return-value]
-    b.add_connector("feed", MemoryConnector([]), lambda run: None).with_options(parallel_count=3)  # type: ignore[arg-type]
+    b.add_step(TicketStatus.OPENED, lambda run: triaged, triaged).with_options(parallel_count=2)
+    b.add_connector("feed", MemoryConnector([]), lambda wf, event: None).with_options(parallel_count=3)
     wf = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
     roles = LeaseRoleScheduler()  # fence() and fenced() need no API server
     fence_shards(wf, roles)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -86,15 +86,19 @@ class Harness:
             "metadata": {"name": name},
             "spec": {"workflow": self.name, **spec},
         }
-        created: dict[str, Any] = await asyncio.to_thread(
+        created = await asyncio.to_thread(
             self.custom.create_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL, body
         )
-        return created
+        # The client types a custom object as `object`; the API server answers with the object's JSON.
+        return cast(dict[str, Any], created)
 
     async def get(self, name: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = await asyncio.to_thread(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL, name
+            found = cast(
+                dict[str, Any],
+                await asyncio.to_thread(
+                    self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL, name
+                ),
             )
         except ApiException as e:
             if e.status == 404:
@@ -305,7 +309,7 @@ def test_a_workflowrun_of_an_unknown_workflow_is_marked_by_the_operator(
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
     def marked() -> dict[str, Any] | None:
-        found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "orphan")
+        found = cast(dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "orphan"))
         status: dict[str, Any] = found.get("status") or {}
         return status if "Triggered" in conditions(status) else None
 
@@ -314,7 +318,7 @@ def test_a_workflowrun_of_an_unknown_workflow_is_marked_by_the_operator(
     assert triggered[:2] == ("False", "WorkflowNotFound")
     assert "no Workflow 'no-such-workflow'" in triggered[2]
     assert "runID" not in status
-    found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "orphan")
+    found = cast(dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "orphan"))
     assert not found["metadata"].get("finalizers")
 
 
@@ -336,8 +340,11 @@ async def test_the_system_worker_publishes_the_graph_and_the_operator_keeps_it(
     graph = mermaid(make(runs.name).spec())
 
     async def workflow_status() -> dict[str, Any]:
-        found = await asyncio.to_thread(
-            runs.custom.get_namespaced_custom_object, GROUP, VERSION, runs.namespace, "workflows", runs.name
+        found = cast(
+            dict[str, Any],
+            await asyncio.to_thread(
+                runs.custom.get_namespaced_custom_object, GROUP, VERSION, runs.namespace, "workflows", runs.name
+            ),
         )
         status: dict[str, Any] = found.get("status") or {}
         return status

@@ -66,11 +66,10 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
                 assert [h.status for h in history] == [Leg.RECEIVED, Leg.SORTED, Leg.LOADED, Leg.DELIVERED]
                 assert [h.meta.version for h in history] == [1, 2, 3, 4]
             # Both processes did steps: the survivor took over the killed one's roles.
-            workers = {
-                entry.split(":")[0]
-                for record in await _all(checker, name)
-                for entry in json.loads(record.object)["handled_by"]
-            }
+            workers: set[str] = set()
+            for record in await _all(checker, name):
+                assert record.object is not None, record
+                workers |= {entry.split(":")[0] for entry in json.loads(record.object)["handled_by"]}
             assert workers == {"first", "second"}, workers
         finally:
             await checker.close()
@@ -88,14 +87,13 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
 def _roles_held_by(api: Any, workflow: str, identity: str) -> list[str]:
     from kubernetes import client
 
-    leases = client.CoordinationV1Api(api).list_namespaced_lease("default").items
-    return [
-        lease.metadata.annotations["conveyor.dev/role"]
-        for lease in leases
-        if lease.spec.holder_identity == identity
-        and lease.metadata.annotations
-        and lease.metadata.annotations.get("conveyor.dev/role", "").startswith(workflow)
-    ]
+    held = []
+    for lease in client.CoordinationV1Api(api).list_namespaced_lease("default").items:
+        holder = lease.spec.holder_identity if lease.spec is not None else None
+        role = (lease.metadata.annotations or {}).get("conveyor.dev/role", "") if lease.metadata is not None else ""
+        if holder == identity and role.startswith(workflow):
+            held.append(role)
+    return held
 
 
 async def _all(store: PostgresRecordStore, name: str) -> list[Record]:
