@@ -55,23 +55,24 @@ _QUOTED = re.compile(r'"([^"]+)"')
 
 def checked(argument: str, config: object, owned: Mapping[str, str]) -> dict[str, Any]:
     """`config` as a dict, or InvalidInput naming `argument` (and the property) if it is not a mapping of
-    librdkafka property names to values, or sets a property conveyor owns."""
+    librdkafka property names to values, or sets a property conveyor owns. A refusal says a value's type, never the
+    value: settings hold passwords."""
     if config is None:
         return {}
     if not isinstance(config, Mapping):
-        raise InvalidInput(argument, "a mapping of librdkafka property names to values", config)
+        raise InvalidInput(argument, "a mapping of librdkafka property names to values", type(config).__name__)
     for key, value in config.items():
         if not isinstance(key, str) or not key.strip():
             raise InvalidInput(argument, "librdkafka property names (non-empty strings) as keys", key)
         field = f"{argument}[{key!r}]"
         why = owned.get(key)
         if why is not None:
-            raise InvalidInput(field, f"not set: conveyor sets {key} itself ({why})", value)
+            raise InvalidInput(field, f"not set: conveyor sets {key} itself ({why})")
         if key.endswith("_cb") or key == "logger":
             if not callable(value):
-                raise InvalidInput(field, "a callable (librdkafka callback)", value)
+                raise InvalidInput(field, "a callable (librdkafka callback)", type(value).__name__)
         elif not isinstance(value, str | int | float):  # bool is an int
-            raise InvalidInput(field, "a string, number or boolean", value)
+            raise InvalidInput(field, "a string, number or boolean", type(value).__name__)
     return dict(config)
 
 
