@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from conveyor import Builder, Options
+from conveyor import Builder, Options, Workflow
+from conveyor.adapters.base import ConnectorConsumer
 from conveyor.adapters.memory import (
     MemoryRecordStore,
     MemoryRoleScheduler,
@@ -22,8 +24,13 @@ async def ok(run: object) -> Status:
     return Status.PAID
 
 
-def build(b: Builder[Order, Status], **kwargs: object) -> object:
-    return b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), **kwargs)  # type: ignore[arg-type]
+async def ok_at(run: object, now: datetime) -> Status:
+    """A timeout's function: called with the run and the time it fired."""
+    return Status.PAID
+
+
+def build(b: Builder[Order, Status], **kwargs: Any) -> Workflow[Order, Status]:
+    return b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), **kwargs)
 
 
 def problems(b: Builder[Order, Status], **kwargs: object) -> list[str]:
@@ -37,7 +44,7 @@ def test_a_valid_graph_builds() -> None:
     b = Builder("orders", Order, Status)
     b.add_step(Status.CREATED, ok, Status.PAID)
     wf = build(b)
-    assert wf.name == "orders"  # type: ignore[attr-defined]
+    assert wf.name == "orders"
 
 
 def test_status_outside_the_enum() -> None:
@@ -72,7 +79,7 @@ def test_every_problem_is_listed_at_once() -> None:
     b = Builder("orders", Order, Status)
     b.add_step(Status.CREATED, "not callable", Status.PAID)  # type: ignore[arg-type]
     b.add_step(Status.PAID, ok)
-    b.add_timeout(Status.SHIPPED, lambda r, n: n, ok, Status.DELIVERED)  # type: ignore[arg-type]
+    b.add_timeout(Status.SHIPPED, lambda r, n: n, ok_at, Status.DELIVERED)
     found = problems(b)
     assert len(found) == 3, found
     assert any("fn must be callable" in p for p in found)
@@ -93,19 +100,19 @@ def test_empty_workflow() -> None:
 
 def test_timeouts_with_a_timeout_store_build() -> None:
     b = Builder("t", Order, Status)
-    b.add_timeout(Status.CREATED, lambda r, n: n, ok, Status.PAID)  # type: ignore[arg-type]
+    b.add_timeout(Status.CREATED, lambda r, n: n, ok_at, Status.PAID)
     build(b, timeout_store=MemoryTimeoutStore())
 
 
 def test_duplicate_connector_names() -> None:
     class Conn:
-        async def make(self, name: str) -> object:
+        async def make(self, consumer_name: str) -> ConnectorConsumer:
             raise AssertionError
 
     b = Builder("c", Order, Status)
     b.add_step(Status.CREATED, ok, Status.PAID)
-    b.add_connector("feed", Conn(), lambda w, e: None)  # type: ignore[arg-type]
-    b.add_connector("feed", Conn(), lambda w, e: None)  # type: ignore[arg-type]
+    b.add_connector("feed", Conn(), lambda w, e: None)
+    b.add_connector("feed", Conn(), lambda w, e: None)
     assert any("connector names must be unique" in p for p in problems(b))
 
 
@@ -131,14 +138,14 @@ def test_bad_options_name_the_field(option: str, value: object, expected: str) -
 
 def test_timeouts_refuse_parallel_count() -> None:
     b = Builder("orders", Order, Status)
-    handle = b.add_timeout(Status.CREATED, lambda r, n: n, ok, Status.PAID)  # type: ignore[arg-type]
+    handle = b.add_timeout(Status.CREATED, lambda r, n: n, ok_at, Status.PAID)
     with pytest.raises(InvalidInput, match="parallel_count"):
         handle.with_options(parallel_count=2)
 
 
 def test_callbacks_and_timeouts_refuse_max_in_flight() -> None:
     b = Builder("orders", Order, Status)
-    timeout = b.add_timeout(Status.CREATED, lambda r, n: n, ok, Status.PAID)  # type: ignore[arg-type]
+    timeout = b.add_timeout(Status.CREATED, lambda r, n: n, ok_at, Status.PAID)
     with pytest.raises(InvalidInput, match="max_in_flight"):
         timeout.with_options(max_in_flight=2)
 
@@ -181,7 +188,7 @@ def test_roles_are_the_references() -> None:
     b = Builder("order processing", Order, Status)
     b.add_step(Status.CREATED, ok, Status.PAID).with_options(parallel_count=3)
     b.add_step(Status.PAID, ok, Status.FULFILLED)
-    b.add_timeout(Status.FULFILLED, lambda r, n: n, ok, Status.EXPIRED)  # type: ignore[arg-type]
+    b.add_timeout(Status.FULFILLED, lambda r, n: n, ok_at, Status.EXPIRED)
     b.on_complete(lambda r: None)
     b.on_pause(lambda r: None)
     wf = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
@@ -214,7 +221,7 @@ def test_mermaid() -> None:
     b = Builder("orders", Order, Status)
     b.add_step(Status.CREATED, ok, Status.PAID, Status.PAYMENT_FAILED)
     b.add_callback(Status.PAID, lambda r, p: Status.FULFILLED, Status.FULFILLED)
-    text = build(b).mermaid()  # type: ignore[attr-defined]
+    text = build(b).mermaid()
     assert "stateDiagram-v2" in text
     assert "[*]-->CREATED" in text
     assert "CREATED-->PAID: step" in text

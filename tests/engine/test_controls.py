@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
 
-from conveyor import Builder, Run, RunState
+from conveyor import Builder, PauseRun, Run, RunState, Workflow
 from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound
 from conveyor.testing import FakeClock
 from tests.conftest import Start
 from tests.engine._orders import Order, Status
 
 
-async def eventually(predicate: object, timeout: float = 5.0) -> None:
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             await asyncio.sleep(0.002)
 
 
-async def state_of(wf: object, run_id: str, state: RunState) -> Run[Order, Status]:
+async def state_of(wf: Workflow[Order, Status], run_id: str, state: RunState) -> Run[Order, Status]:
     async with asyncio.timeout(5):
-        while (run := await wf.get_run(run_id)).run_state is not state:  # type: ignore[attr-defined]
+        while (run := await wf.get_run(run_id)).run_state is not state:
             await asyncio.sleep(0.002)
-    return run  # type: ignore[no-any-return]
+    return run
 
 
 def held_builder(name: str, gate: asyncio.Event) -> Builder[Order, Status]:
@@ -120,7 +121,7 @@ async def test_delete_data_of_a_running_run_is_refused(start: Start) -> None:
 async def test_hooks_run_once_per_state_change(start: Start) -> None:
     seen: list[tuple[str, RunState, str]] = []
 
-    def record(kind: str) -> object:
+    def record(kind: str) -> Callable[[Run[Order, Status]], Awaitable[None]]:
         async def hook(run: Run[Order, Status]) -> None:
             seen.append((kind, run.run_state, run.foreign_id))
 
@@ -128,13 +129,13 @@ async def test_hooks_run_once_per_state_change(start: Start) -> None:
 
     b = Builder("hooks", Order, Status)
 
-    async def maybe_pause(run: Run[Order, Status]) -> object:
+    async def maybe_pause(run: Run[Order, Status]) -> Status | PauseRun:
         return run.pause("check") if run.foreign_id == "p" else Status.PAID
 
-    b.add_step(Status.CREATED, maybe_pause, Status.PAID)  # type: ignore[arg-type]
-    b.on_complete(record("complete"))  # type: ignore[arg-type]
-    b.on_pause(record("pause"))  # type: ignore[arg-type]
-    b.on_cancel(record("cancel"))  # type: ignore[arg-type]
+    b.add_step(Status.CREATED, maybe_pause, Status.PAID)
+    b.on_complete(record("complete"))
+    b.on_pause(record("pause"))
+    b.on_cancel(record("cancel"))
     wf = await start(b, pause_retry=None)
     done = await wf.trigger("c")
     paused = await wf.trigger("p")
@@ -161,13 +162,13 @@ async def test_hooks_run_once_per_state_change(start: Start) -> None:
 async def test_paused_runs_are_retried_after_pause_retry(start: Start, clock: FakeClock) -> None:
     attempts = 0
 
-    async def flaky(run: Run[Order, Status]) -> object:
+    async def flaky(run: Run[Order, Status]) -> Status | PauseRun:
         nonlocal attempts
         attempts += 1
         return run.pause("try later") if attempts == 1 else Status.PAID
 
     b = Builder("retry-paused", Order, Status)
-    b.add_step(Status.CREATED, flaky, Status.PAID)  # type: ignore[arg-type]
+    b.add_step(Status.CREATED, flaky, Status.PAID)
     wf = await start(b, clock=clock, pause_retry=timedelta(hours=1))
     run_id = await wf.trigger("o")
     await state_of(wf, run_id, RunState.PAUSED)

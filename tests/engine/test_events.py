@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
 
-from conveyor import Builder, Run, RunState, duration_timer, time_timer
+from conveyor import Builder, Run, RunState, Skip, Workflow, duration_timer, time_timer
+from conveyor._engine.spec import TimerFn
 from conveyor.adapters.base import ConnectorEvent
 from conveyor.adapters.memory import MemoryConnector
 from conveyor.errors import InvalidInput, InvalidStatus
@@ -16,14 +18,14 @@ from tests.conftest import Memory, Start
 from tests.engine._orders import Order, Status
 
 
-async def eventually(predicate: object, timeout: float = 5.0) -> None:
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             await asyncio.sleep(0.002)
 
 
 def shipping(name: str) -> Builder[Order, Status]:
-    async def delivered(run: Run[Order, Status], payload: bytes) -> object:
+    async def delivered(run: Run[Order, Status], payload: bytes) -> Status | Skip:
         if payload == b"not yet":
             return run.skip()
         run.object.notes.append(payload.decode())
@@ -31,7 +33,7 @@ def shipping(name: str) -> Builder[Order, Status]:
 
     b = Builder(name, Order, Status)
     b.add_step(Status.CREATED, lambda run: Status.SHIPPED, Status.SHIPPED)
-    b.add_callback(Status.SHIPPED, delivered, Status.DELIVERED)  # type: ignore[arg-type]
+    b.add_callback(Status.SHIPPED, delivered, Status.DELIVERED)
     return b
 
 
@@ -57,7 +59,8 @@ async def test_callback_skip_and_bad_input(start: Start) -> None:
     assert [h.status for h in await wf.history(run_id)] == [Status.CREATED, Status.SHIPPED]
 
 
-def expiring(name: str, timer: object) -> Builder[Order, Status]:
+def expiring(name: str, timer: TimerFn[Order, Status]) -> tuple[Builder[Order, Status], list[datetime]]:
+    """The shipping workflow with a timeout to EXPIRED, and the times its function was called at."""
     fired: list[datetime] = []
 
     async def expire(run: Run[Order, Status], now: datetime) -> Status:
@@ -66,32 +69,31 @@ def expiring(name: str, timer: object) -> Builder[Order, Status]:
         return Status.EXPIRED
 
     b = shipping(name)
-    b.add_timeout(Status.SHIPPED, timer, expire, Status.EXPIRED)  # type: ignore[arg-type]
-    b.fired = fired  # type: ignore[attr-defined]
-    return b
+    b.add_timeout(Status.SHIPPED, timer, expire, Status.EXPIRED)
+    return b, fired
 
 
 async def test_a_duration_timeout_fires_once(start: Start, clock: FakeClock, memory: Memory) -> None:
-    b = expiring("timeouts", duration_timer(timedelta(hours=1)))
+    b, fired = expiring("timeouts", duration_timer(timedelta(hours=1)))
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
     await await_timeout_insert(wf, "o", run_id, Status.SHIPPED)
     clock.advance(timedelta(minutes=59))
     await asyncio.sleep(0.05)
-    assert b.fired == []  # type: ignore[attr-defined]
+    assert fired == []
     clock.advance(timedelta(minutes=1, seconds=1))
     run = await wf.wait_for("o", run_id, Status.EXPIRED, timeout=5)
     assert run.object.notes == ["expired"]
     for _ in range(3):
         clock.advance(timedelta(hours=1))
         await asyncio.sleep(0.02)
-    assert len(b.fired) == 1  # type: ignore[attr-defined]
+    assert len(fired) == 1
     [timeout] = await memory.timeouts.list(wf.name)
     assert timeout.completed
 
 
 async def test_a_time_timer(start: Start, clock: FakeClock) -> None:
-    b = expiring("time-timer", time_timer(clock.now() + timedelta(days=2)))
+    b, _ = expiring("time-timer", time_timer(clock.now() + timedelta(days=2)))
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
     await await_timeout_insert(wf, "o", run_id, Status.SHIPPED)
@@ -100,7 +102,7 @@ async def test_a_time_timer(start: Start, clock: FakeClock) -> None:
 
 
 async def test_a_timer_returning_none_schedules_nothing(start: Start, clock: FakeClock, memory: Memory) -> None:
-    b = expiring("no-timer", lambda run, now: None)
+    b, _ = expiring("no-timer", lambda run, now: None)
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
     await wf.wait_for("o", run_id, Status.SHIPPED, timeout=5)
@@ -109,14 +111,14 @@ async def test_a_timer_returning_none_schedules_nothing(start: Start, clock: Fak
 
 
 async def test_a_timeout_is_cancelled_when_the_run_moves_on(start: Start, clock: FakeClock, memory: Memory) -> None:
-    b = expiring("moved-on", duration_timer(timedelta(hours=1)))
+    b, fired = expiring("moved-on", duration_timer(timedelta(hours=1)))
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
     await await_timeout_insert(wf, "o", run_id, Status.SHIPPED)
     assert await wf.callback("o", Status.SHIPPED, b"on time")
     clock.advance(timedelta(hours=2))
     await eventually_empty(memory, wf.name)
-    assert b.fired == []  # type: ignore[attr-defined]
+    assert fired == []
     assert (await wf.get_run(run_id)).status is Status.DELIVERED
 
 
@@ -184,8 +186,8 @@ async def test_connectors_feed_the_workflow(start: Start) -> None:
     events = [ConnectorEvent(id=str(i), foreign_id=f"order-{i}") for i in range(10)]
     connector = MemoryConnector(events)
 
-    async def start_run(wf: object, event: ConnectorEvent) -> None:
-        await wf.trigger(event.foreign_id, initial_value=Order(id=event.foreign_id))  # type: ignore[attr-defined]
+    async def start_run(wf: Workflow[Order, Status], event: ConnectorEvent) -> None:
+        await wf.trigger(event.foreign_id, initial_value=Order(id=event.foreign_id))
 
     b = Builder("connected", Order, Status)
     b.add_step(Status.CREATED, lambda run: Status.PAID, Status.PAID)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
-from conveyor import Builder, Run, RunState, Workflow, duration_timer
+from conveyor import Builder, Run, RunState, Skip, Workflow, duration_timer
 from conveyor._engine import metrics
 from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
 from conveyor.testing import FakeClock
@@ -268,8 +268,12 @@ async def test_each_failed_attempt_counts_one_error(env: Env) -> None:
     wf = await env.start(b)
     run_id = await wf.trigger("o")
     labels = {"workflow_name": name, "process_name": "created-consumer-1-of-1"}
+
+    def errors_counted(count: int) -> Callable[[], bool]:
+        return lambda: sample(f"{ERRORS}_total", **labels) == count
+
     for count in (1, 2):
-        await eventually(lambda c=count: sample(f"{ERRORS}_total", **labels) == c)  # type: ignore[misc]
+        await eventually(errors_counted(count))
         await eventually(lambda: env.clock.sleeping_until(env.clock.now() + timedelta(seconds=5)) > 0)
         env.clock.advance(5)
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
@@ -280,11 +284,11 @@ async def test_each_failed_attempt_counts_one_error(env: Env) -> None:
 async def test_skipped_events_are_counted_by_the_references_reasons(env: Env) -> None:
     name = unique("skipped")
 
-    def maybe_skip(run: Run[Order, Status]) -> Status:
-        return run.skip() if run.foreign_id.startswith("skip") else Status.PAID  # type: ignore[return-value]
+    def maybe_skip(run: Run[Order, Status]) -> Status | Skip:
+        return run.skip() if run.foreign_id.startswith("skip") else Status.PAID
 
-    def expire(run: Run[Order, Status], now: object) -> Status:
-        return run.skip()  # type: ignore[return-value]
+    def expire(run: Run[Order, Status], now: datetime) -> Skip:
+        return run.skip()
 
     b = Builder(name, Order, Status)
     b.add_step(Status.CREATED, maybe_skip, Status.PAID)

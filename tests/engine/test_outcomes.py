@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from conveyor import Builder, Run, RunState, Workflow
+from conveyor import Builder, CancelRun, PauseRun, Run, RunState, SaveAndRepeat, Skip, Workflow
 from conveyor._engine.runtime import AUTO_PAUSE_REASON
 from conveyor.adapters.base import OutgoingEvent, event_headers, topic
 from conveyor.testing import FakeClock, await_status
@@ -119,12 +119,12 @@ async def test_pause_after_err_count_then_reset_as_the_reference(start: Start, c
 async def test_skip_stores_nothing(start: Start) -> None:
     seen = asyncio.Event()
 
-    async def skip(run: Run[Order, Status]) -> object:
+    async def skip(run: Run[Order, Status]) -> Skip:
         seen.set()
         return run.skip()
 
     b = Builder("skip", Order, Status)
-    b.add_step(Status.CREATED, skip, Status.PAID)  # type: ignore[arg-type]
+    b.add_step(Status.CREATED, skip, Status.PAID)
     wf = await start(b)
     run_id = await wf.trigger("o")
     await asyncio.wait_for(seen.wait(), 5)
@@ -142,12 +142,12 @@ async def test_zero_status_skips_as_in_the_reference(start: Start) -> None:
 
 
 async def test_pause_and_cancel_from_a_step_drop_object_changes(start: Start) -> None:
-    async def check(run: Run[Order, Status]) -> object:
+    async def check(run: Run[Order, Status]) -> PauseRun | CancelRun:
         run.object.notes.append("changed")
         return run.pause("fraud check") if run.object.amount > 100 else run.cancel("too small")
 
     b = Builder("markers", Order, Status)
-    b.add_step(Status.CREATED, check, Status.PAID)  # type: ignore[arg-type]
+    b.add_step(Status.CREATED, check, Status.PAID)
     wf = await start(b, pause_retry=None)
     big = await wf.trigger("big", initial_value=Order(amount=500))
     small = await wf.trigger("small", initial_value=Order(amount=5))
@@ -160,19 +160,19 @@ async def test_pause_and_cancel_from_a_step_drop_object_changes(start: Start) ->
     assert (await wf.get_run(small)).meta.run_state_reason == "too small"
 
 
-async def eventually_state(wf: object, run_id: str, state: RunState) -> None:
+async def eventually_state(wf: Workflow[Order, Status], run_id: str, state: RunState) -> None:
     async with asyncio.timeout(5):
-        while (await wf.get_run(run_id)).run_state is not state:  # type: ignore[attr-defined]
+        while (await wf.get_run(run_id)).run_state is not state:
             await asyncio.sleep(0.002)
 
 
 async def test_save_and_repeat(start: Start) -> None:
-    async def count(run: Run[Order, Status]) -> object:
+    async def count(run: Run[Order, Status]) -> Status | SaveAndRepeat:
         run.object.amount += 1
         return run.save_and_repeat() if run.object.amount < 3 else Status.PAID
 
     b = Builder("repeat", Order, Status)
-    b.add_step(Status.CREATED, count, Status.PAID)  # type: ignore[arg-type]
+    b.add_step(Status.CREATED, count, Status.PAID)
     wf = await start(b)
     run_id = await wf.trigger("o")
     run = await wf.wait_for("o", run_id, Status.PAID, timeout=5)

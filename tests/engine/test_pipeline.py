@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -44,9 +44,9 @@ async def no_drain() -> AsyncIterator[None]:
     yield
 
 
-async def eventually(predicate: object, timeout: float = 5.0) -> None:
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             await asyncio.sleep(0.001)
 
 
