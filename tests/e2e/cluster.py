@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import urllib3
@@ -55,6 +55,17 @@ def wait(what: str, check: Callable[[], Any], timeout: float, interval: float = 
         if time.monotonic() > deadline:
             pytest.fail(f"waited {timeout:.0f}s for {what}; last seen: {last!r}", pytrace=False)
         time.sleep(interval)
+
+
+def pod_name(pod: client.V1Pod) -> str:
+    """The name of a pod the API server returned (the client's model makes every field Optional)."""
+    assert pod.metadata is not None and pod.metadata.name is not None, pod
+    return pod.metadata.name
+
+
+def pod_status(pod: client.V1Pod) -> client.V1PodStatus:
+    """A pod's status, empty until the API server (or the pod runner) has written one."""
+    return pod.status or client.V1PodStatus()
 
 
 @dataclass
@@ -123,34 +134,36 @@ class Cluster:
 
     # -- objects -------------------------------------------------------------------------------------------------
 
+    # The client types a custom object as `object`; the API server answers with the object's JSON.
+
     def workflow(self, name: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "workflows", name
-            )
+            found = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "workflows", name)
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return found
+        return cast(dict[str, Any], found)
 
     def workflow_run(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "workflowruns", name
-        )
-        return found
+        found = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "workflowruns", name)
+        return cast(dict[str, Any], found)
+
+    def custom_objects(self, plural: str) -> list[dict[str, Any]]:
+        listed = cast(dict[str, Any], self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural))
+        return cast(list[dict[str, Any]], listed["items"])
 
     def pods(self, selector: str) -> list[client.V1Pod]:
         return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
 
     def leases(self) -> dict[str, client.V1Lease]:
         """The conveyor Leases of the namespace by role."""
-        found = client.CoordinationV1Api(self.api).list_namespaced_lease(self.namespace).items
-        return {
-            lease.metadata.annotations[ROLE_ANNOTATION]: lease
-            for lease in found
-            if (lease.metadata.annotations or {}).get(ROLE_ANNOTATION)
-        }
+        found: dict[str, client.V1Lease] = {}
+        for lease in client.CoordinationV1Api(self.api).list_namespaced_lease(self.namespace).items:
+            role = ((lease.metadata.annotations if lease.metadata else None) or {}).get(ROLE_ANNOTATION)
+            if role:
+                found[role] = lease
+        return found
 
     # -- failure dumps -------------------------------------------------------------------------------------------
 
@@ -165,18 +178,20 @@ class Cluster:
             pods = self.core.list_namespaced_pod(self.namespace).items
             rows = []
             for pod in pods:
-                statuses = pod.status.container_statuses or []
+                # A dump shows whatever is there: no field of a pod is taken for granted.
+                meta, status = pod.metadata or client.V1ObjectMeta(), pod.status or client.V1PodStatus()
+                statuses = status.container_statuses or []
                 ready = all(s.ready for s in statuses) and bool(statuses)
                 restarts = sum(s.restart_count for s in statuses)
-                deleting = " (deleting)" if pod.metadata.deletion_timestamp else ""
+                deleting = " (deleting)" if meta.deletion_timestamp else ""
                 rows.append(
-                    f"{pod.metadata.name}\t{pod.status.phase}{deleting}\tready={ready}\trestarts={restarts}\t"
-                    f"node={pod.spec.node_name}"
+                    f"{meta.name}\t{status.phase}{deleting}\tready={ready}\trestarts={restarts}\t"
+                    f"node={pod.spec.node_name if pod.spec else None}"
                 )
             section(f"pods in {self.namespace}", "\n".join(rows) or "(none)")
-            for item in self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "workflows")["items"]:
+            for item in self.custom_objects("workflows"):
                 section(f"Workflow {item['metadata']['name']} status", json.dumps(item.get("status"), indent=1))
-            runs = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "workflowruns")["items"]
+            runs = self.custom_objects("workflowruns")
             section(
                 "WorkflowRuns",
                 "\n".join(f"{r['metadata']['name']}: {json.dumps(r.get('status'))}" for r in runs) or "(none)",
@@ -185,6 +200,8 @@ class Cluster:
                 "Leases",
                 "\n".join(
                     f"{role}: {lease.spec.holder_identity} renewed {lease.spec.renew_time}"
+                    if lease.spec
+                    else f"{role}: (no spec)"
                     for role, lease in sorted(self.leases().items())
                 ),
             )
@@ -195,6 +212,8 @@ class Cluster:
             )
             if not self.runs_pods:
                 for pod in pods:
+                    if pod.metadata is None or pod.metadata.name is None:
+                        continue
                     try:
                         log = self.core.read_namespaced_pod_log(
                             pod.metadata.name, self.namespace, tail_lines=LOG_TAIL_LINES

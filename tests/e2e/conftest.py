@@ -44,10 +44,9 @@ _FAILED = pytest.StashKey[bool]()
 
 
 def _secret(api: client.ApiClient, namespace: str, dsn: str) -> None:
-    body = {
-        "metadata": {"name": SECRET},
-        "data": {"dsn": base64.b64encode(dsn.encode()).decode()},
-    }
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=SECRET), data={"dsn": base64.b64encode(dsn.encode()).decode()}
+    )
     core = client.CoreV1Api(api)
     try:
         core.create_namespaced_secret(namespace, body)
@@ -69,7 +68,7 @@ def _worker_rbac(api: client.ApiClient, helm: str, namespace: str) -> None:
         namespace=namespace,
     )
     assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding"}, objects
-    utils.create_from_yaml(api, yaml_objects=objects, namespace=namespace)
+    utils.create_from_yaml(api, yaml_objects=objects, namespace=namespace)  # type: ignore[no-untyped-call]
 
 
 def _cluster_from_env(api: client.ApiClient) -> Cluster:
@@ -109,7 +108,7 @@ def cluster(request: pytest.FixtureRequest, api: client.ApiClient, kubeconfig: s
     request.getfixturevalue("crds")
     namespace = f"conveyor-e2e-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     artifacts = ROOT / "artifacts" / "e2e" / namespace
     cluster = Cluster(api, namespace, dsn, kafka, EXAMPLE_IMAGE, artifacts, runs_pods=True)
     try:
@@ -168,7 +167,8 @@ def cluster(request: pytest.FixtureRequest, api: client.ApiClient, kubeconfig: s
         def node_ready() -> bool:
             runner.check_running()
             node = core.read_node(f"podrunner-{namespace}")
-            return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+            conditions = (node.status.conditions if node.status else None) or []
+            return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
         wait("the pod runner's Node to be Ready", node_ready, timeout=60)
         yield cluster

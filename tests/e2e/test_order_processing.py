@@ -20,10 +20,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.cluster import EXAMPLE, SHARD_LABEL, STEP_LABEL, WORKFLOW_LABEL, Cluster, wait
+from tests.e2e.cluster import (
+    EXAMPLE,
+    SHARD_LABEL,
+    STEP_LABEL,
+    WORKFLOW_LABEL,
+    Cluster,
+    pod_name,
+    pod_status,
+    wait,
+)
 from tests.operator.helpers import GROUP, VERSION
 
 NAME = "order-processing"
@@ -161,14 +170,17 @@ def running_pods(cluster: Cluster, pids: set[int], step: str | None = None) -> l
     """The Workflow's pods (of `step` only, if given), each Running and ready (and, under the pod runner, a live
     local process)."""
     selector = f"{WORKFLOW_LABEL}={NAME}" + (f",{STEP_LABEL}={step}" if step else "")
-    pods = [p for p in cluster.pods(selector) if not p.metadata.deletion_timestamp]
+    pods = [p for p in cluster.pods(selector) if not (p.metadata and p.metadata.deletion_timestamp)]
     for pod in pods:
-        statuses = pod.status.container_statuses or []
-        assert pod.status.phase == "Running" and statuses and statuses[0].ready, (
-            f"pod {pod.metadata.name} is {pod.status.phase}, ready={[s.ready for s in statuses]}"
+        status = pod_status(pod)
+        statuses = status.container_statuses or []
+        assert status.phase == "Running" and statuses and statuses[0].ready, (
+            f"pod {pod_name(pod)} is {status.phase}, ready={[s.ready for s in statuses]}"
         )
         if cluster.runs_pods:
-            pid = int(statuses[0].container_id.removeprefix("podrunner://"))
+            container_id = statuses[0].container_id
+            assert container_id is not None, f"pod {pod_name(pod)} is ready without a container id"
+            pid = int(container_id.removeprefix("podrunner://"))
             os.kill(pid, 0)  # raises if the pod's process is not running
             pids.add(pid)
     return pods
@@ -185,7 +197,7 @@ def holders(cluster: Cluster) -> dict[str, str]:
     found = {}
     for role, lease in cluster.leases().items():
         spec = lease.spec
-        if not spec.holder_identity or spec.renew_time is None:
+        if spec is None or not spec.holder_identity or spec.renew_time is None:
             continue
         if (datetime.now(UTC) - spec.renew_time).total_seconds() < (spec.lease_duration_seconds or 15):
             found[role] = spec.holder_identity
@@ -275,25 +287,27 @@ def test_a_killed_worker_pod_is_replaced_and_its_role_taken_over(
     OrderStatus = example().OrderStatus
     role = step_role(OrderStatus.PAID.value, 1, 1)
     (victim,) = cluster.pods(f"{STEP_LABEL}=PAID")
-    name = victim.metadata.name
+    name = pod_name(victim)
     assert holders(cluster).get(role) == name, f"role {role} is not held by the PAID pod {name}"
     victim_pid = None
     if cluster.runs_pods:
-        victim_pid = int(victim.status.container_statuses[0].container_id.removeprefix("podrunner://"))
+        statuses = pod_status(victim).container_statuses
+        assert statuses and statuses[0].container_id, f"the PAID pod {name} has no container id"
+        victim_pid = int(statuses[0].container_id.removeprefix("podrunner://"))
 
     cluster.core.delete_namespaced_pod(name, cluster.namespace)
 
     def replaced() -> str | None:
-        pods = [p for p in cluster.pods(f"{STEP_LABEL}=PAID") if p.metadata.name != name]
-        ready = [p for p in pods if p.status.container_statuses and p.status.container_statuses[0].ready]
+        pods = [p for p in cluster.pods(f"{STEP_LABEL}=PAID") if pod_name(p) != name]
+        ready = [p for p in pods if (s := pod_status(p).container_statuses) and s[0].ready]
         if not ready:
             return None
         holder = holders(cluster).get(role)
-        return holder if holder == ready[0].metadata.name else None
+        return holder if holder == pod_name(ready[0]) else None
 
     successor = wait(f"a new PAID pod holding {role} instead of {name}", replaced, READY_TIMEOUT)
     assert successor != name
-    wait(f"the killed pod {name} to be gone", lambda: name not in {p.metadata.name for p in cluster.pods("")}, 60)
+    wait(f"the killed pod {name} to be gone", lambda: name not in {pod_name(p) for p in cluster.pods("")}, 60)
     if victim_pid is not None:
         with pytest.raises(ProcessLookupError):
             os.kill(victim_pid, 0)
@@ -359,7 +373,9 @@ def test_a_workflow_whose_steps_differ_from_the_code_is_degraded_in_the_workers_
         def degraded() -> dict[str, Any]:
             found = cluster.workflow(name)
             assert found is not None, "no Workflow"
-            conditions = {c["type"]: c for c in (found.get("status") or {}).get("conditions") or []}
+            conditions: dict[str, dict[str, Any]] = {
+                c["type"]: c for c in (found.get("status") or {}).get("conditions") or []
+            }
             condition = conditions.get("Degraded", {})
             assert condition.get("status") == "True" and condition.get("reason") == "CodeMismatch", conditions
             return condition

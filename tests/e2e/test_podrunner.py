@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from tests.e2e.cluster import ROOT, Cluster, wait
 
@@ -44,12 +45,14 @@ def pod(name: str, mode: str, marker: Path, **extra: Any) -> dict[str, Any]:
 
 
 def create(cluster: Cluster, body: dict[str, Any]) -> str:
-    cluster.core.create_namespaced_pod(cluster.namespace, body)
+    # The manifest as YAML spells it, validated into the client's model as the client does with a dict.
+    cluster.core.create_namespaced_pod(cluster.namespace, client.V1Pod.model_validate(body))
     return str(body["metadata"]["name"])
 
 
 def container_status(cluster: Cluster, name: str) -> Any:
     found = cluster.core.read_namespaced_pod(name, cluster.namespace)
+    assert found.status is not None, f"pod {name} has no status yet"
     statuses = found.status.container_statuses or []
     assert statuses, f"pod {name} has no container status yet ({found.status.phase})"
     return statuses[0]
@@ -62,7 +65,7 @@ def ready(cluster: Cluster, name: str) -> Any:
 
 
 def gone(cluster: Cluster, name: str) -> bool:
-    return name not in {p.metadata.name for p in cluster.pods("")}
+    return name not in {p.metadata.name for p in cluster.pods("") if p.metadata is not None}
 
 
 def logged_env(cluster: Cluster, name: str) -> dict[str, str]:
@@ -76,9 +79,14 @@ def logged_env(cluster: Cluster, name: str) -> dict[str, str]:
 def test_env_is_resolved_and_the_probe_reaches_the_pods_own_port(cluster: Cluster, tmp_path: Path) -> None:
     core = cluster.core
     core.create_namespaced_secret(
-        cluster.namespace, {"metadata": {"name": "runner-secret"}, "data": {"k": base64.b64encode(b"s3").decode()}}
+        cluster.namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="runner-secret"), data={"k": base64.b64encode(b"s3").decode()}
+        ),
     )
-    core.create_namespaced_config_map(cluster.namespace, {"metadata": {"name": "runner-cm"}, "data": {"k": "c1"}})
+    core.create_namespaced_config_map(
+        cluster.namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="runner-cm"), data={"k": "c1"})
+    )
     env = [
         {"name": "PLAIN", "value": "p"},
         {"name": "EXPANDED", "value": "$(PLAIN)-x-$$(PLAIN)-$(UNDEFINED)"},
@@ -102,17 +110,20 @@ def test_env_is_resolved_and_the_probe_reaches_the_pods_own_port(cluster: Cluste
     assert seen["CONVEYOR_PORT"] != "8080" and int(seen["CONVEYOR_PORT"]) > 0
     assert not any(key.startswith("CONVEYOR_PG") or key == "CONVEYOR_KAFKA" for key in seen), "the runner's env leaked"
     found = core.read_namespaced_pod(name, cluster.namespace)
+    assert found.spec is not None and found.status is not None
     assert found.spec.node_name == f"podrunner-{cluster.namespace}"
-    assert {c.type: c.status for c in found.status.conditions}["Ready"] == "True"
+    assert {c.type: c.status for c in found.status.conditions or []}["Ready"] == "True"
     core.delete_namespaced_pod(name, cluster.namespace)
     wait(f"pod {name} to be gone", lambda: gone(cluster, name), TIMEOUT)
 
 
 def test_a_pod_acts_as_its_own_service_account_and_nothing_more(cluster: Cluster, tmp_path: Path) -> None:
-    from kubernetes import client, config
+    from kubernetes import config
 
     core, namespace = cluster.core, cluster.namespace
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "runner-sa"}})
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="runner-sa"))
+    )
     env = [{"name": "CONVEYOR_PORT", "value": "8080"}]
     as_sa = pod("as-sa", "serve", tmp_path / "marker", container={"env": env}, serviceAccountName="runner-sa")
     name = create(cluster, as_sa)
@@ -122,10 +133,12 @@ def test_a_pod_acts_as_its_own_service_account_and_nothing_more(cluster: Cluster
     configuration = client.Configuration()
     config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
     with client.ApiClient(configuration) as as_pod:
-        review = client.AuthenticationV1Api(as_pod).create_self_subject_review({})
+        review = client.AuthenticationV1Api(as_pod).create_self_subject_review(client.V1SelfSubjectReview())
+        assert review.status is not None and review.status.user_info is not None, review
         user = review.status.user_info
         assert user.username == f"system:serviceaccount:{namespace}:runner-sa"
         # Bound to the pod, as the kubelet's projected token is.
+        assert user.extra is not None, user
         assert user.extra["authentication.kubernetes.io/pod-name"] == [name]
         # The account was granted nothing: it may not even read the pods of its own namespace.
         with pytest.raises(client.ApiException) as info:
@@ -201,4 +214,4 @@ def test_bad_arguments_exit_2_naming_the_option_and_register_nothing(
     done = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stderr
     assert named in done.stderr, done.stderr
-    assert node not in {n.metadata.name for n in cluster.core.list_node().items}
+    assert node not in {n.metadata.name for n in cluster.core.list_node().items if n.metadata is not None}

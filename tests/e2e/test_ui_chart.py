@@ -24,7 +24,7 @@ from kubernetes import client
 from conveyor import RunState
 from conveyor._core.records import Meta, Record
 from tests.chart.conftest import helm, helm_template
-from tests.e2e.cluster import EXAMPLE, Cluster, tail, wait
+from tests.e2e.cluster import EXAMPLE, Cluster, pod_name, pod_status, tail, wait
 from tests.e2e.conftest import SECRET
 
 __all__ = ["helm"]  # the helm binary (a fixture), for rendering the chart
@@ -96,18 +96,19 @@ def test_the_charts_ui_pod_serves_the_runs(cluster: Cluster, helm: str) -> None:
     assert sorted(o["kind"] for o in objects) == ["Deployment", "Service"]
     apps = client.AppsV1Api(cluster.api)
     for obj in objects:
+        # The rendered manifests validated into the client's models, as the client does with a dict.
         if obj["kind"] == "Deployment":
-            apps.create_namespaced_deployment(namespace, obj)
+            apps.create_namespaced_deployment(namespace, client.V1Deployment.model_validate(obj))
         else:
-            cluster.core.create_namespaced_service(namespace, obj)
+            cluster.core.create_namespaced_service(namespace, client.V1Service.model_validate(obj))
     selector = f"app.kubernetes.io/component=ui,app.kubernetes.io/instance={RELEASE}"
     try:
 
         def ready_pod() -> str | None:
             for pod in cluster.pods(selector):
-                statuses = pod.status.container_statuses or []
+                statuses = pod_status(pod).container_statuses or []
                 if statuses and statuses[0].ready:
-                    return str(pod.metadata.name)
+                    return pod_name(pod)
             return None
 
         pod = wait("the UI pod to be Ready (its /readyz probe answering 200)", ready_pod, TIMEOUT)
