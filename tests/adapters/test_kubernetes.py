@@ -39,9 +39,9 @@ def unique(kind: str) -> str:
     return f"test-{kind}-{uuid.uuid4().hex[:10]}"
 
 
-def scheduler(kubeconfig: str, **kwargs: object) -> LeaseRoleScheduler:
+def scheduler(kubeconfig: str, **kwargs: Any) -> LeaseRoleScheduler:
     kwargs.setdefault("lease_duration", DURATION)
-    return LeaseRoleScheduler(NAMESPACE, kubeconfig=kubeconfig, **kwargs)  # type: ignore[arg-type]
+    return LeaseRoleScheduler(NAMESPACE, kubeconfig=kubeconfig, **kwargs)
 
 
 @contextlib.asynccontextmanager

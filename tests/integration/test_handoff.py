@@ -8,6 +8,7 @@ import asyncio
 import collections
 import enum
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
@@ -62,7 +63,7 @@ class Steps:
             b.add_step(source, self.step(target), target).with_options(parallel_count=SHARDS)
         return b
 
-    def step(self, target: Stage):  # type: ignore[no-untyped-def]
+    def step(self, target: Stage) -> Callable[[Run[Parcel, Stage]], Awaitable[Stage]]:
         async def fn(run: Run[Parcel, Stage]) -> Stage:
             self.calls[(run.foreign_id, run.status)] += 1
             if self.fail_first_price and run.status is Stage.CHECKED and self.calls[(run.foreign_id, run.status)] == 1:

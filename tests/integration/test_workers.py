@@ -44,7 +44,7 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
     first = start_worker(name, "first", env)
     second = start_worker(name, "second", env)
     streamer, store, roles, timeouts = adapters("api", env)
-    triggering = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)  # type: ignore[arg-type]
+    triggering = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)
     await triggering.run(roles=())
     try:
         run_ids = [await triggering.trigger(f"parcel-{i}") for i in range(RUNS)]

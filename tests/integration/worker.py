@@ -18,6 +18,7 @@ from datetime import timedelta
 from pydantic import BaseModel
 
 from conveyor import Builder, Run
+from conveyor.adapters.base import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
 
 
 class Parcel(BaseModel):
@@ -55,7 +56,9 @@ def builder(name: str, identity: str) -> Builder[Parcel, Leg]:
     return b
 
 
-def adapters(identity: str, env: Mapping[str, str] = os.environ) -> tuple[object, object, object, object]:
+def adapters(
+    identity: str, env: Mapping[str, str] = os.environ
+) -> tuple[EventStreamer, RecordStore, RoleScheduler, TimeoutStore]:
     from conveyor.adapters.kafka import KafkaStreamer
     from conveyor.adapters.kubernetes import LeaseRoleScheduler
     from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore
@@ -76,7 +79,7 @@ def adapters(identity: str, env: Mapping[str, str] = os.environ) -> tuple[object
 
 async def main(name: str, identity: str) -> None:
     streamer, store, roles, timeouts = adapters(identity)
-    wf = builder(name, identity).build(streamer, store, roles, timeout_store=timeouts)  # type: ignore[arg-type]
+    wf = builder(name, identity).build(streamer, store, roles, timeout_store=timeouts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
