@@ -69,7 +69,7 @@ def main() -> None:
     defaults = gc.get_threshold()
     default_gc = asyncio.run(measure(args.runs, args.parallel))
     settle_heap()
-    result = asyncio.run(measure(args.runs, args.parallel))
+    result: dict[str, float | int | str | list[int]] = dict(asyncio.run(measure(args.runs, args.parallel)))
     result["gc_thresholds"] = list(GC_THRESHOLDS)
     result["cpu_us_per_transition_default_gc"] = default_gc["cpu_us_per_transition"]
     print(json.dumps(result))
