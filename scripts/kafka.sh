@@ -2,14 +2,16 @@
 # A throwaway Apache Kafka 4 (one KRaft broker+controller) for development and tests, on 127.0.0.1 only.
 # The broker's jars come from Maven Central (resolved by Maven, cached); Java 17 runs it.
 #   scripts/kafka.sh start|stop|status|env
-# Everything lives under ${CONVEYOR_CACHE:-~/.cache/conveyor}/kafka; `start` prints CONVEYOR_KAFKA=host:port.
+#   scripts/kafka.sh resume    (start a killed broker again on its data and port: the chaos tests crash one)
+# Everything lives under ${CONVEYOR_CACHE:-~/.cache/conveyor}/kafka, or $CONVEYOR_KAFKA_DIR for a broker of its own
+# (the jars are shared); `start` prints CONVEYOR_KAFKA=host:port.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KAFKA_VERSION="${CONVEYOR_KAFKA_VERSION:-4.1.1}"
 LOG4J_VERSION=2.24.3
-DIR="$CACHE/kafka"
-LIBS="$DIR/libs-$KAFKA_VERSION"
+DIR="${CONVEYOR_KAFKA_DIR:-$CACHE/kafka}"
+LIBS="$CACHE/kafka/libs-$KAFKA_VERSION"
 DATA="$DIR/data"
 PID_FILE="$DIR/kafka.pid"
 PORT_FILE="$DIR/port"
@@ -53,6 +55,7 @@ start() {
   fi
   need
   jars
+  mkdir -p "$DIR"
   local port controller
   port=$(free_port)
   controller=$(free_port)
@@ -89,17 +92,34 @@ appender.file.fileName=$LOG
 appender.file.layout.type=PatternLayout
 appender.file.layout.pattern=%d %p %c: %m%n
 LOG4J
-  local java_opts=(-Xms256m -Xmx512m -XX:+UseG1GC "-Dlog4j2.configurationFile=$DIR/log4j2.properties" -cp "$LIBS/*")
   local cluster_id
-  cluster_id=$(java "${java_opts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-  java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" >"$DIR/format.log" 2>&1
-  nohup java "${java_opts[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/stdout.log" 2>&1 &
+  cluster_id=$(java "${JAVA_OPTS[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  java "${JAVA_OPTS[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" >"$DIR/format.log" 2>&1
+  launch "$port"
+}
+
+launch() {
+  nohup java "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/stdout.log" 2>&1 &
   echo $! >"$PID_FILE"
-  if ! wait_port "$port" 120 "Kafka"; then
+  if ! wait_port "$1" 120 "Kafka"; then
     tail -n 30 "$DIR/stdout.log" "$LOG" >&2 || true
     exit 1
   fi
-  echo "CONVEYOR_KAFKA=127.0.0.1:$port"
+  echo "CONVEYOR_KAFKA=127.0.0.1:$1"
+}
+
+resume() {
+  if running; then
+    echo "CONVEYOR_KAFKA=127.0.0.1:$(cat "$PORT_FILE")"
+    return 0
+  fi
+  if [ ! -f "$DIR/server.properties" ] || [ ! -f "$PORT_FILE" ]; then
+    echo "no broker to resume under $DIR: use start" >&2
+    exit 1
+  fi
+  need
+  jars
+  launch "$(cat "$PORT_FILE")"
 }
 
 stop() {
@@ -114,10 +134,12 @@ stop() {
   echo "kafka stopped"
 }
 
+JAVA_OPTS=(-Xms256m -Xmx512m -XX:+UseG1GC "-Dlog4j2.configurationFile=$DIR/log4j2.properties" -cp "$LIBS/*")
 case "${1:-}" in
   start) start ;;
+  resume) resume ;;
   stop) stop ;;
   status) if running; then echo "kafka running: 127.0.0.1:$(cat "$PORT_FILE")"; else echo "kafka not running"; exit 1; fi ;;
   env) running && echo "CONVEYOR_KAFKA=127.0.0.1:$(cat "$PORT_FILE")" ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|resume" >&2; exit 2 ;;
 esac

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL for development and tests, from Debian's packages, on 127.0.0.1 only.
 #   scripts/postgres.sh start|stop|status|env
-# Data lives under ${CONVEYOR_CACHE:-~/.cache/conveyor}/postgres; `start` prints CONVEYOR_PG_DSN=...
+# Data lives under ${CONVEYOR_CACHE:-~/.cache/conveyor}/postgres, or $CONVEYOR_PG_DIR for a cluster of its own
+# (the chaos tests crash one); `start` prints CONVEYOR_PG_DSN=...
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-DIR="$CACHE/postgres"
+DIR="${CONVEYOR_PG_DIR:-$CACHE/postgres}"
 DATA="$DIR/data"
 PORT_FILE="$DIR/port"
 LOG="$DIR/postgres.log"

@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,32 +15,18 @@ import pytest
 
 from conveyor import Record, RunState
 from conveyor.adapters.postgres import PostgresRecordStore
+from tests.integration.chaos import Worker
 from tests.integration.worker import Leg, adapters, builder
 
-ROOT = Path(__file__).resolve().parents[2]
 RUNS = 300
 
 
-def start_worker(name: str, identity: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.worker", name, identity],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "running" in line, line
-    return process
-
-
-async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, api: Any) -> None:
+async def test_a_killed_worker_loses_nothing(
+    pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, api: Any, tmp_path: Path
+) -> None:
     name = f"chaos-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CONVEYOR_PG_DSN": pg_dsn, "CONVEYOR_KAFKA": kafka_bootstrap, "KUBECONFIG": kubeconfig}
-    first = start_worker(name, "first", env)
-    second = start_worker(name, "second", env)
+    first, second = Worker(name, "first", env, tmp_path), Worker(name, "second", env, tmp_path)
     streamer, store, roles, timeouts = adapters("api", env)
     triggering = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)
     await triggering.run(roles=())
@@ -56,8 +40,8 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
                     await asyncio.sleep(0.05)
             held = await asyncio.to_thread(_roles_held_by, api, name, "first")
             assert held, "the worker about to be killed holds no role: the test would prove nothing"
-            first.send_signal(signal.SIGKILL)
-            first.wait(10)
+            first.process.send_signal(signal.SIGKILL)
+            first.process.wait(10)
             async with asyncio.timeout(120):
                 while sum(r.run_state is RunState.COMPLETED for r in await _all(checker, name)) < RUNS:
                     await asyncio.sleep(0.1)
@@ -75,13 +59,8 @@ async def test_a_killed_worker_loses_nothing(pg_dsn: str, kafka_bootstrap: str, 
             await checker.close()
     finally:
         await triggering.stop()
-        for process in (first, second):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        for worker in (first, second):
+            worker.stop()
 
 
 def _roles_held_by(api: Any, workflow: str, identity: str) -> list[str]:

@@ -1,0 +1,164 @@
+"""Helpers of the service-crash chaos tests: a service of the test's own started by the project's script, killed
+with SIGKILL and started again; worker processes whose output goes to a file; and the check that every run
+completed with each step's outcome stored exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from conveyor import RunState
+from conveyor.adapters.postgres import PostgresRecordStore
+from tests.integration.worker import Leg, adapters, builder
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("CONVEYOR_CACHE", Path.home() / ".cache" / "conveyor"))
+RUNS = 1000
+
+
+class Service:
+    """A service run by scripts/<script> in a directory of its own (`variable` names the directory for the
+    script), so crashing it harms no other test."""
+
+    def __init__(self, script: str, variable: str, directory: Path, address: str) -> None:
+        self.script, self.variable, self.directory, self.address_variable = script, variable, directory, address
+
+    def run(self, command: str) -> str:
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / self.script), command],
+            env={**os.environ, self.variable: str(self.directory)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"{self.script} {command}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def start(self) -> str:
+        """Start it (again, after a crash); its address as the script prints it."""
+        found = re.search(rf"{self.address_variable}=(\S+)", self.run("start"))
+        assert found, f"{self.script} start printed no {self.address_variable}"
+        return found.group(1)
+
+    def kill(self, pid_file: Path) -> None:
+        """SIGKILL the process in `pid_file` and every process it started, at once."""
+        root = int(pid_file.read_text().split()[0])
+        pids = [root, *_children(root)]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in pids):
+            assert time.monotonic() < deadline, "the killed service's processes did not go"
+            time.sleep(0.05)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if int(text[text.rindex(")") + 2 :].split()[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rindex(")") + 2] == "Z"
+
+
+class Worker:
+    """A tests.integration.worker process, its output in a file (a pipe nobody reads would fill up with an
+    outage's errors and stop the worker)."""
+
+    def __init__(self, name: str, identity: str, env: dict[str, str], log_dir: Path) -> None:
+        self.log = log_dir / f"worker-{identity}.log"
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.integration.worker", name, identity],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while "running" not in self.output():
+            assert self.process.poll() is None and time.monotonic() < deadline, self.output()
+            time.sleep(0.05)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+async def survive(
+    env: dict[str, str], log_dir: Path, outage: Callable[[], Awaitable[None]], sign_of_it: str, timeout: float = 180
+) -> None:
+    """Two workers run RUNS runs of a three-step workflow; `outage()` happens once some have completed and many
+    have not. Then every run must complete, each step's outcome stored once, the outbox must drain, and both
+    workers must still run, one of them having logged `sign_of_it`."""
+    name = f"chaos-{os.getpid()}-{time.monotonic_ns() % 10**8}"
+    workers = [Worker(name, "first", env, log_dir), Worker(name, "second", env, log_dir)]
+    streamer, store, roles, timeouts = adapters("api", env)
+    triggering = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)
+    await triggering.run(roles=())
+    checker = PostgresRecordStore(env["CONVEYOR_PG_DSN"])
+    try:
+        run_ids = [await triggering.trigger(f"parcel-{i}") for i in range(RUNS)]
+        await checker.open()
+        async with asyncio.timeout(60):
+            while await completed(checker, name) < RUNS // 20:
+                await asyncio.sleep(0.02)
+        await outage()
+        assert await completed(checker, name) < RUNS, "every run finished before the outage: it proved nothing"
+        async with asyncio.timeout(timeout):
+            while await completed(checker, name) < RUNS:
+                await asyncio.sleep(0.1)
+        for worker in workers:
+            assert worker.process.poll() is None, f"a worker exited on the outage:\n{worker.output()}"
+        # (A worker that was idle meanwhile may only have replaced dead connections without a word.)
+        assert any(sign_of_it in w.output() for w in workers), "no worker saw the outage: it proved nothing"
+        for run_id in run_ids:
+            history = await checker.history(run_id)
+            assert [h.status for h in history] == [Leg.RECEIVED, Leg.SORTED, Leg.LOADED, Leg.DELIVERED], history
+            assert [h.meta.version for h in history] == [1, 2, 3, 4]
+            assert (await checker.lookup(run_id)).run_state is RunState.COMPLETED
+        async with asyncio.timeout(30):
+            while await checker.list_outbox_events(name, 10):
+                await asyncio.sleep(0.1)
+    finally:
+        await checker.close()
+        await triggering.stop()
+        for worker in workers:
+            worker.stop()
+
+
+async def completed(store: PostgresRecordStore, name: str) -> int:
+    while True:
+        try:
+            runs = await store.list(name, limit=RUNS + 10)
+        except Exception:
+            # Reading through a database crash too: the pool reconnects once the server is back.
+            await asyncio.sleep(0.1)
+            continue
+        return sum(r.run_state is RunState.COMPLETED for r in runs)
