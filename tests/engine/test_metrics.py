@@ -375,6 +375,8 @@ async def test_a_step_reached_by_handoff_observes_its_latency_too(kafka_bootstra
             run_id = await wf.trigger(f"o{i}")
             await wf.wait_for(f"o{i}", run_id, Status.FULFILLED, timeout=30)
         paid_step = {"workflow_name": name, "process_name": "paid-consumer-1-of-1"}
+        # Observed once the step's outcome is committed, which a waiter on the record may see first.
+        await eventually(lambda: sample(f"{LATENCY}_count", **paid_step) == runs, timeout=10)
         assert sample(f"{LATENCY}_count", **paid_step) == runs
         await eventually(lambda: sample(LAG, **paid_step) is not None, timeout=30)
 
