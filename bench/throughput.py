@@ -175,7 +175,7 @@ def pgbench(dsn: str, seconds: float, clients: int) -> float:
         "TRUNCATE conveyor_bench_commits",
     ]
     psql = [str(Path(binary).with_name("psql")), "-q", *(arg for sql in setup for arg in ("-c", sql)), database]
-    subprocess.run(psql, env=env, check=True)
+    subprocess.run(psql, env={**env, "PGOPTIONS": "-c client_min_messages=warning"}, check=True)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
         script.write("INSERT INTO conveyor_bench_commits (at, body) VALUES (now(), 'x');\n")
     out = subprocess.run(
