@@ -1,0 +1,36 @@
+"""Chaos: the Kubernetes API server goes away mid-run (scripts/kube.sh restart-apiserver) while two worker
+processes hold a sharded workflow's roles through Leases on it, with Postgres and Kafka.
+
+A holder that cannot renew stops acting on its role before anyone may take it; once the API server is back the
+roles are taken again and every run completes with each step's outcome stored exactly once, and no worker exits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.chaos import ROOT, survive
+from tests.services import unavailable
+
+pytestmark = pytest.mark.slow
+
+
+async def test_an_api_server_restart_mid_run_loses_nothing_and_repeats_nothing(
+    pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, tmp_path: Path
+) -> None:
+    script = ["bash", str(ROOT / "scripts" / "kube.sh")]
+    status = subprocess.run([*script, "status"], capture_output=True, text=True, check=False)
+    if status.returncode != 0 or kubeconfig not in status.stdout:
+        unavailable("the API server under test was not started by scripts/kube.sh, so this test cannot restart it")
+
+    async def restart() -> None:
+        await asyncio.to_thread(subprocess.run, [*script, "restart-apiserver"], check=True, capture_output=True)
+
+    env = {**os.environ, "CONVEYOR_PG_DSN": pg_dsn, "CONVEYOR_KAFKA": kafka_bootstrap, "KUBECONFIG": kubeconfig}
+    # Holders keep acting for up to two thirds of the 3 s lease after their last renewal: enough runs that many
+    # are left when the roles lapse.
+    await survive(env, tmp_path, restart, "could not be renewed in time", runs=5000)
