@@ -168,7 +168,7 @@ def pgbench(dsn: str, seconds: float, clients: int) -> float:
     if url.password:
         env["PGPASSWORD"] = url.password
     database = url.path.lstrip("/") or "postgres"
-    # Emptied first: rows of earlier runs would make each run's figure lower than the one before.
+    # Emptied first: every run measures the same empty table, not one grown by the runs before it.
     setup = [
         "CREATE TABLE IF NOT EXISTS conveyor_bench_commits (id bigserial PRIMARY KEY, at timestamptz, body text)",
         "TRUNCATE conveyor_bench_commits",
