@@ -62,18 +62,21 @@ def workflow(dsn: str, kafka: str, parallel: int) -> object:
     )
 
 
-async def remove(dsn: str, kafka: str, name: str) -> None:
-    """Delete what a measured workflow left: its rows and its topics. Each measurement uses a workflow of its own,
-    and left behind they grow the tables, their indexes and the broker's partition count from run to run, which
-    moved the figures of later runs."""
+async def remove(dsn: str, kafka: str, names: list[str]) -> None:
+    """Delete what the measured workflows left, once every figure is taken: their rows (then VACUUM, so the next
+    bench run does not meet the autovacuum of this one) and their topics. Each measurement uses a workflow of its
+    own; left behind, they grew the tables, their indexes and the broker's partition count from run to run. Done
+    between the loads instead, the cleanup ran into the half-load measurement."""
     import psycopg
     from confluent_kafka.admin import AdminClient
 
+    tables = ("conveyor_runs", "conveyor_run_history", "conveyor_outbox")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        for table in ("conveyor_runs", "conveyor_run_history", "conveyor_outbox"):
-            await conn.execute(f"DELETE FROM {table} WHERE workflow_name = %s", (name,))
+        for table in tables:
+            await conn.execute(f"DELETE FROM {table} WHERE workflow_name = ANY(%s)", (names,))
+        await conn.execute(f"VACUUM {', '.join(tables)}")
     admin = AdminClient({"bootstrap.servers": kafka})
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{name}-")]
+    topics = [t for t in admin.list_topics(timeout=10).topics if any(t.startswith(f"{n}-") for n in names)]
     if topics:
         for done in admin.delete_topics(topics, operation_timeout=30).values():
             await asyncio.wrap_future(done)
@@ -118,8 +121,9 @@ async def warm_up(wf: object) -> None:
         await wf.wait_for(foreign_id, run_id, Stage.DONE, timeout=60)  # type: ignore[attr-defined]
 
 
-async def full_load(dsn: str, kafka: str, runs: int, parallel: int) -> dict[str, float]:
+async def full_load(dsn: str, kafka: str, runs: int, parallel: int, names: list[str]) -> dict[str, float]:
     wf = workflow(dsn, kafka, parallel)
+    names.append(wf.name)  # type: ignore[attr-defined]
     async with wf:  # type: ignore[attr-defined]
         await warm_up(wf)
         started, cpu = time.perf_counter(), cpu_seconds()
@@ -127,7 +131,6 @@ async def full_load(dsn: str, kafka: str, runs: int, parallel: int) -> dict[str,
         while await unfinished(wf):
             await asyncio.sleep(0.05)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    await remove(dsn, kafka, wf.name)  # type: ignore[attr-defined]
     return {
         "seconds": seconds,
         "runs_per_second": runs / seconds,
@@ -138,8 +141,11 @@ async def full_load(dsn: str, kafka: str, runs: int, parallel: int) -> dict[str,
     }
 
 
-async def half_load(dsn: str, kafka: str, runs_per_second: float, parallel: int, seconds: float) -> list[float]:
+async def half_load(
+    dsn: str, kafka: str, runs_per_second: float, parallel: int, seconds: float, names: list[str]
+) -> list[float]:
     wf = workflow(dsn, kafka, parallel)
+    names.append(wf.name)  # type: ignore[attr-defined]
     rate = runs_per_second / 2
     count = max(20, int(rate * seconds))
     run_ids = []
@@ -153,9 +159,7 @@ async def half_load(dsn: str, kafka: str, runs_per_second: float, parallel: int,
             run_ids.append(await wf.trigger(f"half-{i}"))  # type: ignore[attr-defined]
         while await unfinished(wf):
             await asyncio.sleep(0.05)
-        found = await latencies(wf, run_ids)
-    await remove(dsn, kafka, wf.name)  # type: ignore[attr-defined]
-    return found
+        return await latencies(wf, run_ids)
 
 
 def pgbench(dsn: str, seconds: float, clients: int) -> float:
@@ -213,12 +217,14 @@ def main() -> None:
 
     migrate(dsn) if not asyncio.iscoroutinefunction(migrate) else asyncio.run(migrate(dsn))
     settle_heap()  # as `conveyor worker` does once its workflow is built
-    full = asyncio.run(full_load(dsn, kafka, args.runs, args.parallel))
-    lat = sorted(asyncio.run(half_load(dsn, kafka, full["runs_per_second"], args.parallel, args.seconds)))
+    names: list[str] = []
+    full = asyncio.run(full_load(dsn, kafka, args.runs, args.parallel, names))
+    lat = sorted(asyncio.run(half_load(dsn, kafka, full["runs_per_second"], args.parallel, args.seconds, names)))
     clients = args.parallel * 3
     commits = pgbench(dsn, args.seconds, clients=clients)
     # One client, one row per transaction: the commit rate one connection gets (mostly the commit's fsync).
     commits_1 = pgbench(dsn, args.seconds, clients=1)
+    asyncio.run(remove(dsn, kafka, names))
     result = {
         "bench": "throughput",
         "runs": args.runs,
