@@ -73,7 +73,7 @@ class Runtime(Generic[T, S]):
         self.defaults = default_options
         self.custom_delete = custom_delete
         self.pause_retry = pause_retry
-        self.decisions = Decisions(spec.name, debug)
+        self.decisions = Decisions(spec.name, debug, monotonic=lambda: clock.now().timestamp())
         self.metrics = WorkflowMetrics(spec.name)
         self.errors = ErrorCounter()
         self.drain = Drain()
@@ -250,7 +250,7 @@ class Runtime(Generic[T, S]):
                 raise
             except Exception as exc:
                 self.metrics.error(process)
-                self.decisions.error("process error, backing off", exc, process=process, backoff=err_backoff)
+                self.decisions.process_error("process error, backing off", exc, process, backoff=err_backoff)
                 await self.drain.sleep(self.clock.sleep, err_backoff)
                 continue
             self.metrics.latency(process, time.perf_counter() - started)

@@ -226,7 +226,9 @@ class Workflow(Generic[T, S]):
                     raise
                 except Exception as exc:
                     rt.metrics.error(process.name)
-                    rt.decisions.error("process failed, restarting after back-off", exc, role=process.role)
+                    rt.decisions.process_error(
+                        "process failed, restarting after back-off", exc, process.name, role=process.role
+                    )
                     try:
                         await rt.drain.sleep(rt.clock.sleep, process.err_backoff)
                     except Stopping:
