@@ -1,7 +1,8 @@
 """The kopf handlers: when a Workflow is created, changed or found at start-up, whenever one of the Deployments
-it owns changes (its pods became ready, someone deleted or edited it), and when one of its workers exits (it may
-have said that its code does not match the manifest), converge that Workflow. WorkflowRuns are
-the workflow's system worker's (conveyor.cli._workflowruns); the operator only marks one whose Workflow is missing.
+it owns changes (its pods became ready, someone deleted or edited it), and when one of its workers' pods says
+something new against it (its code does not match the manifest, it crash-loops, or it stopped saying so), converge
+that Workflow. WorkflowRuns are the workflow's system worker's (conveyor.cli._workflowruns); the operator only marks
+one whose Workflow is missing.
 
 Importing this module registers the handlers with kopf's default registry (that is how kopf works); `main` and
 the tests import it, nothing else should.
@@ -33,6 +34,7 @@ from conveyor_operator._crds import GROUP, VERSION
 from conveyor_operator._metrics import reconciling
 from conveyor_operator._names import MANAGED_BY, MANAGER, WORKFLOW
 from conveyor_operator._reconcile import Report, read_workflow, reconcile
+from conveyor_operator._status import container_said
 
 PREFIX = "conveyor.dev"
 # Transient API errors (conflicts, 5xx, throttling) are retried by kopf after this many seconds.
@@ -125,21 +127,49 @@ def deployment_changed(namespace: str | None, labels: Mapping[str, str], memo: k
         _converge(memo.api, namespace, labels[WORKFLOW])
 
 
-def _exited(status: Mapping[str, Any], **_: Any) -> bool:
-    """A container of the pod has exited (now or before its restart): what it said may concern its Workflow."""
-    for container in status.get("containerStatuses") or []:
-        if (container.get("state") or {}).get("terminated") or (container.get("lastState") or {}).get("terminated"):
-            return True
-    return False
+# memo key: pod uid -> what its containers said (container_said) when its Workflow was last converged for it; only
+# pods that say something are kept, and a deleted pod's entry goes with it.
+SAID = "worker_pods_said"
+Said = tuple[tuple[str, tuple[str, str]], ...]
 
 
-@kopf.on.event("", "v1", "pods", labels={MANAGED_BY: MANAGER, WORKFLOW: kopf.PRESENT}, when=_exited)
-def worker_pod_exited(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
-    """A worker exited: converge its Workflow, whose status shows a worker's CodeMismatch. Pods that never exited
-    (most) are not looked at, so a busy cluster's pod updates cost nothing here."""
+def _said(status: Mapping[str, Any]) -> Said:
+    found = ((str(c.get("name")), container_said(c)) for c in status.get("containerStatuses") or [])
+    return tuple((name, said) for name, said in found if said is not None)
+
+
+def _says_something_new(
+    type: str | None, uid: str | None, status: Mapping[str, Any], memo: kopf.Memo, **_: Any
+) -> bool:
+    """The pod says something else against its Workflow than when it was last looked at: it began or stopped
+    crash-looping, exited with other words, became ready, or went away saying something. Every other event of a
+    worker pod (each step of a crash loop's back-off, run and exit, kopf's re-listing of every pod each minute)
+    costs neither a converge nor kopf's "Handler succeeded" log line."""
+    before: Said = memo.setdefault(SAID, {}).get(uid, ())
+    return before != (() if type == "DELETED" else _said(status))
+
+
+@kopf.on.event("", "v1", "pods", labels={MANAGED_BY: MANAGER, WORKFLOW: kopf.PRESENT}, when=_says_something_new)
+def worker_pod_said(
+    type: str | None,
+    uid: str | None,
+    status: Mapping[str, Any],
+    namespace: str | None,
+    labels: Mapping[str, str],
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """A worker's pod says something new (a CodeMismatch, a crash loop, or no longer either): converge its
+    Workflow, whose status shows it."""
     assert namespace is not None, "Pods are namespaced"
     with reconciling("Workflow"):
         _converge(memo.api, namespace, labels[WORKFLOW])
+    # Only once converged: an event that failed to converge is tried again by the pod's next event.
+    said, known = _said(status), memo.setdefault(SAID, {})
+    if said and type != "DELETED":
+        known[uid] = said
+    else:
+        known.pop(uid, None)
 
 
 @kopf.on.event(GROUP, VERSION, "workflowruns")

@@ -6,7 +6,8 @@ that are no longer wanted, and patches the status only when it changed. Anything
 see (two steps whose Deployment names collide, a Deployment name taken by something it does not own) is checked
 before anything is touched: the Workflow is marked Degraded and nothing is created. A worker that exited because
 its code does not match the manifest says so in its pod's termination message, which marks the Workflow Degraded
-(CodeMismatch) with the worker's own words.
+(CodeMismatch) with the worker's own words; workers that keep failing otherwise mark it Degraded
+(WorkerCrashLooping) with the pods' names and last words.
 
 Calls are blocking (the official client); kopf runs sync handlers on its thread pool. One lock per Workflow keeps
 the reconciles triggered by the Workflow and by its Deployments' events from interleaving.
@@ -27,7 +28,7 @@ from conveyor_operator._crds import GROUP, VERSION
 from conveyor_operator._deployments import Desired, desired_deployments
 from conveyor_operator._models import WorkflowSpec
 from conveyor_operator._names import MANAGER, SPEC_HASH, selector
-from conveyor_operator._status import Problem, pod_problem, workflow_status
+from conveyor_operator._status import Problem, worker_problems, workflow_status
 
 # (type, reason, message): what the operator did, posted as a Kubernetes Event on the Workflow.
 Report = Callable[[str, str, str], None]
@@ -154,11 +155,11 @@ def reconcile(api: client.ApiClient, workflow: Mapping[str, Any], report: Report
 
 
 def _worker_problems(api: client.ApiClient, namespace: str, name: str, desired: list[Desired]) -> list[Problem]:
-    """What the Workflow's current workers said as they exited (a CodeMismatch), read from their pods' status."""
+    """What the Workflow's current workers' pods say (a CodeMismatch, a crash loop), read from their status."""
     if not desired:
         return []
     pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector(name)).items
-    found: list[Problem] = []
+    current: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for pod in pods:
         # Each pod against its own Deployment's container: workers differ (each gets its own step's options).
         labels = (pod.metadata.labels if pod.metadata is not None else None) or {}
@@ -172,10 +173,8 @@ def _worker_problems(api: client.ApiClient, namespace: str, name: str, desired: 
         )
         if template is None:
             continue  # a pod of a Deployment that is no longer wanted
-        said = pod_problem(api.sanitize_for_serialization(pod), template)  # type: ignore[no-untyped-call]
-        if said is not None and said not in found:
-            found.append(said)
-    return found
+        current.append((api.sanitize_for_serialization(pod), template))  # type: ignore[no-untyped-call]
+    return worker_problems(current)
 
 
 def _differs(status: Mapping[str, Any], previous: Mapping[str, Any]) -> bool:

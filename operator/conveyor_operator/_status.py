@@ -1,11 +1,13 @@
-"""A Workflow's status from its Deployments: per-step ready/desired shards and the Ready, Progressing and Degraded
-conditions (meta/v1 Condition shape, each with a reason and the generation it speaks for).
+"""A Workflow's status from its Deployments and its workers' pods: per-step ready/desired shards and the Ready,
+Progressing and Degraded conditions (meta/v1 Condition shape, each with a reason and the generation it speaks for).
 
 A shard is ready when its Deployment has rolled out the current template with every replica ready. Pods that are
 not ready yet (being pulled, scheduled, waiting for a node) are progress, not failure: only the Deployment
-controller's own verdicts (ProgressDeadlineExceeded, ReplicaFailure), a spec the operator cannot carry out, or a
-worker that exited saying its code does not match the manifest (CodeMismatch, from the pod's termination message)
-make a Workflow Degraded.
+controller's own verdicts (ProgressDeadlineExceeded, ReplicaFailure), a spec the operator cannot carry out, or
+what a current worker's container status says make a Workflow Degraded: a worker that exited saying its code does
+not match the manifest (CodeMismatch, from its termination message), or one that keeps failing (WorkerCrashLooping:
+in CrashLoopBackOff, or not ready since its last run ended with an error), with its last words. CodeMismatch comes
+first: it names the fix, and its pods crash-loop too.
 """
 
 from __future__ import annotations
@@ -51,16 +53,58 @@ def deployment_problem(deployment: Mapping[str, Any]) -> Problem | None:
 # What a worker that finds its code and the manifest's steps differ puts before its message in the termination
 # log (conveyor.cli._worker writes it; the kubelet copies it into the pod's status).
 CODE_MISMATCH = "CodeMismatch"
+# A worker that keeps exiting with an error (Kafka unreachable, a crash at start-up, an OOM kill, a database it was
+# not told to wait for): the kubelet restarts it with a back-off growing to 5 minutes, and nothing else says why.
+CRASH_LOOPING = "WorkerCrashLooping"
+# The most of a pod's last words shown on the Workflow: its termination message is up to 4 KiB of log tail (the
+# Deployment's FallbackToLogsOnError), and the condition holds one such excerpt per distinct failure.
+LAST_WORDS_LIMIT = 300
+# Pods named in one WorkerCrashLooping message; the rest are counted ("and 6 more").
+PODS_NAMED = 3
+
+
+def _last_words(terminated: Mapping[str, Any]) -> str:
+    """A terminated state's message, trimmed to its last non-empty line (the CLI's `Error: ...` or a traceback's
+    exception) and LAST_WORDS_LIMIT characters."""
+    lines = [line.strip() for line in str(terminated.get("message") or "").splitlines() if line.strip()]
+    words = lines[-1] if lines else ""
+    return words if len(words) <= LAST_WORDS_LIMIT else words[: LAST_WORDS_LIMIT - 1] + "\u2026"
+
+
+def container_said(status: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What one container status (of pod.status.containerStatuses) says against its Workflow, as (reason, text):
+    CodeMismatch with the worker's own message, or WorkerCrashLooping with how its last run ended ("exited 1:
+    Error: PostgreSQL at ... is unavailable: ..."). None for a ready container (whatever it said before: an image
+    re-pushed under the same tag may have fixed it), a running one that never failed, or one that only stopped
+    cleanly (exit 0: a rollout or a scale-down)."""
+    if status.get("ready"):
+        return None
+    state, last = status.get("state") or {}, status.get("lastState") or {}
+    ended = [each["terminated"] for each in (state, last) if each.get("terminated")]
+    for terminated in ended:
+        message = str(terminated.get("message") or "").strip()
+        if message.startswith(f"{CODE_MISMATCH}: "):
+            return CODE_MISMATCH, message.removeprefix(f"{CODE_MISMATCH}: ").strip()
+    failed = next((t for t in ended if t.get("exitCode", 0) != 0), None)
+    waiting = state.get("waiting") or {}
+    # A failed last run counts while the restarted container is not ready yet, so the condition holds steady
+    # through the loop's back-off, run and exit instead of flapping with each.
+    if failed is None and waiting.get("reason") != "CrashLoopBackOff":
+        return None
+    if failed is None:
+        message = str(waiting.get("message") or "").strip()
+        return CRASH_LOOPING, "is in CrashLoopBackOff" + (f": {message}" if message else "")
+    reason = str(failed.get("reason") or "")
+    text = f"exited {failed.get('exitCode')}" + (f" ({reason})" if reason and reason != "Error" else "")
+    words = _last_words(failed)
+    return CRASH_LOOPING, f"{text}: {words}" if words else text
 
 
 def _env_value(container: Mapping[str, Any], name: str) -> object:
     return next((e.get("value") for e in container.get("env") or [] if e.get("name") == name), None)
 
 
-def pod_problem(pod: Mapping[str, Any], template: Mapping[str, Any]) -> Problem | None:
-    """CodeMismatch when the pod's worker (running what `template`, the desired worker container, asks: same
-    image and steps) exited saying its code does not match the manifest. A pod of an older template says nothing:
-    its problem went with the spec that made it."""
+def _pod_said(pod: Mapping[str, Any], template: Mapping[str, Any]) -> tuple[str, str] | None:
     containers = (pod.get("spec") or {}).get("containers") or []
     worker = next((c for c in containers if c.get("name") == template.get("name")), None)
     if worker is None or worker.get("image") != template.get("image"):
@@ -68,13 +112,46 @@ def pod_problem(pod: Mapping[str, Any], template: Mapping[str, Any]) -> Problem 
     if _env_value(worker, "CONVEYOR_STEPS") != _env_value(template, "CONVEYOR_STEPS"):
         return None
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") != template.get("name") or status.get("ready"):
-            continue  # a ready worker matched its code after all (an image re-pushed under the same tag)
-        for state in (status.get("state") or {}, status.get("lastState") or {}):
-            message = str((state.get("terminated") or {}).get("message") or "").strip()
-            if message.startswith(f"{CODE_MISMATCH}: "):
-                return Problem(CODE_MISMATCH, message.removeprefix(f"{CODE_MISMATCH}: ").strip())
+        if status.get("name") == template.get("name"):
+            return container_said(status)
     return None
+
+
+def _pod_name(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("name") or "?")
+
+
+def pod_problem(pod: Mapping[str, Any], template: Mapping[str, Any]) -> Problem | None:
+    """What the pod's worker (running what `template`, the desired worker container, asks: same image and steps)
+    says against its Workflow (see `container_said`); a crash loop names the pod. A pod of an older template says
+    nothing: its problem went with the spec that made it."""
+    said = _pod_said(pod, template)
+    if said is None:
+        return None
+    reason, text = said
+    return Problem(reason, text if reason == CODE_MISMATCH else f"pod {_pod_name(pod)} {text}")
+
+
+def worker_problems(pods: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[Problem]:
+    """`pod_problem` of each (pod, its Deployment's desired container), the same words once: the pods that say the
+    same thing are named in one message ("pods a, b, c and 6 more exited 1: ..."), so nine workers failing on one
+    unreachable database make one line. CodeMismatch first."""
+    by_words: dict[tuple[str, str], list[str]] = {}
+    for pod, template in pods:
+        said = _pod_said(pod, template)
+        if said is not None:
+            by_words.setdefault(said, []).append(_pod_name(pod))
+    found: list[Problem] = []
+    for (reason, text), names in sorted(by_words.items(), key=lambda item: item[0][0] != CODE_MISMATCH):
+        if reason == CODE_MISMATCH:
+            found.append(Problem(reason, text))
+            continue
+        names = sorted(names)
+        named = ", ".join(names[:PODS_NAMED])
+        if len(names) > PODS_NAMED:
+            named += f" and {len(names) - PODS_NAMED} more"
+        found.append(Problem(reason, f"{'pods' if len(names) > 1 else 'pod'} {named} {text}"))
+    return found
 
 
 def _condition(
@@ -107,7 +184,7 @@ def workflow_status(
 ) -> dict[str, Any]:
     """The Workflow's new status. `deployments` are the shard Deployments it owns (labelled with their step),
     `problem` what keeps the operator from carrying out the spec, `previous` the status it had, `workers` what
-    its workers' pods said when they exited (the same message once)."""
+    its current workers' pods say (`worker_problems`)."""
     ready: dict[str, int] = dict.fromkeys(desired_shards, 0)
     problems = [problem] if problem is not None else []
     for said in workers:

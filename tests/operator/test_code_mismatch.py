@@ -1,7 +1,9 @@
 """A worker whose code does not match the manifest shows on its Workflow: the worker writes why to its termination
 log (tests/cli/test_worker.py), the kubelet copies that into the pod's status (done here by hand, as there is no
 kubelet), and the operator marks the Workflow Degraded with reason CodeMismatch and the worker's own message, until
-the Workflow changes so that its current workers no longer say it. Against the real API server."""
+the Workflow changes so that its current workers no longer say it. A worker that keeps failing otherwise marks it
+Degraded too (WorkerCrashLooping, naming the pod and its last log line) until it is ready. Against the real API
+server."""
 
 from __future__ import annotations
 
@@ -25,11 +27,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def exited(pod: client.V1Pod, message: str, *, restarted: bool = True) -> dict[str, Any]:
-    """The status a kubelet writes for a worker that exited 2 with `message` in its termination log."""
+def exited(pod: client.V1Pod, message: str, *, restarted: bool = True, code: int = 2) -> dict[str, Any]:
+    """The status a kubelet writes for a worker that exited `code` with `message` in its termination log."""
     assert pod.spec is not None, pod
     container = pod.spec.containers[0]
-    terminated = {"exitCode": 2, "reason": "Error", "message": message, "startedAt": _now(), "finishedAt": _now()}
+    terminated = {"exitCode": code, "reason": "Error", "message": message, "startedAt": _now(), "finishedAt": _now()}
     status: dict[str, Any] = {
         "name": container.name,
         "image": container.image,
@@ -105,6 +107,40 @@ def test_a_workers_code_mismatch_marks_the_workflow_degraded_until_the_manifest_
     eventually(recovered)
 
 
+def conditions_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+    status = workflow_object(custom, namespace, name).get("status") or {}
+    return {c["type"]: c for c in status.get("conditions") or []}
+
+
+def test_crash_looping_workers_mark_the_workflow_degraded_until_they_are_ready(
+    api: client.ApiClient, namespace: str, operator: None
+) -> None:
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    name = "crashing"
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", workflow(name, {"CREATED": {}}))
+    selector = f"conveyor.dev/workflow={name},app.kubernetes.io/component=step"
+    pod = eventually(lambda: core.list_namespaced_pod(namespace, label_selector=selector).items)[0]
+    eventually(lambda: conditions_of(custom, namespace, name).get("Degraded", {}).get("reason") == "AsExpected")
+
+    # The kubelet's fallback to the log's last lines (FallbackToLogsOnError): the CLI's error comes last.
+    error = "Error: PostgreSQL at postgres:5432/conveyor is unavailable: failed to resolve host 'postgres'"
+    tail = f"2026-12-03 07:40:32,101 INFO conveyor.worker: opening adapters\n{error}\n"
+    core.patch_namespaced_pod_status(pod.metadata.name, namespace, exited(pod, tail, code=1))
+    found = eventually(lambda: degraded(custom, namespace, name))
+    conditions = {c["type"]: c for c in found["status"]["conditions"]}
+    assert conditions["Degraded"]["reason"] == "WorkerCrashLooping"
+    assert conditions["Degraded"]["message"] == f"pod {pod.metadata.name} exited 1: {error}"
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", "WorkerCrashLooping")
+
+    # The database is back: the restarted worker runs and is ready, and the Workflow no longer says it.
+    ready = exited(pod, tail, code=1)
+    (container,) = ready["status"]["containerStatuses"]
+    container.update(ready=True, started=True, state={"running": {"startedAt": _now()}, "waiting": None})
+    ready["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    core.patch_namespaced_pod_status(pod.metadata.name, namespace, ready)
+    eventually(lambda: conditions_of(custom, namespace, name)["Degraded"]["status"] == "False")
+
+
 def test_only_a_current_workers_code_mismatch_counts() -> None:
     manifest = workflow("w", {"CREATED": {}})
     manifest["metadata"].update(namespace="ns", uid="u-1")
@@ -122,9 +158,11 @@ def test_only_a_current_workers_code_mismatch_counts() -> None:
     assert pod_problem(pod(template, state=terminated), template) == Problem("CodeMismatch", MESSAGE)
     # A worker that is ready now (the image was fixed under the same tag) no longer says it, whatever it said before.
     assert pod_problem(pod(template, lastState=terminated, ready=True, state={"running": {}}), template) is None
-    # Another crash is not a mismatch (its logs are in the pod's status, for kubectl describe).
+    # Another crash is not a mismatch: it is a crash loop (tests/operator/test_status.py).
     other = {"terminated": {"exitCode": 1, "message": "Traceback (most recent call last): ..."}}
-    assert pod_problem(pod(template, lastState=other), template) is None
+    assert pod_problem(pod(template, lastState=other), template) == Problem(
+        "WorkerCrashLooping", "pod ? exited 1: Traceback (most recent call last): ..."
+    )
     assert pod_problem(pod(template, state={"running": {}}), template) is None
     # A pod of an older image, or of other steps, spoke for a spec that is gone.
     assert pod_problem(pod({**template, "image": "example.com/orders:1.3"}, lastState=terminated), template) is None
