@@ -249,6 +249,26 @@ async def test_a_lease_taken_from_its_holder_is_lost_at_the_next_renewal(
         assert not lease.held
 
 
+async def test_every_change_of_holder_counts_as_a_transition_clean_handovers_included(
+    kubeconfig: str, api: client.ApiClient
+) -> None:
+    # client-go counts every change of holder; a released Lease names nobody, and taking it is a change too.
+    first, second = scheduler(kubeconfig, identity=unique("first")), scheduler(kubeconfig, identity=unique("second"))
+    role = unique("transitions")
+    async with opened(first, second):
+        async with first.hold(role):
+            assert read_lease(api, role).spec.lease_transitions == 0  # created: nobody held it before
+            await asyncio.sleep(SECONDS / 2)  # renewals are no transitions
+            assert read_lease(api, role).spec.lease_transitions == 0
+        released = read_lease(api, role).spec
+        assert released.holder_identity is None and released.lease_transitions == 0
+        async with second.hold(role):
+            assert read_lease(api, role).spec.lease_transitions == 1
+        async with first.hold(role):
+            record = read_lease(api, role).spec
+            assert (record.holder_identity, record.lease_transitions) == (first.identity, 2)
+
+
 async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp_path: Path) -> None:
     core = client.CoreV1Api(api)
     account = unique("nobody")

@@ -373,8 +373,13 @@ class LeaseRoleScheduler:
         """One compare-and-swap to make the Lease ours. None if someone else got there first."""
         moment = _now()
         transitions = 0
-        if current is not None and current.spec is not None:
-            transitions = (current.spec.lease_transitions or 0) + (1 if current.spec.holder_identity else 0)
+        if current is not None:
+            # Every change of holder counts, as in client-go: a Lease released by its last holder names nobody, and
+            # taking it is a change too (only our own record, after a restart under the same identity, is not).
+            spec = current.spec
+            previous = (spec.lease_transitions or 0) if spec is not None else 0
+            holder = spec.holder_identity if spec is not None else None
+            transitions = previous + (0 if holder == self.identity else 1)
         body = self._body(role, name, current, acquired=moment, renewed=moment, transitions=transitions)
         started = time.monotonic()
         # Shielded: a waiter cancelled while its write is in flight must still learn whether it won, and give back
