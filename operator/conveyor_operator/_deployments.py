@@ -98,6 +98,10 @@ def _env(workflow: Mapping[str, Any], spec: WorkflowSpec, step: str | None) -> l
         {"name": "CONVEYOR_PORT", "value": str(PORT)},
         # The Workflow object the worker belongs to: the system worker publishes the graph into its status.
         {"name": "CONVEYOR_WORKFLOW", "value": workflow["metadata"]["name"]},
+        # --wait-for-store: a pod started before its database is up or migrated waits, unready, and becomes ready
+        # once it is, instead of crash-looping into a back-off of up to 5 minutes. Set in the environment, not as
+        # an argument, so that a worker image of an earlier conveyor (which has no such flag) still starts.
+        {"name": "CONVEYOR_WAIT_FOR_STORE", "value": "true"},
     ]
     config = spec.streamer.config_secret_ref
     if config is not None:

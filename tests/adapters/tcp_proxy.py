@@ -1,5 +1,6 @@
 """A TCP forwarder on loopback that a test can cut: it stands between a client and a real server, so a test can
-put a real network partition between them (connections reset, new ones refused) without stopping the server."""
+put a real network partition between them (connections reset, new ones refused) without stopping the server. Started
+on a port given in advance, it is also a server that comes up late: refused until then."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ class TcpProxy:
         self.port = 0
         self.kubeconfig: Path | None = None
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> None:
+        """Listen on `port` (0: any free one, then in `self.port`)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -1,6 +1,7 @@
 """`conveyor worker`: the manifest checked against the code (every problem named by its field), role selection,
 and real worker processes on Postgres + Kafka + Kubernetes Leases: runs move through the worker's step, /metrics
-and /readyz answer over HTTP, SIGTERM releases the Lease and exits 0, and a standby takes the role over."""
+and /readyz answer over HTTP, SIGTERM releases the Lease and exits 0, and a standby takes the role over. With
+--wait-for-store a worker whose database is down, missing or not migrated waits, unready, and runs once it is up."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -28,6 +30,7 @@ from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, Mem
 from conveyor.cli import cli
 from conveyor.cli._manifest import ManifestError, apply, parse_duration, parse_steps
 from conveyor.cli._worker import choose_roles
+from tests.adapters.tcp_proxy import TcpProxy
 from tests.cli.worker_app import Ticket, TicketStatus, make
 
 HERE = Path(__file__).resolve().parent
@@ -182,6 +185,16 @@ def test_an_unreachable_database_exits_1_naming_it_with_the_password_masked() ->
     assert "PostgreSQL at 127.0.0.1:1" in result.output
     assert "unavailable" in result.output
     assert "s3cret" not in result.output
+
+
+def test_waiting_for_the_store_does_not_wait_for_a_code_that_does_not_match(tmp_path: Path) -> None:
+    log = tmp_path / "termination-log"
+    log.touch()
+    started = time.monotonic()
+    result = invoke("--system", "--wait-for-store", "--termination-log", str(log), steps={"OPENED": {}, "SHIPPED": {}})
+    assert result.exit_code == 2, result.output
+    assert time.monotonic() - started < 10
+    assert log.read_text().startswith("CodeMismatch: ")
 
 
 @pytest.mark.parametrize(
@@ -422,6 +435,91 @@ async def test_a_standby_is_ready_waits_for_the_role_and_takes_over_after_sigter
     for worker in (second, system):
         code, _ = await worker.terminate()
         assert code == 0, worker.output()
+
+
+async def wait_said(worker: Worker, prefix: str, timeout: float = 30) -> str:
+    """Until the worker's /readyz says something starting with `prefix` (a 503); what it says."""
+    await worker.wait_answering(timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        status, text = await worker.get("/readyz")
+        if text.startswith(prefix):
+            assert status == 503
+            return text
+        assert status != 200, f"{worker.identity} became ready: {text}\n{worker.output()}"
+        assert time.monotonic() < deadline, f"{worker.identity} never said {prefix!r}: {text}\n{worker.output()}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_worker_waits_unready_for_its_database_to_come_up_then_runs(
+    app: dict[str, Any], client: Workflow[Ticket, TicketStatus]
+) -> None:
+    # The worker's database is reached through a port where nothing listens yet: a server that is not up.
+    dsn = urlsplit(app["dsn"])
+    assert dsn.hostname is not None and dsn.port is not None
+    proxy = TcpProxy(dsn.hostname, dsn.port)
+    port = free_port()
+    proxied = dsn._replace(netloc=f"{dsn.username}@127.0.0.1:{port}").geturl()
+    system = app["start"]("system", "--system")
+    step = app["start"]("late", "--step", "OPENED", "--shard", "1", "--wait-for-store", CONVEYOR_PG_DSN=proxied)
+    said = await wait_said(step, "waiting for the record store: ")
+    assert said.startswith(f"waiting for the record store: PostgreSQL at 127.0.0.1:{port}/conveyor is unavailable: ")
+    assert await step.get("/healthz") == (200, "ok\n")
+    await system.wait_ready()
+    await asyncio.sleep(4.5)  # a few more attempts, 2 s apart
+    assert step.process.poll() is None, step.output()
+    # One line for the reason, not one per attempt.
+    assert step.output().count("waiting for the record store: ") == 1, step.output()
+
+    await proxy.start(port)
+    try:
+        await step.wait_ready()
+        assert "the record store is open" in step.output()
+        run_ids = [await client.trigger(f"late-{i}") for i in range(3)]
+        assert {t.triaged_by for t in await triaged(client, run_ids)} == {"late"}
+        for worker in (step, system):
+            code, _ = await worker.terminate()
+            assert code == 0, worker.output()
+    finally:
+        proxy.cut()
+
+
+async def test_a_worker_waits_for_its_database_to_be_created_and_migrated(app: dict[str, Any]) -> None:
+    import psycopg
+
+    from conveyor.adapters.postgres import migrate
+
+    # A database that does not exist yet (a cluster's Postgres still being provisioned), then exists unmigrated
+    # (`conveyor db migrate` runs as a Job after the workers start).
+    name = f"worker_wait_{uuid.uuid4().hex[:8]}"
+    dsn = urlsplit(app["dsn"])._replace(path=f"/{name}").geturl()
+    # As the operator's pods ask for it: in the environment.
+    step = app["start"](
+        "early", "--step", "OPENED", "--shard", "1", CONVEYOR_PG_DSN=dsn, CONVEYOR_WAIT_FOR_STORE="true"
+    )
+    # Stopped while it waits, a worker exits at once and cleanly.
+    stopped = app["start"]("stopped", "--system", "--wait-for-store", CONVEYOR_PG_DSN=dsn)
+    try:
+        said = await wait_said(step, "waiting for the record store: ")
+        assert f'database "{name}" does not exist' in said, said
+        await wait_said(stopped, "waiting for the record store: ")
+        code, took = await stopped.terminate()
+        assert (code, took < 5) == (0, True), stopped.output()
+
+        with psycopg.connect(app["dsn"], autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        said = await wait_said(step, "waiting for the record store: the database at ")
+        assert "has no current conveyor schema: run `conveyor db migrate`" in said, said
+        await migrate(dsn)
+        await step.wait_ready()
+        output = step.output()
+        assert output.count("waiting for the record store: ") == 2, output
+        code, _ = await step.terminate()
+        assert code == 0, step.output()
+    finally:
+        step.kill()
+        with psycopg.connect(app["dsn"], autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def test_sigterm_lets_the_current_event_finish(

@@ -54,6 +54,17 @@ def test_one_deployment_per_shard_and_one_for_the_system_roles() -> None:
     assert found["orders-system"].manifest["spec"]["replicas"] == 1
 
 
+def test_every_worker_waits_for_its_store_and_older_workers_still_start() -> None:
+    body = _manifest()
+    for desired in desired_deployments(body, WorkflowSpec.model_validate(body["spec"])):
+        (container,) = desired.manifest["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        # `conveyor worker --wait-for-store`, said in the environment: a worker image of a conveyor without the
+        # flag ignores the variable, where it would refuse an unknown argument and never start.
+        assert env["CONVEYOR_WAIT_FOR_STORE"] == "true", desired.name
+        assert "--wait-for-store" not in container["command"], desired.name
+
+
 def _steps_env(desired: Any) -> dict[str, Any]:
     container = desired.manifest["spec"]["template"]["spec"]["containers"][0]
     value = next(e["value"] for e in container["env"] if e["name"] == "CONVEYOR_STEPS")

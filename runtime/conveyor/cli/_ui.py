@@ -20,11 +20,17 @@ import click
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._demo import DEMO_ENTRYPOINT, DEMO_PATH
-from conveyor.cli._stores import load_specs, postgres_store, record_store, workflows_option
-from conveyor.errors import InvalidInput, SchemaNotMigrated, ServiceUnavailable
+from conveyor.cli._stores import (
+    STORE_RETRY_SECONDS,
+    load_specs,
+    open_when_ready,
+    postgres_store,
+    record_store,
+    workflows_option,
+)
+from conveyor.errors import InvalidInput
 
 DEMO_RUNS = 60
-STORE_RETRY_SECONDS = 2.0  # between attempts to open the store under --wait-for-store
 
 
 @click.command()
@@ -124,22 +130,13 @@ async def _postgres_when_reachable(
     store = postgres_store(dsn)
     opened = asyncio.Event()
 
+    def say(level: int, line: str) -> None:
+        click.echo(f"conveyor ui: {line}", err=True)
+
     async def keep_opening() -> None:
-        said = ""
-        while True:
-            try:
-                await store.open()
-            except Exception as e:  # whatever the reason (a Secret fixed later too), it may pass: try again
-                why = str(e) if isinstance(e, ServiceUnavailable | SchemaNotMigrated) else f"{type(e).__name__}: {e}"
-                if why != said:  # once per reason, not every attempt
-                    said = why
-                    click.echo(f"conveyor ui: waiting for the record store: {said}", err=True)
-                await asyncio.sleep(STORE_RETRY_SECONDS)
-                continue
-            opened.set()
-            if said:
-                click.echo("conveyor ui: the record store is open", err=True)
-            return
+        # Whatever the reason (a grant or a password fixed later too), it may pass: the UI keeps trying.
+        await open_when_ready(store, say, patient_with=(Exception,))
+        opened.set()
 
     opening = asyncio.ensure_future(keep_opening())
     try:

@@ -6,6 +6,12 @@ with the manifest's options over the code's, runs exactly one role (one shard of
 (which also publish the graph into the Workflow's status), serves `/healthz`, `/readyz` and `/metrics`, and on
 SIGTERM lets the current event finish, releases its Lease and exits.
 
+Typed at a terminal, a database that cannot be reached or is not migrated is an error at once (exit 1). In a pod
+(`--wait-for-store`, which the operator sets) the worker serves /healthz and keeps trying to open the record store,
+/readyz answering 503 with the reason, until the database is up and migrated: otherwise a worker started before
+its database exits, and Kubernetes' back-off (up to 5 minutes) keeps it down long after the database is back. What
+waiting cannot fix still exits at once: a code that does not match the manifest, bad arguments, any other error.
+
 Shard roles are fenced here: a step's roles are named with its shard count, so when the count changes, workers
 of the old count and of the new one hold different Leases. The worker tells the Lease scheduler which roles are
 shards of which step (`LeaseRoleScheduler.fence`), and the scheduler holds such a role only while no shard of
@@ -40,6 +46,7 @@ from conveyor._engine.roles import connector_group, connector_role, step_group, 
 from conveyor._engine.workflow import Workflow
 from conveyor.cli._load import load_builder
 from conveyor.cli._manifest import ManifestError, apply, mismatch, parse_steps
+from conveyor.cli._stores import STORE_RETRY_SECONDS, open_when_ready
 from conveyor.errors import ConveyorError, InvalidInput, InvalidWorkflow
 from conveyor.health import HealthServer
 
@@ -284,6 +291,14 @@ def build_workflow(
     help="Name of the Workflow object (default: the code's workflow name); the system worker puts the graph into "
     "its status.",
 )
+@click.option(
+    "--wait-for-store",
+    envvar="CONVEYOR_WAIT_FOR_STORE",
+    show_envvar=True,
+    is_flag=True,
+    help=f"Start even while the database cannot be reached or is not migrated yet, trying again every "
+    f"{STORE_RETRY_SECONDS:g} s (/readyz answers 503 with the reason meanwhile). For pods; the operator sets it.",
+)
 def worker(
     entrypoint: str,
     paths: tuple[str, ...],
@@ -303,6 +318,7 @@ def worker(
     debug: bool,
     termination_log: Path,
     workflow_object: str | None,
+    wait_for_store: bool,
 ) -> None:
     """Run one role of a workflow (a step's shard, or the system roles) on Postgres, Kafka and Kubernetes Leases,
     serving /healthz, /readyz and /metrics. SIGTERM stops it cleanly."""
@@ -332,7 +348,9 @@ def worker(
         sync = workflowrun_sync(wf, namespace or default_namespace(), lease_duration, identity, workflow_object)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settle_heap()
-    asyncio.run(serve(wf, roles, host=host, port=port, sync=sync, fenced=scheduler.fenced))
+    asyncio.run(
+        serve(wf, roles, host=host, port=port, sync=sync, fenced=scheduler.fenced, wait_for_store=wait_for_store)
+    )
 
 
 def workflowrun_sync(
@@ -393,6 +411,28 @@ class _Worker:
         return None
 
 
+async def _start(wf: Workflow[Any, Any], roles: list[str], state: _Worker, wait_for_store: bool) -> None:
+    """`wf.run(roles)`; with `wait_for_store`, once its record store opens (the reason it does not yet is /readyz's).
+    The store stays open here until run() holds its own open of it (opens are counted), so the pool that answered
+    is the one the worker uses."""
+    if not wait_for_store:
+        await wf.run(roles=roles)
+        return
+
+    def waiting(why: str) -> None:
+        state.phase = f"waiting for the record store: {why}"
+
+    def say(level: int, line: str) -> None:
+        logger.log(level, "%s", line)
+
+    await open_when_ready(wf.store, say, waiting=waiting)
+    try:
+        state.phase = "opening adapters"
+        await wf.run(roles=roles)
+    finally:
+        await wf.store.close()
+
+
 async def serve(
     wf: Workflow[Any, Any],
     roles: list[str],
@@ -401,9 +441,10 @@ async def serve(
     port: int,
     sync: WorkflowRunSync | None = None,
     fenced: Callable[[str], str | None] | None = None,
+    wait_for_store: bool = False,
 ) -> None:
     """Run `roles` of `wf` (and `sync`, the WorkflowRun sync of a system worker) until SIGTERM or SIGINT, then
-    stop cleanly; a second signal exits at once."""
+    stop cleanly; a second signal exits at once. `wait_for_store`: see the module's docstring."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -426,7 +467,7 @@ async def serve(
     syncing: asyncio.Future[None] | None = None
     try:
         state.phase = "opening adapters"
-        starting = asyncio.ensure_future(wf.run(roles=roles))
+        starting = asyncio.ensure_future(_start(wf, roles, state, wait_for_store))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
