@@ -269,6 +269,19 @@ async def test_every_change_of_holder_counts_as_a_transition_clean_handovers_inc
             assert (record.holder_identity, record.lease_transitions) == (first.identity, 2)
 
 
+async def test_a_waiter_is_told_whom_it_waits_for_once_per_holder(kubeconfig: str) -> None:
+    told: list[tuple[str, str]] = []
+    holder, waiter = scheduler(kubeconfig), scheduler(kubeconfig, on_waiting=lambda *seen: told.append(seen))
+    role = unique("waiting")
+    async with opened(holder, waiter):
+        async with holder.hold(role):
+            taking = asyncio.ensure_future(_hold_and_time(waiter, role))
+            await asyncio.sleep(SECONDS)  # several polls of a record renewed meanwhile
+            assert told == [(role, holder.identity)]
+        await asyncio.wait_for(taking, SECONDS)
+    assert told == [(role, holder.identity)]
+
+
 async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp_path: Path) -> None:
     core = client.CoreV1Api(api)
     account = unique("nobody")

@@ -39,7 +39,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,7 +135,9 @@ class LeaseRoleScheduler:
     `kubeconfig`: a kubeconfig path (default: $KUBECONFIG, ~/.kube/config, or the pod's service account when run
     in a cluster). `lease_duration`: how long a crashed holder keeps its roles; whole seconds, at least 1.
     `identity`: the holder's name written on its Leases (default: host name, process id and a random suffix, so
-    a restarted process is never mistaken for its previous life).
+    a restarted process is never mistaken for its previous life). `on_waiting(role, holder)`: called when a hold
+    finds its Lease held by someone else, and again whenever that holder changes (not on every poll), so a caller
+    can say whom it waits for; it must not raise.
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class LeaseRoleScheduler:
         lease_duration: timedelta = timedelta(seconds=15),
         identity: str | None = None,
         request_timeout: float = 5.0,
+        on_waiting: Callable[[str, str], None] | None = None,
     ) -> None:
         if not isinstance(namespace, str) or len(namespace) > 63 or not _NAMESPACE.match(namespace):
             raise InvalidInput("namespace", "a Kubernetes namespace name (lowercase RFC 1123 label)", namespace)
@@ -165,6 +168,7 @@ class LeaseRoleScheduler:
         self._renew_deadline = self.lease_seconds * 2 / 3
         self._retry = min(self.lease_seconds / 6, 2.0)
         self._request_timeout = min(request_timeout, self._renew_deadline / 2)
+        self._on_waiting = on_waiting
         self._api: Api | None = None
         self._opens = 0
         self._local: dict[str, asyncio.Lock] = {}
@@ -252,6 +256,7 @@ class LeaseRoleScheduler:
         seen_version: str | None = None
         seen_at = 0.0
         credit = 0.0
+        waiting_on: str | None = None
         while True:
             try:
                 current = await api.call(
@@ -273,6 +278,9 @@ class LeaseRoleScheduler:
                 duration = spec.lease_duration_seconds or self.lease_seconds
                 left = seen_at + duration - credit - time.monotonic()
                 if left > 0:
+                    if holder != waiting_on and self._on_waiting is not None:
+                        self._on_waiting(role, holder)
+                    waiting_on = holder
                     await asyncio.sleep(min(left, self._retry))
                     continue
                 logger.info("role %s: Lease %s of %s expired; taking over", role, name, holder)
