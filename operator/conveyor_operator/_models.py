@@ -203,7 +203,7 @@ class WorkflowSpec(_Model):
     debug: bool = Field(False, description="Log every decision of the workers with its run id (CONVEYOR_DEBUG).")
     resources: Resources | None = Field(
         None,
-        description="Compute resources of each worker; defaults to requests cpu 100m, memory 128Mi and limit "
+        description="Compute resources of each worker; defaults to requests cpu 25m, memory 128Mi and limit "
         "memory 512Mi.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(

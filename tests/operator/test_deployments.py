@@ -139,12 +139,48 @@ def test_a_new_step_changes_the_system_deployment_too() -> None:
 def test_resources_default_and_follow_the_manifest() -> None:
     body = _manifest()
     (first, *_) = desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))
-    assert first.manifest["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "100m"
+    assert first.manifest["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "25m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
     body = _manifest(resources={"limits": {"memory": "1Gi", "cpu": 2}})
     (first, *_) = desired_deployments(body, WorkflowSpec.model_validate(body["spec"]))
     assert first.manifest["spec"]["template"]["spec"]["containers"][0]["resources"] == {
         "limits": {"memory": "1Gi", "cpu": 2}
     }
+
+
+def _millicores(quantity: str) -> int:
+    return int(quantity.removesuffix("m")) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+def test_the_example_resharded_fits_a_two_cpu_node_beside_the_control_plane_and_the_operator() -> None:
+    """kind on a 2-CPU machine: the control plane requests ~850m, the chart's operator replicas theirs. The example
+    Workflow with CREATED resharded 2 -> 3 must schedule every worker, even with the old shards' pods still
+    terminating (they hold their requests until they are gone)."""
+    import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
+
+    from tests.operator.helpers import ROOT
+
+    values = yaml.safe_load((ROOT / "charts" / "conveyor" / "values.yaml").read_text())
+    operator = values["replicaCount"] * _millicores(values["resources"]["requests"]["cpu"])
+    body = yaml.safe_load((ROOT / "examples" / "order_processing" / "workflow.yaml").read_text())
+    body["metadata"].update(namespace="orders", uid="uid-1")
+
+    def pods(manifest: dict[str, Any]) -> list[int]:
+        found = []
+        for desired in desired_deployments(manifest, WorkflowSpec.model_validate(manifest["spec"])):
+            (container,) = desired.manifest["spec"]["template"]["spec"]["containers"]
+            found += [_millicores(container["resources"]["requests"]["cpu"])] * desired.manifest["spec"]["replicas"]
+        return found
+
+    before = pods(body)
+    assert len(before) == 9
+    body["spec"]["steps"]["CREATED"]["parallelCount"] = 3
+    after = pods(body)
+    assert len(after) == 11
+    created_before = 2 * body["spec"]["steps"]["CREATED"]["replicasPerShard"]
+    assert 850 + operator + sum(after) + created_before * max(after) <= 2000
 
 
 def test_workers_run_as_the_charts_worker_account_unless_the_workflow_names_one(
