@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from conveyor_operator._crds import GROUP, VERSION
+from conveyor_operator._login import in_cluster, reach_of, traced_session
 from conveyor_operator._metrics import reconciling
 from conveyor_operator._names import MANAGED_BY, MANAGER, WORKFLOW
 from conveyor_operator._reconcile import Report, read_workflow, reconcile
@@ -76,9 +77,13 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 
 @kopf.on.login()
-def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    # kopf's readers of the service account and of $KUBECONFIG (read at login, so a changed variable counts).
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def _login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
+    # kopf's readers of the service account and of $KUBECONFIG (read at login, so a changed variable counts). In a
+    # pod, kopf goes where the Lease and the operator's client go, not to a DNS name (see the module _login).
+    account = kopf.login_with_service_account(**kwargs)
+    info = in_cluster(account, os.environ) if account is not None else kopf.login_with_kubeconfig(**kwargs)
+    # Async, so that the session is made in kopf's event loop, which it is bound to.
+    return None if info is None else traced_session(info, reach_of(memo))
 
 
 @kopf.on.startup()

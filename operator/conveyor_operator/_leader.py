@@ -5,7 +5,12 @@ workers hold their roles with.
 A standby waits on the Lease (serving its health endpoints meanwhile); the leader runs kopf. A leader that can no
 longer renew stops kopf at once and exits non-zero, so its pod restarts clean and waits as a standby: the Lease
 scheduler gives up the role well before another replica may take it, so two leaders never act together. A clean
-stop (SIGTERM) lets kopf finish and releases the Lease, so the standby takes over at its next look."""
+stop (SIGTERM) lets kopf finish and releases the Lease, so the standby takes over at its next look.
+
+A leader that keeps its Lease but cannot do its job (its kopf has had no answer from the API server for a while,
+`_reach`) steps back: it stops kopf as on a clean stop, releases the Lease and exits non-zero, so that a standby,
+which may well reach the API server, takes over at once, and its own pod restarts clean. Exiting rather than
+waiting in-process is what a lost Lease does too, and what client-go's leader election users do."""
 
 from __future__ import annotations
 
@@ -25,6 +30,11 @@ class LeadershipLost(Exception):
     """The Lease could not be renewed: this replica stopped acting and must restart as a standby."""
 
 
+class SteppedBack(Exception):
+    """This leader could not do its job (`step_back` said why): it stopped kopf and released the Lease, so that a
+    standby takes over, and must restart as a standby."""
+
+
 async def lead(
     run: Callable[[asyncio.Event], Awaitable[None]],
     *,
@@ -33,31 +43,75 @@ async def lead(
     lease_duration: timedelta,
     identity: str | None,
     on_state: Callable[[str], None] = lambda state: None,
+    step_back: Callable[[], Awaitable[str]] | None = None,
 ) -> None:
-    """Wait for the Lease `namespace/lease`, then `await run(stop)` while it is held. `stop` is set when the process
-    is asked to stop while leading. Raises LeadershipLost if the Lease is lost while `run` is running."""
+    """Wait for the Lease `namespace/lease`, then `await run(stop)` while it is held. Raises LeadershipLost if the
+    Lease is lost while `run` is running (`run` is cancelled at once). If `step_back()` returns (with a reason)
+    first, `stop` is set, `run` gets a lease duration to finish (then is cancelled), the Lease is released and
+    SteppedBack is raised."""
+    where = f"{namespace}/{lease}"
     scheduler = LeaseRoleScheduler(namespace, lease_duration=lease_duration, identity=identity)
     await scheduler.open()
     stop = asyncio.Event()
     try:
-        on_state(f"standby: waiting for Lease {namespace}/{lease}")
+        on_state(f"standby: waiting for Lease {where}")
         async with scheduler.hold(lease) as held:
-            logger.info("leading as %s (Lease %s/%s)", scheduler.identity, namespace, lease)
+            logger.info("leading as %s (Lease %s)", scheduler.identity, where)
             on_state("leading")
-            work = asyncio.ensure_future(run(stop))
-            lost = asyncio.ensure_future(held.wait_lost())
-            try:
-                await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                lost.cancel()
-            if not work.done():
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await work
-                raise LeadershipLost(f"lost Lease {namespace}/{lease}; stopped acting at once")
-            work.result()
+            # SteppedBack is raised inside the hold, which releases the Lease on the way out: a standby takes it.
+            await _while_held(run, stop, held.wait_lost, step_back, lease_duration.total_seconds(), on_state, where)
     finally:
         await scheduler.close()
+
+
+async def _while_held(
+    run: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    wait_lost: Callable[[], Awaitable[None]],
+    step_back: Callable[[], Awaitable[str]] | None,
+    grace: float,
+    on_state: Callable[[str], None],
+    where: str,
+) -> None:
+    work = asyncio.ensure_future(run(stop))
+    lost = asyncio.ensure_future(wait_lost())
+    unfit = asyncio.ensure_future(step_back() if step_back is not None else _forever())
+    why: str | None = None
+    try:
+        await asyncio.wait({work, lost, unfit}, return_when=asyncio.FIRST_COMPLETED)
+        if not (work.done() or lost.done()):
+            why = unfit.result()
+            on_state(f"stepping back: {why}")
+            # Still the holder: `run` may finish what it does (kopf stops gracefully) for as long as a crash would
+            # have kept the Lease, unless the Lease is lost meanwhile.
+            stop.set()
+            await asyncio.wait({work, lost}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        was_lost = lost.done()
+    except BaseException:
+        # Cancelled (or step_back failed): `run` never outlives the hold, which is about to end.
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await work
+        raise
+    finally:
+        lost.cancel()
+        unfit.cancel()
+    if not work.done():
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        if why is None or was_lost:
+            raise LeadershipLost(f"lost Lease {where}; stopped acting at once")
+    if why is not None:
+        if not work.cancelled() and work.exception() is not None:
+            logger.warning("kopf stopped with an error while stepping back: %r", work.exception())
+        raise SteppedBack(why)
+    work.result()
+
+
+async def _forever() -> str:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
 
 
 @contextlib.asynccontextmanager

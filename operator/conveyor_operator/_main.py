@@ -3,7 +3,11 @@
 
 With leader election (the default, as the Helm chart runs two replicas), kopf runs only in the replica that holds
 the leader Lease; see `_leader`. Without it the operator runs kopf standalone, and exactly one replica must run
-(the chart then uses one replica and the Recreate strategy)."""
+(the chart then uses one replica and the Recreate strategy).
+
+Readiness: a standby is ready (it does what it should, and nothing routes requests to either replica). A replica
+running kopf is ready only once kopf has had an answer from the API server, and while its requests are answered
+(`_reach`). A leader whose kopf has had no answer for --unreachable-timeout steps back (`_leader`)."""
 
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ import kopf
 
 from conveyor.errors import AccessDenied, InvalidInput, ServiceUnavailable
 from conveyor.health import HealthServer
-from conveyor_operator._leader import LeadershipLost, lead, until_signalled
+from conveyor_operator._leader import LeadershipLost, SteppedBack, lead, until_signalled
 from conveyor_operator._metrics import leading
+from conveyor_operator._reach import STEP_BACK_AFTER, ApiReach
 
 logger = logging.getLogger("conveyor_operator")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -81,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a crashed leader keeps the Lease before a standby takes over (default %(default)s)",
     )
+    parser.add_argument(
+        "--unreachable-timeout",
+        type=float,
+        default=float(os.environ.get("CONVEYOR_UNREACHABLE_TIMEOUT") or STEP_BACK_AFTER),
+        metavar="SECONDS",
+        help="how long the leader's kopf may have no answer from the API server before the leader gives its Lease"
+        " up to a standby and exits (env CONVEYOR_UNREACHABLE_TIMEOUT; default %(default)s)",
+    )
     parser.add_argument("--debug", action="store_true", help="log every kopf decision")
     return parser
 
@@ -93,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--liveness: expected a URL with a port, like http://0.0.0.0:8080/healthz, got {args.liveness!r}")
     if args.lease_duration < 1:
         parser.error(f"--lease-duration: expected a whole number of seconds >= 1, got {args.lease_duration}")
+    if not args.unreachable_timeout > 0:
+        parser.error(f"--unreachable-timeout: expected a number of seconds > 0, got {args.unreachable_timeout}")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -103,19 +118,23 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_serve(args, endpoint.hostname or "0.0.0.0", endpoint.port))
     except InvalidInput as e:
         parser.error(str(e))
-    except (LeadershipLost, ServiceUnavailable, AccessDenied) as e:
+    except (LeadershipLost, SteppedBack, ServiceUnavailable, AccessDenied) as e:
         logger.error("%s", e)
         sys.exit(1)
     except (asyncio.CancelledError, KeyboardInterrupt):
         logger.info("stopped before leading")
 
 
+def readiness(state: str, reach: ApiReach) -> str | None:
+    """/readyz: None when ready, else why not (see the module's docstring)."""
+    if state in ("leading", "running"):
+        return reach.readiness()
+    return None if state.startswith("standby") else state
+
+
 async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     state = "starting"
-
-    def readiness() -> str | None:
-        # A standby is ready too: it is doing what it should, and nothing routes requests to either replica.
-        return None if state in ("leading", "running") or state.startswith("standby") else state
+    reach = ApiReach(step_back_after=args.unreachable_timeout)
 
     def on_state(new: str) -> None:
         nonlocal state
@@ -123,15 +142,18 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
         leading(new)
 
     async def run_kopf(stop: asyncio.Event) -> None:
+        reach.started()
         await kopf.operator(
             standalone=True,
             clusterwide=args.all_namespaces,
             namespaces=args.namespace or (),
             stop_flag=stop,
+            # kopf's login (`_handlers._login`) reports its requests' outcomes to `reach`.
+            memo=kopf.Memo(reach=reach),
         )
 
     async with until_signalled():
-        health = HealthServer(host, port, readiness)
+        health = HealthServer(host, port, lambda: readiness(state, reach))
         await health.start()
         leading(state)
         try:
@@ -146,6 +168,7 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
                 lease_duration=timedelta(seconds=args.lease_duration),
                 identity=os.environ.get("POD_NAME") or None,
                 on_state=on_state,
+                step_back=reach.wait_step_back,
             )
         finally:
             leading("stopped")

@@ -102,6 +102,13 @@ class Operator:
         except OSError:
             return False
 
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:  # a 503 (urllib's HTTPError) included
+            return False
+
     def metrics(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         """Its /metrics, parsed as Prometheus parses it: series name -> sorted labels -> value."""
         from prometheus_client.parser import text_string_to_metric_families

@@ -1,18 +1,25 @@
 """The operator's leader election, with two real `conveyor-operator` processes on the real API server: one leads
 (holds the Lease and reconciles), the other waits; SIGKILL the leader and the standby reconciles within 15 s; a
-SIGTERM'd leader exits 0 and gives the Lease back at once. Their /metrics say which one leads and what it reconciled."""
+SIGTERM'd leader exits 0 and gives the Lease back at once. Their /metrics say which one leads and what it reconciled.
+
+Then `lead` in-process on a real Lease, with a stand-in for kopf: a leader told to step back (its kopf cannot reach
+the API server) stops its kopf, releases the Lease, and a standby leads at once; one whose kopf does not stop is
+cancelled after a lease duration; one whose Lease is taken stops at once."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from conveyor_operator._leader import LeadershipLost, SteppedBack, lead
 from tests.operator.helpers import GROUP, LEASE_SECONDS, VERSION, Operator, eventually, workflow
 
 TAKEOVER_LIMIT = 15.0
@@ -69,6 +76,8 @@ def test_the_standby_takes_over_within_15s_of_a_sigkill(
     leader, standby = (first, second) if leader_name == first.name else (second, first)
     assert leader_name == leader.name
     eventually(lambda: leader.healthy() and standby.healthy(), timeout=15)  # a standby answers its probes too
+    # Both ready: the standby as such, the leader once its kopf has had answers from the API server.
+    eventually(lambda: leader.ready() and standby.ready(), timeout=15)
 
     apply_workflow(api, namespace, "before-failover")
     eventually(lambda: has_deployments(api, namespace, "before-failover"), timeout=30)
@@ -125,6 +134,7 @@ def test_bad_arguments_name_the_field(capsys: pytest.CaptureFixture[str]) -> Non
     for argv, field in [
         (["-n", "x", "--liveness", "http://127.0.0.1/healthz"], "--liveness"),
         (["-n", "x", "--lease-duration", "0"], "--lease-duration"),
+        (["-n", "x", "--unreachable-timeout", "0"], "--unreachable-timeout"),
         (
             ["-n", "x", "--leader-election-namespace", "Not_A_Namespace", "--liveness", "http://127.0.0.1:0/"],
             "namespace",
@@ -134,3 +144,127 @@ def test_bad_arguments_name_the_field(capsys: pytest.CaptureFixture[str]) -> Non
             main(argv)
         assert exited.value.code == 2
         assert field in capsys.readouterr().err
+
+
+# lead(), in-process ------------------------------------------------------------------------------------------
+
+UNREACHABLE = "kopf has had no answer from the API server for 60s"
+
+
+async def _until(check: Callable[[], bool], timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(check):
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def leader_env(kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """lead()'s Lease scheduler reads $KUBECONFIG; a fresh Lease name."""
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    return f"leader-{uuid.uuid4().hex[:6]}"
+
+
+class Kopf:
+    """A stand-in for kopf: runs until asked to stop (or forever, if it ignores that), saying what happened."""
+
+    def __init__(self, stops: bool = True) -> None:
+        self.stops = stops
+        self.running = asyncio.Event()
+        self.stopped = False
+        self.cancelled = False
+
+    async def __call__(self, stop: asyncio.Event) -> None:
+        self.running.set()
+        try:
+            await (stop.wait() if self.stops else asyncio.Event().wait())
+            self.stopped = True
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+async def test_a_leader_that_cannot_reach_the_api_server_steps_back_and_the_standby_leads_at_once(
+    api: client.ApiClient, namespace: str, leader_env: str
+) -> None:
+    lease, duration = leader_env, timedelta(seconds=30)  # long: the standby can only lead this soon on a release
+    unfit = asyncio.Event()
+    states: list[str] = []
+
+    async def step_back() -> str:
+        await unfit.wait()
+        return UNREACHABLE
+
+    first, second = Kopf(), Kopf()
+    leading = asyncio.ensure_future(
+        lead(
+            first,
+            lease=lease,
+            namespace=namespace,
+            lease_duration=duration,
+            identity="op-a",
+            on_state=states.append,
+            step_back=step_back,
+        )
+    )
+    await asyncio.wait_for(first.running.wait(), 30)
+    standby = asyncio.ensure_future(
+        lead(second, lease=lease, namespace=namespace, lease_duration=duration, identity="op-b")
+    )
+    try:
+        await asyncio.sleep(1)  # the standby waits
+        assert not standby.done() and holder(api, namespace, lease) == "op-a"
+        unfit.set()
+        stepped_at = time.monotonic()
+        with pytest.raises(SteppedBack, match="no answer from the API server"):
+            await asyncio.wait_for(leading, 30)
+        assert first.stopped and not first.cancelled  # asked to stop, as on a clean stop
+        assert states == [f"standby: waiting for Lease {namespace}/{lease}", "leading", f"stepping back: {UNREACHABLE}"]
+        await asyncio.wait_for(second.running.wait(), 10)
+        assert time.monotonic() - stepped_at < 5  # released, not expired
+        assert holder(api, namespace, lease) == "op-b"
+    finally:
+        standby.cancel()
+        await asyncio.gather(standby, return_exceptions=True)
+    assert second.cancelled
+
+
+async def test_a_leader_whose_kopf_does_not_stop_is_cancelled_after_a_lease_duration(
+    api: client.ApiClient, namespace: str, leader_env: str
+) -> None:
+    lease, duration = leader_env, timedelta(seconds=2)
+    stuck = Kopf(stops=False)
+
+    async def step_back() -> str:
+        await stuck.running.wait()
+        return UNREACHABLE
+
+    started = time.monotonic()
+    with pytest.raises(SteppedBack):
+        await asyncio.wait_for(
+            lead(
+                stuck, lease=lease, namespace=namespace, lease_duration=duration, identity="op-a", step_back=step_back
+            ),
+            30,
+        )
+    assert stuck.cancelled
+    assert 2 <= time.monotonic() - started < 10
+    assert holder(api, namespace, lease) is None  # released all the same
+
+
+async def test_a_leader_whose_lease_is_taken_stops_at_once(
+    api: client.ApiClient, namespace: str, leader_env: str
+) -> None:
+    lease, duration = leader_env, timedelta(seconds=3)
+    first = Kopf()
+    leading = asyncio.ensure_future(
+        lead(first, lease=lease, namespace=namespace, lease_duration=duration, identity="op-a")
+    )
+    await asyncio.wait_for(first.running.wait(), 30)
+    coordination = client.CoordinationV1Api(api)
+    record = coordination.read_namespaced_lease(lease, namespace)
+    assert record.spec is not None
+    record.spec.holder_identity = "someone-else"
+    coordination.replace_namespaced_lease(lease, namespace, record)
+    with pytest.raises(LeadershipLost):
+        await asyncio.wait_for(leading, 10)
+    assert first.cancelled and not first.stopped
