@@ -10,7 +10,10 @@ stop (SIGTERM) lets kopf finish and releases the Lease, so the standby takes ove
 A leader that keeps its Lease but cannot do its job (its kopf has had no answer from the API server for a while,
 `_reach`) steps back: it stops kopf as on a clean stop, releases the Lease and exits non-zero, so that a standby,
 which may well reach the API server, takes over at once, and its own pod restarts clean. Exiting rather than
-waiting in-process is what a lost Lease does too, and what client-go's leader election users do."""
+waiting in-process is what a lost Lease does too, and what client-go's leader election users do.
+
+The log says what each replica is: one line on entering standby (naming the holder, again when it changes, never
+per poll), one on leading, one on no longer leading (and why)."""
 
 from __future__ import annotations
 
@@ -48,9 +51,14 @@ async def lead(
     """Wait for the Lease `namespace/lease`, then `await run(stop)` while it is held. Raises LeadershipLost if the
     Lease is lost while `run` is running (`run` is cancelled at once). If `step_back()` returns (with a reason)
     first, `stop` is set, `run` gets a lease duration to finish (then is cancelled), the Lease is released and
-    SteppedBack is raised."""
+    SteppedBack is raised. Logs once on entering standby (and when the holder waited for changes), on leading and
+    on no longer leading."""
     where = f"{namespace}/{lease}"
-    scheduler = LeaseRoleScheduler(namespace, lease_duration=lease_duration, identity=identity)
+
+    def waiting(_: str, holder: str) -> None:
+        logger.info("standby: Lease %s is held by %s; waiting to lead as %s", where, holder, scheduler.identity)
+
+    scheduler = LeaseRoleScheduler(namespace, lease_duration=lease_duration, identity=identity, on_waiting=waiting)
     await scheduler.open()
     stop = asyncio.Event()
     try:
@@ -58,8 +66,22 @@ async def lead(
         async with scheduler.hold(lease) as held:
             logger.info("leading as %s (Lease %s)", scheduler.identity, where)
             on_state("leading")
-            # SteppedBack is raised inside the hold, which releases the Lease on the way out: a standby takes it.
-            await _while_held(run, stop, held.wait_lost, step_back, lease_duration.total_seconds(), on_state, where)
+            try:
+                await _while_held(run, stop, held.wait_lost, step_back, lease_duration.total_seconds(), on_state, where)
+            except LeadershipLost as e:
+                logger.warning("no longer leading: %s", e)
+                raise
+            except SteppedBack as e:
+                # Raised inside the hold, which releases the Lease on the way out: a standby takes it at once.
+                logger.warning("no longer leading: stepped back (%s); releasing Lease %s", e, where)
+                raise
+            except Exception as e:
+                logger.warning("no longer leading: kopf failed (%r); releasing Lease %s", e, where)
+                raise
+            except asyncio.CancelledError:
+                logger.info("no longer leading: cancelled; releasing Lease %s", where)
+                raise
+            logger.info("no longer leading: stopped; releasing Lease %s", where)
     finally:
         await scheduler.close()
 

@@ -4,11 +4,13 @@ SIGTERM'd leader exits 0 and gives the Lease back at once. Their /metrics say wh
 
 Then `lead` in-process on a real Lease, with a stand-in for kopf: a leader told to step back (its kopf cannot reach
 the API server) stops its kopf, releases the Lease, and a standby leads at once; one whose kopf does not stop is
-cancelled after a lease duration; one whose Lease is taken stops at once."""
+cancelled after a lease duration; one whose Lease is taken stops at once. A standby logs whom it waits for once,
+not per poll; each replica logs when it leads and when it no longer does."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 import uuid
@@ -148,6 +150,7 @@ def test_bad_arguments_name_the_field(capsys: pytest.CaptureFixture[str]) -> Non
 
 # lead(), in-process ------------------------------------------------------------------------------------------
 
+LEADER_LOG = "conveyor_operator.leader"
 UNREACHABLE = "kopf has had no answer from the API server for 60s"
 
 
@@ -157,10 +160,15 @@ async def _until(check: Callable[[], bool], timeout: float = 30) -> None:
             await asyncio.sleep(0.1)
 
 
+def _leader_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LEADER_LOG]
+
+
 @pytest.fixture
-def leader_env(kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """lead()'s Lease scheduler reads $KUBECONFIG; a fresh Lease name."""
+def leader_env(kubeconfig: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> str:
+    """lead()'s Lease scheduler reads $KUBECONFIG; a fresh Lease name; the leader's INFO lines captured."""
     monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    caplog.set_level(logging.INFO, logger=LEADER_LOG)
     return f"leader-{uuid.uuid4().hex[:6]}"
 
 
@@ -184,7 +192,7 @@ class Kopf:
 
 
 async def test_a_leader_that_cannot_reach_the_api_server_steps_back_and_the_standby_leads_at_once(
-    api: client.ApiClient, namespace: str, leader_env: str
+    api: client.ApiClient, namespace: str, leader_env: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     lease, duration = leader_env, timedelta(seconds=30)  # long: the standby can only lead this soon on a release
     unfit = asyncio.Event()
@@ -211,8 +219,11 @@ async def test_a_leader_that_cannot_reach_the_api_server_steps_back_and_the_stan
         lead(second, lease=lease, namespace=namespace, lease_duration=duration, identity="op-b")
     )
     try:
-        await asyncio.sleep(1)  # the standby waits
-        assert not standby.done() and holder(api, namespace, lease) == "op-a"
+        await _until(
+            lambda: (
+                f"standby: Lease {namespace}/{lease} is held by op-a; waiting to lead as op-b" in _leader_lines(caplog)
+            )
+        )
         unfit.set()
         stepped_at = time.monotonic()
         with pytest.raises(SteppedBack, match="no answer from the API server"):
@@ -226,6 +237,11 @@ async def test_a_leader_that_cannot_reach_the_api_server_steps_back_and_the_stan
         standby.cancel()
         await asyncio.gather(standby, return_exceptions=True)
     assert second.cancelled
+    lines = _leader_lines(caplog)
+    assert f"no longer leading: cancelled; releasing Lease {namespace}/{lease}" in lines
+    assert f"leading as op-a (Lease {namespace}/{lease})" in lines
+    assert f"no longer leading: stepped back ({UNREACHABLE}); releasing Lease {namespace}/{lease}" in lines
+    assert f"leading as op-b (Lease {namespace}/{lease})" in lines
 
 
 async def test_a_leader_whose_kopf_does_not_stop_is_cancelled_after_a_lease_duration(
@@ -252,7 +268,7 @@ async def test_a_leader_whose_kopf_does_not_stop_is_cancelled_after_a_lease_dura
 
 
 async def test_a_leader_whose_lease_is_taken_stops_at_once(
-    api: client.ApiClient, namespace: str, leader_env: str
+    api: client.ApiClient, namespace: str, leader_env: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     lease, duration = leader_env, timedelta(seconds=3)
     first = Kopf()
@@ -268,3 +284,40 @@ async def test_a_leader_whose_lease_is_taken_stops_at_once(
     with pytest.raises(LeadershipLost):
         await asyncio.wait_for(leading, 10)
     assert first.cancelled and not first.stopped
+    assert f"no longer leading: lost Lease {namespace}/{lease}; stopped acting at once" in _leader_lines(caplog)
+
+
+async def test_a_standby_says_once_whom_it_waits_for_and_each_replica_when_it_leads_and_stops(
+    api: client.ApiClient, namespace: str, leader_env: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease, duration = leader_env, timedelta(seconds=6)  # a poll a second
+    first, second = Kopf(), Kopf()
+    done = asyncio.Event()
+
+    async def until_done(stop: asyncio.Event) -> None:
+        first.running.set()
+        await done.wait()
+
+    leading = asyncio.ensure_future(
+        lead(until_done, lease=lease, namespace=namespace, lease_duration=duration, identity="op-a")
+    )
+    await asyncio.wait_for(first.running.wait(), 30)
+    standby = asyncio.ensure_future(
+        lead(second, lease=lease, namespace=namespace, lease_duration=duration, identity="op-b")
+    )
+    try:
+        await asyncio.sleep(4)  # several polls of a Lease renewed meanwhile
+        waiting = f"standby: Lease {namespace}/{lease} is held by op-a; waiting to lead as op-b"
+        assert _leader_lines(caplog) == [f"leading as op-a (Lease {namespace}/{lease})", waiting]
+        done.set()  # op-a stops cleanly (as on SIGTERM): it releases the Lease
+        await asyncio.wait_for(leading, 10)
+        await asyncio.wait_for(second.running.wait(), 10)
+    finally:
+        standby.cancel()
+        await asyncio.gather(standby, return_exceptions=True)
+    assert _leader_lines(caplog)[:4] == [
+        f"leading as op-a (Lease {namespace}/{lease})",
+        waiting,
+        f"no longer leading: stopped; releasing Lease {namespace}/{lease}",
+        f"leading as op-b (Lease {namespace}/{lease})",
+    ]
