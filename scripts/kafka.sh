@@ -3,6 +3,7 @@
 # The broker's jars come from Maven Central (resolved by Maven, cached); Java 17 runs it.
 #   scripts/kafka.sh start|stop|status|env
 #   scripts/kafka.sh resume    (start a killed broker again on its data and port: the chaos tests crash one)
+#   scripts/kafka.sh jars      (only resolve the jars; prints KAFKA_LIBS=dir, for the in-cluster image of e2e/)
 # Everything lives under ${CONVEYOR_CACHE:-~/.cache/conveyor}/kafka, or $CONVEYOR_KAFKA_DIR for a broker of its own
 # (the jars are shared); `start` prints CONVEYOR_KAFKA=host:port.
 set -euo pipefail
@@ -139,7 +140,8 @@ case "${1:-}" in
   start) start ;;
   resume) resume ;;
   stop) stop ;;
+  jars) need && jars && echo "KAFKA_LIBS=$LIBS" ;;
   status) if running; then echo "kafka running: 127.0.0.1:$(cat "$PORT_FILE")"; else echo "kafka not running"; exit 1; fi ;;
   env) running && echo "CONVEYOR_KAFKA=127.0.0.1:$(cat "$PORT_FILE")" ;;
-  *) echo "usage: $0 start|stop|status|env|resume" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|resume|jars" >&2; exit 2 ;;
 esac

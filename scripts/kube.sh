@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # A throwaway Kubernetes control plane for development and tests, on 127.0.0.1 only: etcd, kube-apiserver
-# (RBAC on, client-cert auth) and kube-controller-manager. No nodes, no kubelet: Pods stay Pending.
-# Every binary (and kubectl) is built with `go build` from its Go module, fetched through the Go module proxy;
-# modules and binaries are cached, so only the first start builds (a few minutes).
-#   scripts/kube.sh start|stop|status|env|restart-apiserver
+# (RBAC on, client-cert auth) and kube-controller-manager. No nodes, no kubelet: Pods stay Pending (the kind
+# cluster of scripts/kind.sh has them).
+# Every binary is built with `go build` from its Go module, fetched through the Go module proxy, static
+# (CGO_ENABLED=0) so that the same build also goes into kind's node and control-plane images: kubectl,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet, kubeadm, and etcd at the version
+# kubeadm deploys. Modules and binaries are cached, so only the first start builds (about ten minutes).
+#   scripts/kube.sh start|stop|status|env|restart-apiserver|build|bin
+#     build   only build (or find) the binaries; bin prints KUBE_BIN=<dir of the kube binaries> ETCD=<etcd>
 # Everything lives under ${CONVEYOR_CACHE:-~/.cache/conveyor}/kube; `start` prints KUBECONFIG=/abs/path.
 # etcd's data is new on each start (a clean cluster); the certificates are kept.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KUBE_VERSION="${CONVEYOR_KUBE_VERSION:-v1.36.3}"
-ETCD_VERSION="${CONVEYOR_ETCD_VERSION:-v3.6.16}"
+# The etcd that kubeadm $KUBE_VERSION deploys (DefaultEtcdVersion in cmd/kubeadm/app/constants), so kind's
+# node image carries the tag kubeadm asks for and this control plane runs the same server.
+ETCD_VERSION="${CONVEYOR_ETCD_VERSION:-v3.6.8}"
 DIR="$CACHE/kube"
-BIN="$DIR/bin-$KUBE_VERSION-etcd-$ETCD_VERSION"
+BIN="$DIR/bin-$KUBE_VERSION"
+ETCD_DIR="$DIR/etcd-$ETCD_VERSION"
+KUBE_CMDS=(kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm)
 STATE="$DIR/state"
 PKI="$STATE/pki"
 KUBECONFIG_FILE="$STATE/admin.kubeconfig"
@@ -27,6 +35,8 @@ go_env() {
   # An older Go (Debian's) fetches the toolchain the go.mod files ask for through the module proxy.
   export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
   export GOMODCACHE="$DIR/go/mod" GOCACHE="$DIR/go/build" GOFLAGS="-mod=mod -buildvcs=false" GOTELEMETRY=off
+  # Static: the control-plane images of kind's node are FROM scratch, with no libc to link against.
+  export CGO_ENABLED=0
 }
 
 upstream_gomod() {  # upstream_gomod DIR MODULE@VERSION: download the module, print the path of its go.mod
@@ -45,7 +55,7 @@ build_etcd() {
   upstream=$(upstream_gomod "$b" "go.etcd.io/etcd/server/v3@$ETCD_VERSION")
   printf 'module conveyor.local/etcd-build\n\n%s\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
     "$(go_lines "$upstream")" "$ETCD_VERSION" >"$b/go.mod"
-  (cd "$b" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) >&2
+  (cd "$b" && go build -trimpath -ldflags "-s -w" -o "$ETCD_DIR/etcd" go.etcd.io/etcd/server/v3) >&2
 }
 
 # k8s.io/kubernetes points its staging modules (k8s.io/api, k8s.io/client-go, ...) at v0.0.0 with local replaces
@@ -54,7 +64,7 @@ build_etcd() {
 build_kube() {
   local b="$DIR/build/kubernetes-$KUBE_VERSION" staging="v0.${KUBE_VERSION#v1.}" upstream replaces
   mkdir -p "$b"
-  echo "building kube-apiserver, kube-controller-manager, kubectl $KUBE_VERSION (k8s.io/kubernetes)" >&2
+  echo "building ${KUBE_CMDS[*]} $KUBE_VERSION (k8s.io/kubernetes)" >&2
   rm -f "$b/go.mod" "$b/go.sum"
   upstream=$(upstream_gomod "$b" "k8s.io/kubernetes@$KUBE_VERSION")
   replaces=$(sed -nE 's#^[[:space:]]*(replace[[:space:]]+)?(k8s\.io/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\./staging/src/.*#\t\2 => \2 '"$staging"'#p' "$upstream")
@@ -70,23 +80,41 @@ build_kube() {
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  (cd "$b" && go build -trimpath -ldflags "$ldflags" -o "$BIN/" k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl) >&2
+  local pkgs=() c
+  for c in "${KUBE_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  # One `go build` for all of them: the packages they share are compiled once.
+  (cd "$b" && go build -trimpath -ldflags "$ldflags" -o "$BIN/" "${pkgs[@]}") >&2
 }
 
 build() {
-  [ -f "$BIN/.complete" ] && return 0
-  go_env
-  rm -rf "$BIN"
-  mkdir -p "$BIN"
-  local t0=$SECONDS
-  build_etcd
-  echo "etcd built in $((SECONDS - t0))s" >&2
-  build_kube
-  touch "$BIN/.complete"
-  # The binaries are all that is used from now on: drop the ~3 GB of compiler cache, keep the modules.
-  go clean -cache
-  echo "built in $((SECONDS - t0))s into $BIN" >&2
+  local t0=$SECONDS built=0
+  # kind.sh and a test session may both ask for the binaries at once: one builds, the other waits.
+  mkdir -p "$DIR"
+  exec 8>"$DIR/.build.lock"
+  flock 8
+  if [ ! -f "$ETCD_DIR/.complete" ]; then
+    go_env
+    rm -rf "$ETCD_DIR"
+    mkdir -p "$ETCD_DIR"
+    build_etcd
+    touch "$ETCD_DIR/.complete"
+    echo "etcd built in $((SECONDS - t0))s" >&2
+    built=1
+  fi
+  if [ ! -f "$BIN/.complete" ]; then
+    go_env
+    rm -rf "$BIN"
+    mkdir -p "$BIN"
+    build_kube
+    touch "$BIN/.complete"
+    built=1
+  fi
+  if [ "$built" = 1 ]; then
+    # The binaries are all that is used from now on: drop the ~3 GB of compiler cache, keep the modules.
+    go clean -cache
+    echo "built in $((SECONDS - t0))s into $BIN and $ETCD_DIR" >&2
+  fi
+  exec 8>&-
 }
 
 # --- certificates and kubeconfigs -----------------------------------------------------------------------
@@ -174,7 +202,9 @@ running() {
 launch() {  # launch COMPONENT ARGS...: in the background, detached, logging to $STATE/COMPONENT.log
   local name=$1
   shift
-  nohup setsid "$BIN/$name" "$@" </dev/null >"$STATE/$name.log" 2>&1 9>&- &
+  local exe="$BIN/$name"
+  [ "$name" = etcd ] && exe="$ETCD_DIR/etcd"
+  nohup setsid "$exe" "$@" </dev/null >"$STATE/$name.log" 2>&1 9>&- &
   echo $! >"$STATE/$name.pid"
 }
 
@@ -298,7 +328,9 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   restart-apiserver) restart_apiserver ;;
+  build) build ;;
+  bin) build && echo "KUBE_BIN=$BIN ETCD=$ETCD_DIR/etcd" ;;
   status) if running; then echo "kube running: https://127.0.0.1:$(cat "$PORT_FILE") KUBECONFIG=$KUBECONFIG_FILE"; else echo "kube not running"; exit 1; fi ;;
   env) running && echo "KUBECONFIG=$KUBECONFIG_FILE" ;;
-  *) echo "usage: $0 start|stop|status|env|restart-apiserver" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|restart-apiserver|build|bin" >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
-# Shared helpers of the service scripts: where the cache lives, free ports, waiting for a port.
+# Shared helpers of the service scripts: where the cache lives, free ports, waiting for a port, installing a
+# Debian package, and the Debian mirror that debootstrap uses.
 # shellcheck shell=bash
 
 CACHE="${CONVEYOR_CACHE:-$HOME/.cache/conveyor}"
@@ -41,4 +42,18 @@ apt_install() {  # [APT_NO_RECOMMENDS=1] apt_install PACKAGE...
   [ "${APT_NO_RECOMMENDS:-}" = 1 ] && extra=(--no-install-recommends)
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${extra[@]}" "$@" >/dev/null
+}
+
+debian_mirror() {  # the Debian mirror for debootstrap: $CONVEYOR_DEBIAN_MIRROR, else the one this machine's apt uses
+  local found="${CONVEYOR_DEBIAN_MIRROR:-}"
+  # deb822 .sources first, then the one-line format.
+  [ -n "$found" ] || found=$(sed -nE 's/^URIs:[[:space:]]*([^[:space:]]+).*/\1/p' /etc/apt/sources.list.d/*.sources \
+    2>/dev/null | head -n1 || true)
+  [ -n "$found" ] || found=$(sed -nE 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+)[[:space:]]+bookworm[[:space:]].*/\2/p' \
+    /etc/apt/sources.list 2>/dev/null | head -n1 || true)
+  if [ -z "$found" ]; then
+    echo "no Debian mirror found in apt's sources; set CONVEYOR_DEBIAN_MIRROR" >&2
+    return 1
+  fi
+  echo "$found"
 }

@@ -1,7 +1,8 @@
 """The container image: scripts/image.sh makes the base (debootstrap, no registry) and builds the Dockerfile; the
 image runs `conveyor` as uid 10001 on a read-only root filesystem, and a user's image FROM it runs their workflow
-code. Needs a docker daemon (the script starts Debian's dockerd as root when none answers): a missing one skips
-locally and fails under CI=true. A cold build takes about a minute and a half, a warm one seconds."""
+code. Needs a docker daemon (the script uses DOCKER_HOST's, or starts the project's own, scripts/docker.sh): a
+missing one skips locally and fails under CI=true. A cold build takes about a minute and a half, a warm one
+seconds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +21,18 @@ SCRIPT = ROOT / "scripts" / "image.sh"
 VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
 
 
+# The daemon that holds the image: the one scripts/image.sh build says.
+DOCKER_ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder, as scripts/image.sh uses
+
+
 def docker(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder, as scripts/image.sh uses
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, env=env)
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, env=DOCKER_ENV
+    )
 
 
 @pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    was_running = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, check=False).returncode == 0
+def image() -> str:
     try:
         done = subprocess.run(["bash", str(SCRIPT), "build"], capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
@@ -39,9 +43,10 @@ def image() -> Iterator[str]:
         print(done.stdout[-3000:], done.stderr[-3000:])
         unavailable("the image could not be built with scripts/image.sh build")
     assert found is not None
-    yield found.group(1)
-    if not was_running:
-        subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, check=False)
+    host = re.search(r"^DOCKER_HOST=(\S+)$", done.stdout, re.MULTILINE)
+    assert host is not None, done.stdout
+    DOCKER_ENV["DOCKER_HOST"] = host.group(1)
+    return found.group(1)
 
 
 @pytest.mark.slow
