@@ -1,7 +1,8 @@
 """The Lease role scheduler on a real API server: the conformance suites, plus what only Leases have: names for
 every role the engine makes, takeover after the holder is killed with SIGKILL, a holder cut off from the API
 server stopping before anyone else starts, a Lease taken from under its holder, release on a clean stop, RBAC
-refusals and unreachable servers named clearly."""
+refusals and unreachable servers named clearly, and an owner on the Lease (created or taken), whose deletion
+deletes the Lease through the garbage collector, a Lease re-created after it too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,11 @@ def test_bad_configuration_names_the_field(tmp_path: Path) -> None:
         ({"lease_duration": timedelta(milliseconds=500)}, "lease_duration"),
         ({"lease_duration": 15}, "lease_duration"),
         ({"identity": " "}, "identity"),
+        ({"owner": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}}, "owner"),
+        ({"owner": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": ""}}, "owner"),
+        ({"owner": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u", "controller": "yes"}}, "owner"),
+        ({"owner": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u", "extra": 1}}, "owner"),
+        ({"owner": "x"}, "owner"),
     ]:
         with pytest.raises(InvalidInput) as info:
             LeaseRoleScheduler(**kwargs)  # type: ignore[arg-type]
@@ -310,6 +316,105 @@ async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp
         assert "Lease" in str(info.value) and "default" in str(info.value)
     finally:
         core.delete_namespaced_service_account(account, NAMESPACE)
+
+
+# Owners -------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def config_map(api: client.ApiClient) -> Iterator[dict[str, str]]:
+    """A ConfigMap in NAMESPACE, as an owner reference (any namespaced object can own a Lease)."""
+    core = client.CoreV1Api(api)
+    name = unique("owner")
+    made = core.create_namespaced_config_map(NAMESPACE, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name)))
+    assert made.metadata is not None and made.metadata.uid
+    try:
+        yield {"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": made.metadata.uid}
+    finally:
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespaced_config_map(name, NAMESPACE)
+
+
+def owners(api: client.ApiClient, role: str) -> list[dict[str, str]]:
+    refs = read_lease(api, role).metadata.owner_references or []
+    return [{"apiVersion": r.api_version, "kind": r.kind, "name": r.name, "uid": r.uid} for r in refs]
+
+
+async def test_a_created_lease_carries_the_owner_through_renewals_and_the_release(
+    kubeconfig: str, api: client.ApiClient
+) -> None:
+    with config_map(api) as owner:
+        holder = scheduler(kubeconfig, owner=owner)
+        role = unique("owned")
+        async with opened(holder):
+            async with holder.hold(role):
+                assert owners(api, role) == [owner]
+                first = read_lease(api, role).spec.renew_time
+                await asyncio.sleep(SECONDS)  # several renewals, each a whole new record: the owner stays
+                assert read_lease(api, role).spec.renew_time > first
+                assert owners(api, role) == [owner]
+            assert read_lease(api, role).spec.holder_identity is None
+            assert owners(api, role) == [owner]
+
+
+async def test_a_taken_lease_gets_the_owner_and_keeps_the_others(kubeconfig: str, api: client.ApiClient) -> None:
+    with config_map(api) as owner, config_map(api) as theirs, config_map(api) as earlier:
+        role = unique("taken")
+        plain = scheduler(kubeconfig)
+        async with opened(plain):
+            async with plain.hold(role):
+                assert read_lease(api, role).metadata.owner_references is None  # no owner unless given one
+            # Someone else's owner, and our owner's earlier life (same object, another uid), put on the Lease.
+            previous = {**owner, "uid": earlier["uid"]}
+            record = read_lease(api, role)
+            record.metadata.owner_references = [_reference(theirs), _reference(previous)]
+            client.CoordinationV1Api(api).replace_namespaced_lease(record.metadata.name, NAMESPACE, record)
+        owned = scheduler(kubeconfig, owner=owner)
+        async with opened(owned), owned.hold(role):
+            assert read_lease(api, role).spec.holder_identity == owned.identity
+            assert owners(api, role) == [theirs, owner]
+        # A scheduler without an owner keeps the Lease's owners too (a write replaces the whole object).
+        async with opened(plain), plain.hold(role):
+            assert owners(api, role) == [theirs, owner]
+
+
+def _reference(owner: dict[str, str]) -> client.V1OwnerReference:
+    return client.V1OwnerReference(
+        api_version=owner["apiVersion"], kind=owner["kind"], name=owner["name"], uid=owner["uid"]
+    )
+
+
+async def test_the_lease_goes_with_its_owner_and_so_does_one_re_created_after_it(
+    kubeconfig: str, api: client.ApiClient
+) -> None:
+    role = unique("collected")
+    with config_map(api) as owner:
+        holder = scheduler(kubeconfig, owner=owner)
+        async with opened(holder):
+            async with holder.hold(role) as lease:
+                first = lease_uid(api, role)
+                client.CoreV1Api(api).delete_namespaced_config_map(owner["name"], NAMESPACE)
+                # The garbage collector deletes the Lease. (A renewal writing to a deleted Lease makes it anew, as an
+                # update may for Leases, with the same owner: collected again, as long as anyone writes it.)
+                await _until(lambda: lease_uid(api, role) != first)
+                assert lease.held
+            await _until(lambda: lease_uid(api, role) is None)
+            # A process still on its way out takes the role again, creating the Lease for an owner that is gone:
+            # it is deleted all the same, and stays deleted once nobody writes it.
+            async with holder.hold(role):
+                pass
+            await _until(lambda: lease_uid(api, role) is None)
+            await asyncio.sleep(SECONDS)
+            assert lease_uid(api, role) is None
+
+
+def lease_uid(api: client.ApiClient, role: str) -> str | None:
+    try:
+        return str(read_lease(api, role).metadata.uid)
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
 
 
 # Shard fences ------------------------------------------------------------------------------------------------

@@ -13,6 +13,13 @@ The rules, as Kubernetes' own leader election keeps them (client-go), with one r
 - A clean stop releases the Lease (holder cleared, duration 1 s, as client-go's ReleaseOnCancel does), so a
   waiter takes over within one poll instead of waiting for expiry.
 
+Owners (`owner`, off by default): a Lease made at run time is unknown to whoever installed its users (Helm), so
+nothing would delete it with them. Given an owner reference (the operator gives its own Deployment), every write
+of the Lease carries it, so Kubernetes' garbage collector deletes the Lease once the owner is gone, and deletes one
+re-created afterwards by a process still on its way out just the same, since its owner no longer exists. A Lease
+taken without it gets it; the owner references others put on the Lease are kept (a write replaces the whole
+object), except one naming the same object under another uid: an earlier life of the owner.
+
 Shard fences (`fence`): the roles of one step's shards are named with their shard count (k of n), so when the
 count changes the old shards' Leases and the new shards' Leases are different objects and nothing in the rules
 above stops both sets from running at once over overlapping partitions. A role given a fence is held only while
@@ -39,7 +46,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,6 +72,33 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _is_owner_reference(owner: Any) -> bool:
+    if not isinstance(owner, Mapping):
+        return False
+    required = ("apiVersion", "kind", "name", "uid")
+    if not all(isinstance(owner.get(key), str) and owner[key].strip() for key in required):
+        return False
+    optional = ("controller", "blockOwnerDeletion")
+    if not all(isinstance(owner.get(key, False), bool) for key in optional):
+        return False
+    return set(owner) <= {*required, *optional}
+
+
+def _owner_dict(reference: Any) -> dict[str, Any]:
+    """A V1OwnerReference read back from the server, as written."""
+    written: dict[str, Any] = {
+        "apiVersion": reference.api_version,
+        "kind": reference.kind,
+        "name": reference.name,
+        "uid": reference.uid,
+    }
+    if reference.controller is not None:
+        written["controller"] = reference.controller
+    if reference.block_owner_deletion is not None:
+        written["blockOwnerDeletion"] = reference.block_owner_deletion
+    return written
 
 
 def _micro_time(moment: datetime) -> str:
@@ -137,7 +171,10 @@ class LeaseRoleScheduler:
     `identity`: the holder's name written on its Leases (default: host name, process id and a random suffix, so
     a restarted process is never mistaken for its previous life). `on_waiting(role, holder)`: called when a hold
     finds its Lease held by someone else, and again whenever that holder changes (not on every poll), so a caller
-    can say whom it waits for; it must not raise.
+    can say whom it waits for; it must not raise. `owner`: an owner reference, as in an object's
+    `metadata.ownerReferences` (`apiVersion`, `kind`, `name` and `uid`; `controller` and `blockOwnerDeletion`
+    optional), of an object in `namespace`, put on every Lease this scheduler creates or takes, so that the garbage
+    collector deletes the Lease with its owner (default: none).
     """
 
     def __init__(
@@ -150,6 +187,7 @@ class LeaseRoleScheduler:
         identity: str | None = None,
         request_timeout: float = 5.0,
         on_waiting: Callable[[str, str], None] | None = None,
+        owner: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(namespace, str) or len(namespace) > 63 or not _NAMESPACE.match(namespace):
             raise InvalidInput("namespace", "a Kubernetes namespace name (lowercase RFC 1123 label)", namespace)
@@ -159,6 +197,8 @@ class LeaseRoleScheduler:
             raise InvalidInput("identity", "a non-empty string", identity)
         if not isinstance(request_timeout, int | float) or request_timeout <= 0:
             raise InvalidInput("request_timeout", "a positive number of seconds", request_timeout)
+        if owner is not None and not _is_owner_reference(owner):
+            raise InvalidInput("owner", "an owner reference: apiVersion, kind, name and uid", owner)
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.context = context
@@ -169,6 +209,7 @@ class LeaseRoleScheduler:
         self._retry = min(self.lease_seconds / 6, 2.0)
         self._request_timeout = min(request_timeout, self._renew_deadline / 2)
         self._on_waiting = on_waiting
+        self._owner = dict(owner) if owner is not None else None
         self._api: Api | None = None
         self._opens = 0
         self._local: dict[str, asyncio.Lock] = {}
@@ -452,6 +493,9 @@ class LeaseRoleScheduler:
             metadata["annotations"][SHARD_GROUP_ANNOTATION] = fence.group
         if current is not None:
             metadata["resourceVersion"] = current.metadata.resource_version
+        owners = self._owner_references(current)
+        if owners:
+            metadata["ownerReferences"] = owners
         # A released Lease names no holder and lasts a second, so a waiter takes it at its next look.
         spec: dict[str, Any] = {
             "leaseDurationSeconds": 1 if release else self.lease_seconds,
@@ -463,6 +507,22 @@ class LeaseRoleScheduler:
         if acquired is not None:
             spec["acquireTime"] = acquired if isinstance(acquired, str) else _micro_time(acquired)
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+
+    def _owner_references(self, current: Any) -> list[dict[str, Any]]:
+        """The Lease's owner references as written: those it has (a write replaces them all), plus ours."""
+        found = current.metadata.owner_references if current is not None and current.metadata is not None else None
+        owners = [_owner_dict(ref) for ref in found or []]
+        if self._owner is None:
+            return owners
+        ours = self._owner
+        # One naming our owner under another uid is a previous life of it, gone: ours replaces it.
+        kept = [
+            ref
+            for ref in owners
+            if ref["uid"] != ours["uid"]
+            and (ref["apiVersion"], ref["kind"], ref["name"]) != (ours["apiVersion"], ours["kind"], ours["name"])
+        ]
+        return [*kept, dict(ours)]
 
     async def _renew(self, api: Api, lease: _HeldLease) -> None:
         last_start = time.monotonic()
