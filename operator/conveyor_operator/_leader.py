@@ -13,7 +13,13 @@ which may well reach the API server, takes over at once, and its own pod restart
 waiting in-process is what a lost Lease does too, and what client-go's leader election users do.
 
 The log says what each replica is: one line on entering standby (naming the holder, again when it changes, never
-per poll), one on leading, one on no longer leading (and why)."""
+per poll), one on leading, one on no longer leading (and why).
+
+The Lease is made at run time, so Helm does not know it and `helm uninstall` would leave it behind. Given its own
+Deployment's name (`owner`; the chart passes it), the operator reads the Deployment's uid once at start and has
+the Lease owned by it: Kubernetes' garbage collector deletes the Lease once the Deployment is gone, also one that a
+replica on its way out re-created during the uninstall (its owner is gone by then). A Deployment that cannot be
+read (not there, not allowed) only costs that: a warning, and a Lease without an owner."""
 
 from __future__ import annotations
 
@@ -21,12 +27,27 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
 from conveyor.adapters.kubernetes import LeaseRoleScheduler
 
+# The Lease scheduler's own way to the API server (a kubeconfig, else the pod's service account), so that the
+# Deployment is read where the Lease is written.
+from conveyor.adapters.kubernetes._client import load_configuration
+from conveyor.errors import ServiceUnavailable
+
 logger = logging.getLogger("conveyor_operator.leader")
+# Reading the owner Deployment: an API server that does not answer is waited for this long (it answered the Lease
+# scheduler's check a moment before), each request for at most REQUEST_TIMEOUT, a retry every RETRY.
+OWNER_PATIENCE = 30.0
+REQUEST_TIMEOUT = 5.0
+RETRY = 2.0
 
 
 class LeadershipLost(Exception):
@@ -47,18 +68,23 @@ async def lead(
     identity: str | None,
     on_state: Callable[[str], None] = lambda state: None,
     step_back: Callable[[], Awaitable[str]] | None = None,
+    owner: str | None = None,
 ) -> None:
     """Wait for the Lease `namespace/lease`, then `await run(stop)` while it is held. Raises LeadershipLost if the
     Lease is lost while `run` is running (`run` is cancelled at once). If `step_back()` returns (with a reason)
     first, `stop` is set, `run` gets a lease duration to finish (then is cancelled), the Lease is released and
     SteppedBack is raised. Logs once on entering standby (and when the holder waited for changes), on leading and
-    on no longer leading."""
+    on no longer leading. `owner`: the name of the operator's Deployment in `namespace`, made the Lease's owner
+    (see the module's docstring)."""
     where = f"{namespace}/{lease}"
 
     def waiting(_: str, holder: str) -> None:
         logger.info("standby: Lease %s is held by %s; waiting to lead as %s", where, holder, scheduler.identity)
 
-    scheduler = LeaseRoleScheduler(namespace, lease_duration=lease_duration, identity=identity, on_waiting=waiting)
+    reference = await deployment_owner(owner, namespace, lease=where) if owner else None
+    scheduler = LeaseRoleScheduler(
+        namespace, lease_duration=lease_duration, identity=identity, on_waiting=waiting, owner=reference
+    )
     await scheduler.open()
     stop = asyncio.Event()
     try:
@@ -84,6 +110,52 @@ async def lead(
             logger.info("no longer leading: stopped; releasing Lease %s", where)
     finally:
         await scheduler.close()
+
+
+async def deployment_owner(
+    name: str, namespace: str, *, lease: str, patience: float = OWNER_PATIENCE
+) -> dict[str, str] | None:
+    """The owner reference of the Deployment `namespace/name`, for the Lease `lease`; None, with a warning, if the
+    Deployment is not there or may not be read (the Lease then outlives the Deployment). An API server that does
+    not answer is retried for `patience` seconds, then ServiceUnavailable is raised, as when the Lease scheduler
+    cannot reach it at start."""
+    what = f"Deployment {namespace}/{name}"
+    configuration = await asyncio.to_thread(load_configuration, None, None)
+    api = client.ApiClient(configuration)
+    deadline = time.monotonic() + patience
+    try:
+        apps = client.AppsV1Api(api)
+        while True:
+            try:
+                found = await asyncio.to_thread(
+                    apps.read_namespaced_deployment, name, namespace, _request_timeout=REQUEST_TIMEOUT
+                )
+                break
+            except ApiException as e:
+                status = e.status or 0
+                if status and status != 429 and status < 500:
+                    logger.warning(
+                        "the Lease %s gets no owner, so it outlives the operator's Deployment (an uninstall leaves it"
+                        " behind): %s cannot be read (HTTP %s %s)",
+                        lease,
+                        what,
+                        status,
+                        e.reason,
+                    )
+                    return None
+                why = f"HTTP {status} {e.reason}"
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                why = str(e) or type(e).__name__
+            if time.monotonic() + RETRY > deadline:
+                raise ServiceUnavailable("Kubernetes API server", configuration.host, f"read {what}: {why}")
+            logger.warning("reading %s, the Lease's owner: %s; retrying", what, why)
+            await asyncio.sleep(RETRY)
+    finally:
+        await asyncio.to_thread(api.close)
+    metadata = found.metadata
+    assert metadata is not None and metadata.uid and metadata.name
+    logger.info("the Lease %s is owned by %s (uid %s): it goes with it", lease, what, metadata.uid)
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": metadata.name, "uid": metadata.uid}
 
 
 async def _while_held(

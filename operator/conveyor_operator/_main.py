@@ -2,8 +2,9 @@
 `/readyz` and `/metrics` for the Deployment's probes and Prometheus (its own metrics: `_metrics`).
 
 With leader election (the default, as the Helm chart runs two replicas), kopf runs only in the replica that holds
-the leader Lease; see `_leader`. Without it the operator runs kopf standalone, and exactly one replica must run
-(the chart then uses one replica and the Recreate strategy).
+the leader Lease, which the operator's Deployment owns (so the Lease goes with an uninstall); see `_leader`.
+Without it the operator runs kopf standalone, and exactly one replica must run (the chart then uses one replica
+and the Recreate strategy).
 
 Readiness: a standby is ready (it does what it should, and nothing routes requests to either replica). A replica
 running kopf is ready only once kopf has had an answer from the API server, and while its requests are answered
@@ -78,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NS",
         help="the Lease's namespace (default: $POD_NAMESPACE, else the pod's own, else default)",
+    )
+    parser.add_argument(
+        "--leader-election-owner",
+        default=os.environ.get("CONVEYOR_OPERATOR_DEPLOYMENT") or None,
+        metavar="DEPLOYMENT",
+        help="the operator's own Deployment, in the Lease's namespace: it owns the Lease, so Kubernetes deletes the"
+        " Lease with it (env CONVEYOR_OPERATOR_DEPLOYMENT, set by the Helm chart; default: no owner)",
     )
     parser.add_argument(
         "--lease-duration",
@@ -169,6 +177,7 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
                 identity=os.environ.get("POD_NAME") or None,
                 on_state=on_state,
                 step_back=reach.wait_step_back,
+                owner=args.leader_election_owner,
             )
         finally:
             leading("stopped")

@@ -5,7 +5,11 @@ SIGTERM'd leader exits 0 and gives the Lease back at once. Their /metrics say wh
 Then `lead` in-process on a real Lease, with a stand-in for kopf: a leader told to step back (its kopf cannot reach
 the API server) stops its kopf, releases the Lease, and a standby leads at once; one whose kopf does not stop is
 cancelled after a lease duration; one whose Lease is taken stops at once. A standby logs whom it waits for once,
-not per poll; each replica logs when it leads and when it no longer does."""
+not per poll; each replica logs when it leads and when it no longer does.
+
+The Lease is owned by the operator's Deployment when `lead` is given its name (by the chart, through
+CONVEYOR_OPERATOR_DEPLOYMENT): deleting the Deployment deletes the Lease, also after two operators both stopped at
+once as in an uninstall; a Deployment that is missing or may not be read costs a warning and the owner only."""
 
 from __future__ import annotations
 
@@ -16,12 +20,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 from kubernetes import client
 
-from conveyor_operator._leader import LeadershipLost, SteppedBack, lead
+from conveyor.errors import ServiceUnavailable
+from conveyor_operator._leader import LeadershipLost, SteppedBack, deployment_owner, lead
 from tests.operator.helpers import GROUP, LEASE_SECONDS, VERSION, Operator, eventually, workflow
 
 TAKEOVER_LIMIT = 15.0
@@ -321,3 +328,172 @@ async def test_a_standby_says_once_whom_it_waits_for_and_each_replica_when_it_le
         f"no longer leading: stopped; releasing Lease {namespace}/{lease}",
         f"leading as op-b (Lease {namespace}/{lease})",
     ]
+
+
+# The Lease's owner -------------------------------------------------------------------------------------------
+
+
+def make_deployment(api: client.ApiClient, namespace: str) -> tuple[str, str]:
+    """A Deployment of no replicas standing in for the operator's own: (name, uid)."""
+    name = f"operator-{uuid.uuid4().hex[:6]}"
+    labels = {"app": name}
+    made = client.AppsV1Api(api).create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1DeploymentSpec(
+                replicas=0,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="operator", image="example.com/c:0")]),
+                ),
+            ),
+        ),
+    )
+    assert made.metadata is not None and made.metadata.uid
+    return name, made.metadata.uid
+
+
+def lease_owners(api: client.ApiClient, namespace: str, lease: str) -> list[tuple[str, str, str, str]] | None:
+    """The Lease's owner references as (apiVersion, kind, name, uid), or None if there is no Lease."""
+    try:
+        found = client.CoordinationV1Api(api).read_namespaced_lease(lease, namespace)
+    except client.exceptions.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    assert found.metadata is not None
+    return [(r.api_version, r.kind, r.name, r.uid) for r in found.metadata.owner_references or []]
+
+
+def lease_uid(api: client.ApiClient, namespace: str, lease: str) -> str | None:
+    try:
+        found = client.CoordinationV1Api(api).read_namespaced_lease(lease, namespace)
+    except client.exceptions.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    assert found.metadata is not None
+    return found.metadata.uid
+
+
+async def test_the_leader_lease_is_owned_by_the_operators_deployment_and_goes_with_it(
+    api: client.ApiClient, namespace: str, leader_env: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease, duration = leader_env, timedelta(seconds=3)
+    name, uid = make_deployment(api, namespace)
+    first = Kopf()
+    leading = asyncio.ensure_future(
+        lead(first, lease=lease, namespace=namespace, lease_duration=duration, identity="op-a", owner=name)
+    )
+    try:
+        await asyncio.wait_for(first.running.wait(), 30)
+        assert lease_owners(api, namespace, lease) == [("apps/v1", "Deployment", name, uid)]
+        assert (
+            f"the Lease {namespace}/{lease} is owned by Deployment {namespace}/{name} (uid {uid}): it goes with it"
+            in (_leader_lines(caplog))
+        )
+        created = lease_uid(api, namespace, lease)
+        client.AppsV1Api(api).delete_namespaced_deployment(name, namespace)
+        # The garbage collector deletes it (the leader's next renewal makes it anew, owned the same: deleted again).
+        await _until(lambda: lease_uid(api, namespace, lease) != created)
+    finally:
+        leading.cancel()
+        await asyncio.gather(leading, return_exceptions=True)
+    # Once nobody writes it (the release was its last write), it is gone for good.
+    await _until(lambda: lease_uid(api, namespace, lease) is None)
+    await asyncio.sleep(2)
+    assert lease_uid(api, namespace, lease) is None
+
+
+async def test_a_missing_deployment_costs_a_warning_and_the_owner_only(
+    api: client.ApiClient, namespace: str, leader_env: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease, duration = leader_env, timedelta(seconds=3)
+    first = Kopf()
+    leading = asyncio.ensure_future(
+        lead(first, lease=lease, namespace=namespace, lease_duration=duration, identity="op-a", owner="not-there")
+    )
+    try:
+        await asyncio.wait_for(first.running.wait(), 30)
+        assert lease_owners(api, namespace, lease) == []
+    finally:
+        leading.cancel()
+        await asyncio.gather(leading, return_exceptions=True)
+    warnings = [r.getMessage() for r in caplog.records if r.name == LEADER_LOG and r.levelno == logging.WARNING]
+    assert warnings == [
+        f"the Lease {namespace}/{lease} gets no owner, so it outlives the operator's Deployment (an uninstall leaves"
+        f" it behind): Deployment {namespace}/not-there cannot be read (HTTP 404 Not Found)"
+    ]
+
+
+async def test_a_deployment_it_may_not_read_costs_a_warning_and_the_owner_only(
+    api: client.ApiClient,
+    namespace: str,
+    kubeconfig: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, _ = make_deployment(api, namespace)
+    core = client.CoreV1Api(api)
+    account = f"nobody-{uuid.uuid4().hex[:6]}"
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
+    )
+    issued = core.create_namespaced_service_account_token(
+        account, namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(expiration_seconds=600))
+    )
+    assert issued.status is not None
+    document = yaml.safe_load(Path(kubeconfig).read_text())
+    document["users"] = [{"name": "nobody", "user": {"token": issued.status.token}}]
+    for context in document["contexts"]:
+        context["context"]["user"] = "nobody"
+    limited = tmp_path / "kubeconfig"
+    limited.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("KUBECONFIG", str(limited))
+    caplog.set_level(logging.INFO, logger=LEADER_LOG)
+    assert await deployment_owner(name, namespace, lease="the-lease") is None
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == LEADER_LOG]
+    assert f"Deployment {namespace}/{name} cannot be read (HTTP 403 Forbidden)" in warning
+
+
+async def test_an_api_server_that_does_not_answer_is_named(
+    kubeconfig: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = yaml.safe_load(Path(kubeconfig).read_text())
+    for cluster in document["clusters"]:
+        cluster["cluster"]["server"] = "https://127.0.0.1:9"
+    broken = tmp_path / "kubeconfig"
+    broken.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("KUBECONFIG", str(broken))
+    with pytest.raises(ServiceUnavailable) as info:
+        await deployment_owner("op", "ns", lease="the-lease", patience=0.5)
+    assert "127.0.0.1:9" in str(info.value) and "read Deployment ns/op" in str(info.value)
+
+
+def test_two_operators_stopped_at_once_leave_no_lease_behind_their_deployment(
+    api: client.ApiClient, namespace: str, kubeconfig: str, crds: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An uninstall: the Deployment is deleted and both replicas get SIGTERM at once; the standby may take the
+    Lease the leader releases, and write it on its own way out. The Lease is gone all the same."""
+    name, uid = make_deployment(api, namespace)
+    lease = f"leader-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("CONVEYOR_OPERATOR_DEPLOYMENT", name)  # as the chart sets it; the processes inherit it
+    operators = [Operator(f"operator-{x}", namespace, lease, kubeconfig) for x in ("a", "b")]
+    try:
+        eventually(lambda: holder(api, namespace, lease), timeout=30)
+        assert lease_owners(api, namespace, lease) == [("apps/v1", "Deployment", name, uid)]
+        eventually(lambda: all(each.healthy() for each in operators), timeout=15)
+        client.AppsV1Api(api).delete_namespaced_deployment(name, namespace)
+        for each in operators:
+            each.process.send_signal(signal.SIGTERM)
+        for each in operators:
+            each.process.wait(30)
+        eventually(lambda: lease_uid(api, namespace, lease) is None, timeout=30)
+        time.sleep(2)
+        assert lease_uid(api, namespace, lease) is None
+    finally:
+        for each in operators:
+            each.stop()
