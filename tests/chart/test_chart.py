@@ -120,6 +120,8 @@ def test_defaults(render: Render) -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["CONVEYOR_WORKER_SERVICE_ACCOUNT"] == "conveyor-worker"
     assert env["CONVEYOR_LEADER_ELECTION_LEASE"] == "demo-conveyor-leader"
+    # The operator makes its own Deployment the Lease's owner, so the Lease goes with an uninstall.
+    assert env["CONVEYOR_OPERATOR_DEPLOYMENT"] == deployment["metadata"]["name"] == "demo-conveyor"
 
     (service,) = find(objects, "Service")
     assert service["spec"]["ports"][0]["port"] == 8080
@@ -232,9 +234,39 @@ def test_names_image_and_pdb(render: Render) -> None:
     assert deployment["metadata"]["name"] == "demo-flow"
 
 
+def test_leader_election_role_reads_only_its_own_deployment(render: Render) -> None:
+    for args, deployment_name in [
+        ([], "demo-conveyor"),
+        (["--set", "fullnameOverride=orders-operator"], "orders-operator"),
+    ]:
+        objects = render(*args)
+        (deployment,) = find(objects, "Deployment")
+        assert deployment["metadata"]["name"] == deployment_name
+        (role,) = find(objects, "Role", f"{deployment_name}-leader-election")
+        assert role["metadata"]["namespace"] == "conveyor-system"
+        apps = [rule for rule in role["rules"] if rule["apiGroups"] == ["apps"]]
+        # get, of exactly that Deployment: its uid for the Lease's ownerReference, nothing more.
+        assert apps == [
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [deployment_name], "verbs": ["get"]}
+        ]
+        named = [
+            rule for rule in role["rules"] if rule.get("resourceNames") and rule["apiGroups"] == ["coordination.k8s.io"]
+        ]
+        assert named == [
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "resourceNames": [f"{deployment_name}-leader"],
+                "verbs": ["get", "update", "delete"],
+            }
+        ]
+
+
 def test_one_operator_at_a_time_without_leader_election(helm: str, render: Render) -> None:
     (deployment,) = find(render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1"), "Deployment")
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "CONVEYOR_OPERATOR_DEPLOYMENT" not in env  # no Lease, nothing to own
     assert not [
         o
         for o in find(render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1"), "Role")
@@ -264,6 +296,7 @@ def test_operator_accepts_the_arguments(render: Render, monkeypatch: pytest.Monk
     assert parsed[1].debug is True
     assert parsed[0].leader_election is True
     assert parsed[0].leader_election_lease == "demo-conveyor-leader"
+    assert parsed[0].leader_election_owner == "demo-conveyor"
 
 
 # --- the web UI (ui.enabled) ---------------------------------------------------------------------------
@@ -722,8 +755,11 @@ def test_operator_may_do_its_job(cluster: Cluster) -> None:
     assert cluster.can(op, "list", "customresourcedefinitions.apiextensions.k8s.io")
     # Its own leader Lease, and no other.
     assert cluster.can(op, "create", "leases.coordination.k8s.io", cluster.namespace)
-    assert cluster.can(op, "update", f"leases.coordination.k8s.io/{cluster.lease}", cluster.namespace)
-    assert not cluster.can(op, "update", "leases.coordination.k8s.io/someone-else", cluster.namespace)
+    for verb in ("get", "update", "delete"):
+        assert cluster.can(op, verb, f"leases.coordination.k8s.io/{cluster.lease}", cluster.namespace), verb
+        assert not cluster.can(op, verb, "leases.coordination.k8s.io/someone-else", cluster.namespace), verb
+    # Its own Deployment, read for the Lease's ownerReference.
+    assert cluster.can(op, "get", f"deployments.apps/{cluster.release}-conveyor", cluster.namespace)
 
 
 def test_operator_may_do_nothing_else(cluster: Cluster) -> None:
@@ -745,8 +781,13 @@ def test_operator_may_do_nothing_else(cluster: Cluster) -> None:
     ]:
         assert not cluster.can(op, verb, resource, namespace), (verb, resource, namespace)
     assert not cluster.can(op, "get", "pods", ns, "--subresource=log")
-    # Watching some namespaces: nothing outside them.
+    # Watching some namespaces: nothing outside them, and in the release namespace only its own Deployment, read.
     if cluster.watched:
+        release_ns = cluster.namespace
+        assert not cluster.can(op, "get", f"deployments.apps/{cluster.release}-conveyor-ui", release_ns)
+        assert not cluster.can(op, "list", "deployments.apps", release_ns)
+        for verb in ("update", "patch", "delete"):
+            assert not cluster.can(op, verb, f"deployments.apps/{cluster.release}-conveyor", release_ns), verb
         assert not cluster.can(op, "patch", "workflows.conveyor.dev", "default", "--subresource=status")
         assert not cluster.can(op, "create", "deployments.apps", "default")
     else:
