@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from conveyor import RunState
 from conveyor.adapters.memory import MemoryRoleScheduler, MemoryStreamer
-from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore, migrate
+from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore, _connect, migrate
 from conveyor.errors import RecordNotFound, SchemaNotMigrated, ServiceUnavailable, VersionConflict
 from conveyor.testing.conformance import Adapters, RecordStoreSuite, TimeoutStoreSuite, WorkflowSuite
 from conveyor.testing.conformance._support import new_record
@@ -125,6 +125,27 @@ async def test_a_killed_transaction_leaves_nothing(pg_dsn: str) -> None:
             await store.store(record)
     finally:
         await store.close()
+
+
+async def test_idle_connections_the_server_dropped_are_replaced_before_use(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the server dropped a pooled connection (a restart, a failover), the next user gets a working one:
+    the pool's idle connections are checked in the background, not discovered broken by a step."""
+    monkeypatch.setattr(_connect, "IDLE_CHECK_INTERVAL", 0.2)
+    pool = await _connect.acquire_pool(pg_dsn, 3)  # a size of its own: a pool no other test shares
+    try:
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert row is not None
+        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as killer:
+            await killer.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        await asyncio.sleep(1.0)
+        async with pool.connection() as conn:
+            replaced = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert replaced is not None and replaced[0] != row[0]
+    finally:
+        await _connect.release_pool(pool)
 
 
 def test_db_migrate_command(pg_dsn: str) -> None:

@@ -1,9 +1,15 @@
 """Connecting: one pool per DSN and event loop, shared by the record store and timeout store of a process and
-counted by open/close; clear errors naming the server (password masked) when it cannot be reached."""
+counted by open/close; clear errors naming the server (password masked) when it cannot be reached.
+
+A pool's idle connections are checked every few seconds in the background: after the server restarts (a crash, a
+failover, a pod rescheduled) the connections it dropped are replaced while they idle, instead of failing the
+first step that takes each of them, minutes later, into its process's error back-off."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +20,9 @@ from psycopg_pool import AsyncConnectionPool
 from conveyor.errors import SchemaNotMigrated, ServiceUnavailable
 
 CONNECT_TIMEOUT = 10
+IDLE_CHECK_INTERVAL = 5.0  # seconds between checks of a pool's idle connections (one empty query each)
+
+log = logging.getLogger("conveyor.adapters.postgres")
 
 
 def describe(dsn: str) -> str:
@@ -49,6 +58,23 @@ class _Shared:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self.pool = pool
         self.users = 0
+        self.checker = asyncio.create_task(_check_idle(pool), name="conveyor-postgres-idle-check")
+
+    async def close(self) -> None:
+        self.checker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.checker
+        await self.pool.close()
+
+
+async def _check_idle(pool: AsyncConnectionPool[Any]) -> None:
+    # Connections in use are not touched: pool.check() tests only those waiting in the pool.
+    while True:
+        await asyncio.sleep(IDLE_CHECK_INTERVAL)
+        try:
+            await pool.check()
+        except Exception as e:  # a server that is down now is the next use's to report
+            log.debug("checking the pool's idle connections failed: %s", _first_line(e))
 
 
 _pools: dict[tuple[str, int, int], _Shared] = {}
@@ -87,5 +113,5 @@ async def release_pool(pool: AsyncConnectionPool[Any]) -> None:
             shared.users -= 1
             if shared.users <= 0:
                 del _pools[key]
-                await pool.close()
+                await shared.close()
             return
