@@ -27,8 +27,6 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	# The e2e tier's pod runner is a program, not a package of the distribution.
-	$(BIN)/mypy e2e/podrunner.py
 	# The tests, the benchmarks and the shipped example are held to the same --strict (pyproject.toml [tool.mypy]);
 	# tests/typing/misuse.py, which must fail, is excluded there and checked by tests/test_typing.py.
 	$(BIN)/mypy tests bench examples

@@ -1,186 +1,138 @@
-"""Fixtures of the e2e suite (tests/e2e/cluster.py explains its two modes).
+"""Fixtures of the e2e suite: a real cluster, set up exactly as the README's "On Kubernetes" quick start says.
 
-Pod runner mode: the real API server, Postgres (migrated) and Kafka of tests/services.py, the committed CRDs
-(tests/operator/conftest.py's `crds`), a fresh namespace with the Postgres DSN in a Secret and the chart's worker
-ServiceAccount and Role (templates/worker-rbac.yaml, rendered by helm), and two local processes:
-`conveyor-operator` for that namespace, naming that account in the worker pods as the chart's operator does, and
-e2e/podrunner.py running its pods, each with a token of its own service account (--service-account-tokens), so
-the workers have exactly the chart's permissions; their logs (and every pod's) under artifacts/e2e/<namespace>/.
+Default (what `make test` and CI run): `scripts/kind.sh` makes a kind cluster of its own (CONVEYOR_KIND_CLUSTER
+conveyor-e2e, made anew for each session and deleted after it; CONVEYOR_E2E_KEEP=1 keeps it), then the README's
+quick start block (the one after `<!-- e2e: quickstart -->`) runs as it is written, in bash: images built and
+loaded, Postgres and Kafka in the cluster, the schema migrated by a Job, `helm install` of the chart, the example's
+Workflow and WorkflowRun applied. A cluster that cannot be made skips locally and fails under CI=true; a quick
+start step that fails is a failure. Its output is kept in artifacts/e2e/quickstart.log.
 
-Cluster mode (CONVEYOR_E2E_CLUSTER=true): the namespace CONVEYOR_E2E_NAMESPACE (default conveyor-e2e, where the
-chart gave the workers their ServiceAccount), the DSN and bootstrap servers the pods reach (CONVEYOR_E2E_PG_DSN,
-CONVEYOR_E2E_KAFKA) and the image holding examples/order_processing (CONVEYOR_E2E_IMAGE); nothing is started.
+Any other cluster (CONVEYOR_E2E_KUBECONFIG set): set up the same way by hand (e2e/README.md); nothing is started.
 
-A failed test prints `Cluster.dump()`: pods, statuses, Leases, events and the tails of every log."""
+A failed test leaves `Cluster.dump()` under artifacts/e2e/<test>/ and says where."""
 
 from __future__ import annotations
 
-import base64
 import os
-import sys
-import uuid
+import re
+import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, utils
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client, config
 
-from tests.chart.conftest import helm, helm_template
-from tests.e2e.cluster import EXAMPLE, ROOT, Cluster, Process, cluster_mode, wait
-from tests.operator.conftest import crds
-from tests.operator.helpers import free_port
+from tests.e2e.cluster import ARTIFACTS, ROOT, Cluster, environment, wait
+from tests.services import unavailable
 
-# The committed CRDs, applied and Established, and the helm binary (fixtures used in pod runner mode).
-__all__ = ["crds", "helm"]
-
-SECRET = "orders-postgres"  # the example manifest's spec.store.secretRef
-WORKER_ACCOUNT = "conveyor-worker"  # the chart's default worker.serviceAccount.name
-# The image the example manifest names: in pod runner mode, its stand-in filesystem is the example's directory.
-EXAMPLE_IMAGE = "orders:0.1.0"
-BIN = Path(sys.executable).parent
+KIND_CLUSTER = "conveyor-e2e"
+QUICKSTART_MARKER = "<!-- e2e: quickstart -->"
+QUICKSTART_TIMEOUT = 3600.0  # a cold machine builds the node image and every image first
 _FAILED = pytest.StashKey[bool]()
 
 
-def _secret(api: client.ApiClient, namespace: str, dsn: str) -> None:
-    body = client.V1Secret(
-        metadata=client.V1ObjectMeta(name=SECRET), data={"dsn": base64.b64encode(dsn.encode()).decode()}
+def quickstart() -> str:
+    """The README's Kubernetes quick start: the bash block after its marker."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(re.escape(QUICKSTART_MARKER) + r"\s*```bash\n(.*?)```", readme, re.DOTALL)
+    assert found, f"README.md has no ```bash block after {QUICKSTART_MARKER}"
+    return found.group(1)
+
+
+def _api(kubeconfig: str) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+def _kind(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "kind.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
-    core = client.CoreV1Api(api)
+
+
+def _kind_cluster() -> Iterator[Cluster]:
+    env = {**os.environ, "CONVEYOR_KIND_CLUSTER": KIND_CLUSTER}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / "quickstart.log"
+    # A fresh cluster each session: what the quick start meets is what a newcomer's machine has.
+    _kind(env, "stop", timeout=300)
     try:
-        core.create_namespaced_secret(namespace, body)
-    except ApiException as e:
-        if e.status != 409:
-            raise
-        core.replace_namespaced_secret(SECRET, namespace, body)
-
-
-def _worker_rbac(api: client.ApiClient, helm: str, namespace: str) -> None:
-    """The chart's worker ServiceAccount, Role and RoleBinding in `namespace`, as `helm install` would make them."""
-    objects = helm_template(
-        helm,
-        "--show-only",
-        "templates/worker-rbac.yaml",
-        "--set",
-        f"worker.namespaces[0]={namespace}",
-        release="e2e",
-        namespace=namespace,
-    )
-    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding"}, objects
-    utils.create_from_yaml(api, yaml_objects=objects, namespace=namespace)  # type: ignore[no-untyped-call]
-
-
-def _cluster_from_env(api: client.ApiClient) -> Cluster:
-    namespace = os.environ.get("CONVEYOR_E2E_NAMESPACE") or "conveyor-e2e"
-    missing = [name for name in ("CONVEYOR_E2E_PG_DSN", "CONVEYOR_E2E_KAFKA") if not os.environ.get(name)]
-    if missing:
-        pytest.fail(
-            f"CONVEYOR_E2E_CLUSTER=true needs {' and '.join(missing)}: the Postgres DSN and Kafka bootstrap servers "
-            "as the cluster's pods reach them (e2e/kind.sh sets them)",
-            pytrace=False,
+        started = _kind(env, "start", timeout=QUICKSTART_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        unavailable(f"scripts/kind.sh start did not finish within {QUICKSTART_TIMEOUT:.0f}s")
+        raise
+    log.write_text(f"$ scripts/kind.sh start\n{started.stdout}{started.stderr}")
+    if started.returncode != 0:
+        unavailable(f"no kind cluster could be made with scripts/kind.sh start: see {log}")
+    try:
+        with log.open("a") as out:
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-xc", quickstart()],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=QUICKSTART_TIMEOUT,
+                check=False,
+            )
+        found = dict(line.split("=", 1) for line in _kind(env, "env", timeout=300).stdout.splitlines() if "=" in line)
+        kubeconfig = found.get("KUBECONFIG")
+        assert kubeconfig, f"scripts/kind.sh env gave no KUBECONFIG (see {log})"
+        cluster = Cluster(
+            _api(kubeconfig),
+            environment(kubeconfig, found.get("PATH")) | {"DOCKER_HOST": found.get("DOCKER_HOST", "")},
+            namespace="orders",
+            release="conveyor",
+            release_namespace="conveyor-system",
+            image="orders:0.1.0",
+            kind_cluster=KIND_CLUSTER,
         )
-    try:
-        client.CoreV1Api(api).read_namespace(namespace)
-    except ApiException as e:
-        pytest.fail(f"CONVEYOR_E2E_NAMESPACE: namespace {namespace!r} cannot be read ({e.status} {e.reason})")
-    artifacts = ROOT / "artifacts" / "e2e" / namespace
+        if done.returncode != 0:
+            where = cluster.dump("quickstart")
+            pytest.fail(
+                f"the README's Kubernetes quick start failed (exit {done.returncode}): its output is in {log}, "
+                f"the cluster's state in {where}",
+                pytrace=False,
+            )
+        yield cluster
+    finally:
+        if os.environ.get("CONVEYOR_E2E_KEEP", "") not in ("1", "true", "yes"):
+            _kind(env, "stop", timeout=300)
+
+
+def _given_cluster(kubeconfig: str) -> Cluster:
+    """A cluster set up by hand as the README says (e2e/README.md names the variables)."""
+    env = environment(kubeconfig)
     cluster = Cluster(
-        api,
-        namespace,
-        os.environ["CONVEYOR_E2E_PG_DSN"],
-        os.environ["CONVEYOR_E2E_KAFKA"],
-        os.environ.get("CONVEYOR_E2E_IMAGE") or EXAMPLE_IMAGE,
-        artifacts,
-        runs_pods=False,
+        _api(kubeconfig),
+        env,
+        namespace=os.environ.get("CONVEYOR_E2E_NAMESPACE") or "orders",
+        release=os.environ.get("CONVEYOR_E2E_RELEASE") or "conveyor",
+        release_namespace=os.environ.get("CONVEYOR_E2E_RELEASE_NAMESPACE") or "conveyor-system",
+        image=os.environ.get("CONVEYOR_E2E_IMAGE") or "orders:0.1.0",
+        kind_cluster=None,
     )
-    _secret(api, namespace, cluster.dsn)
+    wait(
+        f"the Workflow order-processing in namespace {cluster.namespace}",
+        lambda: cluster.workflow("order-processing"),
+        timeout=10,
+    )
     return cluster
 
 
-@pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest, api: client.ApiClient, kubeconfig: str) -> Iterator[Cluster]:
-    if cluster_mode():
-        yield _cluster_from_env(api)
-        return
-    dsn: str = request.getfixturevalue("pg_dsn")
-    kafka: str = request.getfixturevalue("kafka_bootstrap")
-    request.getfixturevalue("crds")
-    namespace = f"conveyor-e2e-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    artifacts = ROOT / "artifacts" / "e2e" / namespace
-    cluster = Cluster(api, namespace, dsn, kafka, EXAMPLE_IMAGE, artifacts, runs_pods=True)
-    try:
-        _secret(api, namespace, dsn)
-        _worker_rbac(api, request.getfixturevalue("helm"), namespace)
-        # Only what the helpers need: nothing of this machine's CONVEYOR_* settings reaches them by accident.
-        env = {
-            "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "HOME": os.environ.get("HOME", "/tmp"),
-            "LANG": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1",
-            "KUBECONFIG": kubeconfig,
-        }
-        port = free_port()
-        operator = Process(
-            "the operator",
-            [
-                str(BIN / "conveyor-operator"),
-                "--namespace",
-                namespace,
-                "--no-leader-election",
-                "--liveness",
-                f"http://127.0.0.1:{port}/healthz",
-            ],
-            artifacts / "operator.log",
-            # As the chart's operator Deployment does: worker pods run as the chart's worker account.
-            {**env, "CONVEYOR_WORKER_SERVICE_ACCOUNT": WORKER_ACCOUNT},
-        )
-        runner = Process(
-            "the pod runner",
-            [
-                str(BIN / "python"),
-                str(ROOT / "e2e" / "podrunner.py"),
-                "--kubeconfig",
-                kubeconfig,
-                "--namespace",
-                namespace,
-                "--node",
-                f"podrunner-{namespace}",
-                "--log-dir",
-                str(artifacts / "pods"),
-                "--image",
-                f"{EXAMPLE_IMAGE}={EXAMPLE}",
-                "--backoff",
-                "2",
-                "--delete-node-on-exit",
-                "--service-account-tokens",
-            ],
-            artifacts / "podrunner.log",
-            env,
-        )
-        cluster.helpers += [operator, runner]
-        for helper in cluster.helpers:
-            helper.start()
-
-        def node_ready() -> bool:
-            runner.check_running()
-            node = core.read_node(f"podrunner-{namespace}")
-            conditions = (node.status.conditions if node.status else None) or []
-            return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-        wait("the pod runner's Node to be Ready", node_ready, timeout=60)
-        yield cluster
-    finally:
-        codes = {helper.name: helper.stop(timeout=60) for helper in reversed(cluster.helpers)}
-        try:
-            core.delete_namespace(namespace)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-    for name, code in codes.items():
-        assert code in (0, None), f"{name} exited with {code} when stopped: see {artifacts}"
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[Cluster]:
+    given = os.environ.get("CONVEYOR_E2E_KUBECONFIG")
+    if given:
+        yield _given_cluster(given)
+    else:
+        yield from _kind_cluster()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -193,8 +145,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(autouse=True)
 def dump_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After a failed test, everything that explains it (shown with the failure)."""
+    """After a failed test, everything that explains it, kept under artifacts/e2e/<test>/."""
     yield
     if request.node.stash.get(_FAILED, False) and "cluster" in request.fixturenames:
         found: Cluster = request.getfixturevalue("cluster")
-        print(found.dump())
+        where = found.dump(request.node.name)
+        print(f"\nthe cluster's pods, logs, Events and Leases at the failure: {where}")
