@@ -1,7 +1,8 @@
 """The operator and the workers where things go wrong, on the cluster:
 
-- the standby operator replica says that it stands by; a force-deleted leader's Lease is held by the standby within
-  the lease duration, and every change of holder counts in `leaseTransitions`, a clean handover included;
+- the standby operator replica says that it stands by; a force-deleted leader's Lease is held by another replica
+  (the standby, or the leader's replacement when it looks first) within the lease duration, and every change of
+  holder counts in `leaseTransitions`, a clean handover included;
 - an operator whose pods have no cluster DNS still reaches the API server (kopf by the same address as its Lease)
   and reconciles;
 - a Workflow whose workers crash-loop is Degraded with the pods' reason and message;
@@ -110,8 +111,8 @@ def test_the_standby_operator_says_it_stands_by(cluster: Cluster) -> None:
     assert STANDBY_LINE.search(log), f"the standby {standby} logged nothing of it:\n{log[-2000:]}"
 
 
-def test_a_force_deleted_operator_leader_hands_its_lease_to_the_standby(cluster: Cluster) -> None:
-    old, standby = wait_operator_settled(cluster)
+def test_a_force_deleted_operator_leader_hands_its_lease_over(cluster: Cluster) -> None:
+    old, _ = wait_operator_settled(cluster)
     _, transitions = leader(cluster)
     spec = cluster.operator_lease().spec
     assert spec is not None and spec.lease_duration_seconds
@@ -119,15 +120,16 @@ def test_a_force_deleted_operator_leader_hands_its_lease_to_the_standby(cluster:
 
     start = time.monotonic()
     cluster.kubectl("-n", cluster.release_namespace, "delete", "pod", old, "--grace-period=0", "--force")
-    wait(f"the standby {standby} to hold the operator Lease", lambda: leader(cluster)[0] == standby, duration + 30)
+    # The standby, or the replica replacing the killed one, whichever looks first once the Lease is free.
+    wait("another replica to hold the operator Lease", lambda: leader(cluster)[0] != old, duration + 30)
     took = time.monotonic() - start
-    assert took <= duration + 5, f"the standby took {took:.1f}s over a lease duration of {duration}s"
+    assert took <= duration + 5, f"the Lease was held again after {took:.1f}s, over a lease duration of {duration}s"
     assert leader(cluster)[1] == transitions + 1
 
     # A clean handover (a pod deleted with its grace period: the leader releases its Lease) counts too.
-    current, standby = wait_operator_settled(cluster)
+    current, _ = wait_operator_settled(cluster)
     cluster.kubectl("-n", cluster.release_namespace, "delete", "pod", current, "--wait=true", timeout=TIMEOUT)
-    wait("the standby to take the released Lease", lambda: leader(cluster)[0] == standby, TIMEOUT)
+    wait("another replica to take the released Lease", lambda: leader(cluster)[0] not in ("", current), TIMEOUT)
     assert leader(cluster)[1] == transitions + 2
     wait_operator_settled(cluster)
 
