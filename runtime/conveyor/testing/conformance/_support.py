@@ -17,7 +17,9 @@ def unique(kind: str) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+    """The current UTC time cut to whole milliseconds (what every store keeps), read from the clock once."""
+    at = datetime.now(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def new_record(
