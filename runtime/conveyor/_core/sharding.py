@@ -1,6 +1,11 @@
-"""Which shard a foreign id belongs to. Stable across processes, versions and languages: CRC-32 (IEEE, as zlib
-computes it) of the UTF-8 foreign id, modulo the shard count. Every event of a foreign id lands in one shard, so
-per-foreign-id order holds within a sharded step."""
+"""Which shard a foreign id belongs to where conveyor itself splits events by shard: the memory streamer's
+shards and the filter of a sharded connector's events. Stable across processes, versions and languages: CRC-32
+(IEEE, as zlib computes it) of the UTF-8 foreign id, modulo the shard count. Every event of a foreign id lands in
+one shard, so per-foreign-id order holds within a sharded step.
+
+The Kafka streamer does not use it: there a foreign id's partition is Kafka's default for its key (murmur2), and
+shard k of n owns the partitions p with p % n == k - 1 (conveyor.adapters.kafka._partitioner), so the same
+foreign id can be in another shard on Kafka than here. A streamer only has to be consistent with itself."""
 
 from __future__ import annotations
 

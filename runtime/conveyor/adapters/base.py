@@ -1,5 +1,7 @@
 """What an adapter author needs: the protocols the engine drives, the shapes it exchanges with them, and the
-helpers that give every store the same outbox payload and every streamer the same sharding.
+helpers that give every store the same outbox payload. `shard_of` (CRC-32 of the foreign id modulo the shard
+count) is the sharding of the memory streamer and of connector events; a streamer may shard otherwise (the Kafka
+streamer shards by murmur2 partition) as long as every event of a foreign id goes to one shard.
 
 Check an implementation with the pytest suites in `conveyor.testing.conformance`.
 """

@@ -1,5 +1,7 @@
 """MemoryStreamer: one in-process log per topic, a committed cursor per (topic, receiver name), and sharding by
 foreign id, so it behaves as the Kafka streamer does for the engine: at-least-once, ordered per foreign id.
+A foreign id's shard is `shard_of` (CRC-32 modulo the shard count), not the Kafka streamer's (its murmur2
+partition's owner), so a foreign id may have another shard number here than on Kafka.
 
 Each shard count a receiver asked for gets its own index of the log (one list per shard), so a shard reads only
 its own events, as a Kafka consumer reads only its partitions."""
