@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from conveyor.adapters.base import Event, OutgoingEvent, Shard
-from conveyor.adapters.kafka import KafkaStreamer, group_id, murmur2, owned_partitions, partition_for
+from conveyor.adapters.kafka import KafkaStreamer, group_id
+from conveyor.adapters.kafka._partitioner import murmur2, owned_partitions, partition_for
 from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryTimeoutStore
 from conveyor.errors import ServiceUnavailable
 from conveyor.testing.conformance import Adapters, EventStreamerSuite, WorkflowSuite

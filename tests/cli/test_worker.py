@@ -359,7 +359,7 @@ async def triaged(wf: Workflow[Ticket, TicketStatus], run_ids: list[str], timeou
 def lease_holder(kubeconfig: str, role: str) -> str | None:
     from kubernetes import client, config
 
-    from conveyor.adapters.kubernetes import lease_name
+    from conveyor.adapters.kubernetes._names import lease_name
 
     configuration = client.Configuration()
     config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]

@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from conveyor import Builder, Record, RecordFilter, Run, RunState, Workflow
 from conveyor._core.records import topic
 from conveyor._engine.roles import step_role
-from conveyor.adapters.kafka import KafkaStreamer, group_id, owned_partitions, partition_for
+from conveyor.adapters.kafka import KafkaStreamer, group_id
+from conveyor.adapters.kafka._partitioner import owned_partitions, partition_for
 from conveyor.adapters.memory import MemoryRoleScheduler
 from conveyor.adapters.postgres import PostgresRecordStore
 

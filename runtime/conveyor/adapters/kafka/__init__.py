@@ -1,7 +1,6 @@
 """Apache Kafka event streamer (confluent-kafka): topics per status as the reference names them, partitioned by
 foreign id with Kafka's default partitioner, each shard reading only its own partitions."""
 
-from conveyor.adapters.kafka._partitioner import murmur2, owned_partitions, partition_for
 from conveyor.adapters.kafka._streamer import KafkaStreamer, group_id
 
-__all__ = ["KafkaStreamer", "group_id", "murmur2", "owned_partitions", "partition_for"]
+__all__ = ["KafkaStreamer", "group_id"]
