@@ -119,3 +119,30 @@ def test_health() -> None:
     import conveyor.health
 
     assert conveyor.health.__all__ == ["HealthServer"]
+
+
+def test_kubernetes() -> None:
+    import conveyor.kubernetes
+
+    assert sorted(conveyor.kubernetes.__all__) == sorted(
+        [
+            "API_VERSION",
+            "CODE_MISMATCH",
+            "GROUP",
+            "MAX_CONDITION_MESSAGE",
+            "TERMINATION_LOG",
+            "TERMINATION_MESSAGE_LIMIT",
+            "VERSION",
+            "WORKFLOWS",
+            "WORKFLOW_KIND",
+            "WORKFLOW_RUNS",
+            "WORKFLOW_RUN_KIND",
+            "condition",
+            "conditions_by_type",
+            "default_namespace",
+            "format_time",
+            "write_termination_message",
+        ]
+    )
+    for name in conveyor.kubernetes.__all__:
+        assert hasattr(conveyor.kubernetes, name), f"conveyor.kubernetes.{name}"

@@ -4,7 +4,8 @@ v1alpha1) and the kopf reconciler that runs a Workflow's worker Deployments.
 `python -m conveyor_operator.crds` regenerates the CRD YAML from the models; `conveyor-operator` runs the operator.
 """
 
-from conveyor_operator._crds import GROUP, VERSION, crd_documents
+from conveyor.kubernetes import GROUP, VERSION
+from conveyor_operator._crds import crd_documents
 from conveyor_operator._main import main
 from conveyor_operator._models import (
     WorkflowRunSpec,

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor_operator._crds import GROUP, VERSION
+from conveyor.kubernetes import API_VERSION, TERMINATION_LOG, WORKFLOW_KIND
 from conveyor_operator._models import WorkflowSpec
 from conveyor_operator._names import (
     COMPONENT,
@@ -40,7 +40,6 @@ from conveyor_operator._names import (
 )
 
 PORT = 8080
-TERMINATION_LOG = "/dev/termination-log"
 USER_ID = 10001
 # A worker's own needs, for a Workflow without spec.resources. CPU: a worker mostly waits on Postgres and Kafka, and
 # a request is a share under contention, not a cap (there is no CPU limit); 100m each left a reshard's pods Pending
@@ -153,7 +152,7 @@ def _container(spec: WorkflowSpec, args: list[str], env: list[dict[str, Any]]) -
         # A worker that refuses to start (its code's steps differ from the manifest's) writes why to
         # /dev/termination-log; one that dies otherwise leaves its last log lines. The operator reads either from
         # the pod's status and shows it on the Workflow.
-        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePath": TERMINATION_LOG.as_posix(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if spec.image_pull_policy is not None:
@@ -164,8 +163,8 @@ def _container(spec: WorkflowSpec, args: list[str], env: list[dict[str, Any]]) -
 def owner_reference(workflow: Mapping[str, Any]) -> dict[str, Any]:
     metadata = workflow["metadata"]
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Workflow",
+        "apiVersion": API_VERSION,
+        "kind": WORKFLOW_KIND,
         "name": metadata["name"],
         "uid": metadata["uid"],
         "controller": True,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
@@ -30,7 +29,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from conveyor_operator._crds import GROUP, VERSION
+from conveyor.kubernetes import GROUP, VERSION, WORKFLOW_RUNS, WORKFLOWS, condition, conditions_by_type
 from conveyor_operator._login import in_cluster, reach_of, traced_session
 from conveyor_operator._metrics import reconciling
 from conveyor_operator._names import MANAGED_BY, MANAGER, WORKFLOW
@@ -112,9 +111,9 @@ def _converge(api: client.ApiClient, namespace: str, name: str) -> None:
         reconcile(api, workflow, _reporter(workflow))
 
 
-@kopf.on.resume(GROUP, VERSION, "workflows")
-@kopf.on.create(GROUP, VERSION, "workflows")
-@kopf.on.update(GROUP, VERSION, "workflows")
+@kopf.on.resume(GROUP, VERSION, WORKFLOWS)
+@kopf.on.create(GROUP, VERSION, WORKFLOWS)
+@kopf.on.update(GROUP, VERSION, WORKFLOWS)
 def workflow_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None, "Workflows are namespaced"
     try:
@@ -177,7 +176,7 @@ def worker_pod_said(
         known.pop(uid, None)
 
 
-@kopf.on.event(GROUP, VERSION, "workflowruns")
+@kopf.on.event(GROUP, VERSION, WORKFLOW_RUNS)
 def workflowrun_changed(
     type: str | None,
     namespace: str | None,
@@ -219,20 +218,20 @@ def _mark_orphan(
     current = next((c for c in status.get("conditions") or [] if c.get("type") == "Triggered"), None)
     if current is not None and current.get("reason") == WORKFLOW_NOT_FOUND:
         return
-    condition = {
-        "type": "Triggered",
-        "status": "False",
-        "reason": WORKFLOW_NOT_FOUND,
-        "message": f"no Workflow {workflow!r} in namespace {namespace}: nothing triggered",
-        "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "observedGeneration": meta.get("generation"),
-    }
+    orphan = condition(
+        "Triggered",
+        False,
+        WORKFLOW_NOT_FOUND,
+        f"no Workflow {workflow!r} in namespace {namespace}: nothing triggered",
+        previous=conditions_by_type(status.get("conditions")),
+        generation=meta.get("generation"),
+    )
     client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
         GROUP,
         VERSION,
         namespace,
-        "workflowruns",
+        WORKFLOW_RUNS,
         name,
-        {"status": {"phase": "Pending", "conditions": [*conditions, condition]}},
+        {"status": {"phase": "Pending", "conditions": [*conditions, orphan]}},
         _content_type="application/merge-patch+json",
     )

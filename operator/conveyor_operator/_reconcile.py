@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from conveyor_operator._crds import GROUP, VERSION
+from conveyor.kubernetes import GROUP, VERSION, WORKFLOWS
 from conveyor_operator._deployments import Desired, desired_deployments
 from conveyor_operator._models import WorkflowSpec
 from conveyor_operator._names import MANAGER, SPEC_HASH, selector
@@ -149,7 +149,7 @@ def reconcile(api: client.ApiClient, workflow: Mapping[str, Any], report: Report
         status = workflow_status(metadata.get("generation", 0), shards, deployments, problem, previous, workers)
         if _differs(status, previous):
             client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, "workflows", name, {"status": status}
+                GROUP, VERSION, namespace, WORKFLOWS, name, {"status": status}
             )
         return status
 
@@ -186,7 +186,7 @@ def read_workflow(api: client.ApiClient, namespace: str, name: str) -> dict[str,
     try:
         found = cast(
             dict[str, Any],
-            client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", name),
+            client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, WORKFLOWS, name),
         )
     except ApiException as e:
         if e.status == 404:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from conveyor.kubernetes import CODE_MISMATCH, condition, conditions_by_type
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,16 @@ def shard_ready(deployment: Mapping[str, Any]) -> bool:
 def deployment_problem(deployment: Mapping[str, Any]) -> Problem | None:
     """The Deployment controller's verdict that a rollout is stuck or cannot create its pods."""
     name = deployment["metadata"]["name"]
-    for condition in (deployment.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return Problem("RolloutStuck", f"Deployment {name}: {condition.get('message', '')}".strip())
-        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
-            return Problem("ReplicaFailure", f"Deployment {name}: {condition.get('message', '')}".strip())
+    for each in (deployment.get("status") or {}).get("conditions") or []:
+        if each.get("type") == "Progressing" and each.get("reason") == "ProgressDeadlineExceeded":
+            return Problem("RolloutStuck", f"Deployment {name}: {each.get('message', '')}".strip())
+        if each.get("type") == "ReplicaFailure" and each.get("status") == "True":
+            return Problem("ReplicaFailure", f"Deployment {name}: {each.get('message', '')}".strip())
     return None
 
 
-# What a worker that finds its code and the manifest's steps differ puts before its message in the termination
-# log (conveyor.cli._worker writes it; the kubelet copies it into the pod's status).
-CODE_MISMATCH = "CodeMismatch"
+# CODE_MISMATCH (conveyor.kubernetes): what a worker that finds its code and the manifest's steps differ puts
+# before its message in the termination log (the worker writes it; the kubelet copies it into the pod's status).
 # A worker that keeps exiting with an error (Kafka unreachable, a crash at start-up, an OOM kill, a database it was
 # not told to wait for): the kubelet restarts it with a back-off growing to 5 minutes, and nothing else says why.
 CRASH_LOOPING = "WorkerCrashLooping"
@@ -154,26 +154,6 @@ def worker_problems(pods: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]])
     return found
 
 
-def _condition(
-    type_: str, status: bool, reason: str, message: str, generation: int, previous: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    value = "True" if status else "False"
-    before = previous.get(type_)
-    # lastTransitionTime moves only when the status flips, as meta/v1 Condition defines it.
-    if before is not None and before.get("status") == value and before.get("lastTransitionTime"):
-        when = before["lastTransitionTime"]
-    else:
-        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": when,
-        "observedGeneration": generation,
-    }
-
-
 def workflow_status(
     generation: int,
     desired_shards: Mapping[str, int],
@@ -199,28 +179,31 @@ def workflow_status(
             problems.append(stuck)
     total_ready = sum(min(ready[step], want) for step, want in desired_shards.items())
     total = sum(desired_shards.values())
-    before = {c["type"]: c for c in previous.get("conditions") or [] if "type" in c}
+    before = conditions_by_type(previous.get("conditions"))
+
+    def current(type_: str, status: bool, reason: str, message: str) -> dict[str, Any]:
+        return condition(type_, status, reason, message, previous=before, generation=generation)
 
     if problems:
         first = problems[0]
         conditions = [
-            _condition("Ready", False, first.reason, first.message, generation, before),
-            _condition("Progressing", False, first.reason, first.message, generation, before),
-            _condition("Degraded", True, first.reason, "; ".join(p.message for p in problems), generation, before),
+            current("Ready", False, first.reason, first.message),
+            current("Progressing", False, first.reason, first.message),
+            current("Degraded", True, first.reason, "; ".join(p.message for p in problems)),
         ]
     elif total_ready >= total:
         message = f"all {total} shards ready"
         conditions = [
-            _condition("Ready", True, "AllShardsReady", message, generation, before),
-            _condition("Progressing", False, "RolledOut", message, generation, before),
-            _condition("Degraded", False, "AsExpected", "", generation, before),
+            current("Ready", True, "AllShardsReady", message),
+            current("Progressing", False, "RolledOut", message),
+            current("Degraded", False, "AsExpected", ""),
         ]
     else:
         message = f"{total_ready}/{total} shards ready"
         conditions = [
-            _condition("Ready", False, "ShardsNotReady", message, generation, before),
-            _condition("Progressing", True, "WaitingForShards", message, generation, before),
-            _condition("Degraded", False, "AsExpected", "", generation, before),
+            current("Ready", False, "ShardsNotReady", message),
+            current("Progressing", True, "WaitingForShards", message),
+            current("Degraded", False, "AsExpected", ""),
         ]
     return {
         "observedGeneration": generation,
