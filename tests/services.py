@@ -9,12 +9,11 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def unavailable(what: str) -> None:
@@ -22,6 +21,16 @@ def unavailable(what: str) -> None:
     if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
         pytest.fail(f"{what} (CI=true: a missing service is a failure)", pytrace=False)
     pytest.skip(what)
+
+
+def restartable_kube(kubeconfig: str) -> list[str]:
+    """The argv of scripts/kube.sh, for a test that restarts the API server of `kubeconfig`: only when that control
+    plane is the one the script started (else the test is unavailable)."""
+    script = ["bash", str(ROOT / "scripts" / "kube.sh")]
+    status = subprocess.run([*script, "status"], capture_output=True, text=True, check=False)
+    if status.returncode != 0 or kubeconfig not in status.stdout:
+        unavailable("the API server under test was not started by scripts/kube.sh, so this test cannot restart it")
+    return script
 
 
 def _script(name: str, variable: str, timeout: float) -> str | None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,15 +30,11 @@ from conveyor.adapters.memory import MemoryRecordStore, MemoryStreamer, MemoryTi
 from conveyor.errors import AccessDenied, InvalidInput, ServiceUnavailable
 from conveyor.testing.conformance import Adapters, RoleSchedulerSuite, WorkflowSuite
 from tests.adapters.tcp_proxy import TcpProxy
+from tests.helpers import ROOT, unique, until
 
-ROOT = Path(__file__).resolve().parents[2]
 SECONDS = 3
 DURATION = timedelta(seconds=SECONDS)
 NAMESPACE = "default"
-
-
-def unique(kind: str) -> str:
-    return f"test-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 def scheduler(kubeconfig: str, **kwargs: Any) -> LeaseRoleScheduler:
@@ -142,8 +138,8 @@ async def test_an_unreachable_api_server_is_named(kubeconfig: str, tmp_path: Pat
 
 
 async def test_the_lease_names_its_holder_and_keeps_the_exact_role(kubeconfig: str, api: client.ApiClient) -> None:
-    holder = scheduler(kubeconfig, identity=unique("me"))
-    role = schedule_role("billing", unique("acct"), "0 2 * * *")
+    holder = scheduler(kubeconfig, identity=unique("test-me"))
+    role = schedule_role("billing", unique("test-acct"), "0 2 * * *")
     async with opened(holder), holder.hold(role) as lease:
         assert lease.held
         record = read_lease(api, role)
@@ -160,7 +156,7 @@ async def test_the_lease_names_its_holder_and_keeps_the_exact_role(kubeconfig: s
 async def test_a_clean_stop_releases_the_lease_at_once(kubeconfig: str, api: client.ApiClient) -> None:
     # A long lease: the waiter can only get the role this fast if it was released.
     first, second = scheduler(kubeconfig, lease_duration=timedelta(seconds=60)), scheduler(kubeconfig)
-    role = unique("release")
+    role = unique("test-release")
     async with opened(first, second):
         async with first.hold(role):
             pass
@@ -190,7 +186,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 async def test_a_waiter_takes_over_within_the_lease_duration_after_sigkill(
     kubeconfig: str, api: client.ApiClient
 ) -> None:
-    role = unique("killed")
+    role = unique("test-killed")
     process = subprocess.Popen(
         [sys.executable, "-c", HOLDER.replace("{seconds}", str(SECONDS)), kubeconfig, role],
         cwd=ROOT,
@@ -227,7 +223,7 @@ async def test_a_holder_cut_off_from_the_api_server_stops_before_anyone_else_sta
     async with TcpProxy.to_kubeconfig_server(kubeconfig) as proxy:
         cut_off = scheduler(str(proxy.kubeconfig))
         other = scheduler(kubeconfig)
-        role = unique("partition")
+        role = unique("test-partition")
         async with opened(cut_off, other), cut_off.hold(role) as lease:
             taking = asyncio.ensure_future(_hold_and_time(other, role))
             await asyncio.sleep(1)
@@ -246,7 +242,7 @@ async def test_a_lease_taken_from_its_holder_is_lost_at_the_next_renewal(
     kubeconfig: str, api: client.ApiClient
 ) -> None:
     holder = scheduler(kubeconfig)
-    role = unique("stolen")
+    role = unique("test-stolen")
     async with opened(holder), holder.hold(role) as lease:
         record = read_lease(api, role)
         record.spec.holder_identity = "someone-else"
@@ -260,8 +256,11 @@ async def test_every_change_of_holder_counts_as_a_transition_clean_handovers_inc
     kubeconfig: str, api: client.ApiClient
 ) -> None:
     # client-go counts every change of holder; a released Lease names nobody, and taking it is a change too.
-    first, second = scheduler(kubeconfig, identity=unique("first")), scheduler(kubeconfig, identity=unique("second"))
-    role = unique("transitions")
+    first, second = (
+        scheduler(kubeconfig, identity=unique("test-first")),
+        scheduler(kubeconfig, identity=unique("test-second")),
+    )
+    role = unique("test-transitions")
     async with opened(first, second):
         async with first.hold(role):
             assert read_lease(api, role).spec.lease_transitions == 0  # created: nobody held it before
@@ -279,7 +278,7 @@ async def test_every_change_of_holder_counts_as_a_transition_clean_handovers_inc
 async def test_a_waiter_is_told_whom_it_waits_for_once_per_holder(kubeconfig: str) -> None:
     told: list[tuple[str, str]] = []
     holder, waiter = scheduler(kubeconfig), scheduler(kubeconfig, on_waiting=lambda *seen: told.append(seen))
-    role = unique("waiting")
+    role = unique("test-waiting")
     async with opened(holder, waiter):
         async with holder.hold(role):
             taking = asyncio.ensure_future(_hold_and_time(waiter, role))
@@ -291,7 +290,7 @@ async def test_a_waiter_is_told_whom_it_waits_for_once_per_holder(kubeconfig: st
 
 async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp_path: Path) -> None:
     core = client.CoreV1Api(api)
-    account = unique("nobody")
+    account = unique("test-nobody")
     core.create_namespaced_service_account(
         NAMESPACE, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
     )
@@ -312,7 +311,7 @@ async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp
         roles = scheduler(str(limited))
         async with opened(roles):
             with pytest.raises(AccessDenied) as info:
-                async with asyncio.timeout(10), roles.hold(unique("forbidden")):
+                async with asyncio.timeout(10), roles.hold(unique("test-forbidden")):
                     pass
         assert "Lease" in str(info.value) and "default" in str(info.value)
     finally:
@@ -326,7 +325,7 @@ async def test_rbac_refusal_is_named(kubeconfig: str, api: client.ApiClient, tmp
 def config_map(api: client.ApiClient) -> Iterator[dict[str, str]]:
     """A ConfigMap in NAMESPACE, as an owner reference (any namespaced object can own a Lease)."""
     core = client.CoreV1Api(api)
-    name = unique("owner")
+    name = unique("test-owner")
     made = core.create_namespaced_config_map(NAMESPACE, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name)))
     assert made.metadata is not None and made.metadata.uid
     try:
@@ -346,7 +345,7 @@ async def test_a_created_lease_carries_the_owner_through_renewals_and_the_releas
 ) -> None:
     with config_map(api) as owner:
         holder = scheduler(kubeconfig, owner=owner)
-        role = unique("owned")
+        role = unique("test-owned")
         async with opened(holder):
             async with holder.hold(role):
                 assert owners(api, role) == [owner]
@@ -360,7 +359,7 @@ async def test_a_created_lease_carries_the_owner_through_renewals_and_the_releas
 
 async def test_a_taken_lease_gets_the_owner_and_keeps_the_others(kubeconfig: str, api: client.ApiClient) -> None:
     with config_map(api) as owner, config_map(api) as theirs, config_map(api) as earlier:
-        role = unique("taken")
+        role = unique("test-taken")
         plain = scheduler(kubeconfig)
         async with opened(plain):
             async with plain.hold(role):
@@ -388,7 +387,7 @@ def _reference(owner: dict[str, str]) -> client.V1OwnerReference:
 async def test_the_lease_goes_with_its_owner_and_so_does_one_re_created_after_it(
     kubeconfig: str, api: client.ApiClient
 ) -> None:
-    role = unique("collected")
+    role = unique("test-collected")
     with config_map(api) as owner:
         holder = scheduler(kubeconfig, owner=owner)
         async with opened(holder):
@@ -451,7 +450,7 @@ def _fenced(roles: LeaseRoleScheduler, workflow: str, count: int) -> list[str]:
 async def test_shards_of_a_new_count_wait_until_the_old_counts_leases_are_released(
     kubeconfig: str, api: client.ApiClient
 ) -> None:
-    workflow = unique("fence")
+    workflow = unique("test-fence")
     old, new = scheduler(kubeconfig), scheduler(kubeconfig)
     old_roles, new_roles = _fenced(old, workflow, 2), _fenced(new, workflow, 3)
     # Before a first look at the other counts' Leases, a fenced role is not free to take either.
@@ -481,7 +480,7 @@ async def test_shards_of_a_new_count_wait_until_the_old_counts_leases_are_releas
 async def test_the_fence_works_both_ways_and_ignores_other_steps_and_the_same_count(
     kubeconfig: str, api: client.ApiClient
 ) -> None:
-    workflow = unique("both")
+    workflow = unique("test-both")
     new, old, other = scheduler(kubeconfig), scheduler(kubeconfig), scheduler(kubeconfig)
     (new_role,) = _fenced(new, workflow, 1)
     old_roles = _fenced(old, workflow, 2)
@@ -506,10 +505,7 @@ async def _hold_until(roles: LeaseRoleScheduler, role: str, stop: asyncio.Event)
         await stop.wait()
 
 
-async def _until(check: Callable[[], bool], timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.1)
+_until = functools.partial(until, timeout=30, interval=0.1)
 
 
 def _held_by(api: client.ApiClient, role: str, identity: str) -> bool:
@@ -529,7 +525,7 @@ async def test_two_counts_started_together_never_hold_at_once(kubeconfig: str) -
 
 
 async def _race(kubeconfig: str) -> None:
-    workflow = unique("race")
+    workflow = unique("test-race")
     one, two = scheduler(kubeconfig), scheduler(kubeconfig)
     (one_role,) = _fenced(one, workflow, 1)
     two_role = _fenced(two, workflow, 2)[0]

@@ -18,6 +18,7 @@ from conveyor.adapters.postgres import PostgresRecordStore, PostgresTimeoutStore
 from conveyor.errors import RecordNotFound, SchemaNotMigrated, ServiceUnavailable, VersionConflict
 from conveyor.testing.conformance import Adapters, RecordStoreSuite, TimeoutStoreSuite, WorkflowSuite
 from conveyor.testing.conformance._support import new_record
+from tests.helpers import empty_database
 
 
 class TestPostgresRecordStore(RecordStoreSuite):
@@ -52,20 +53,13 @@ async def test_migrations_are_idempotent(pg_dsn: str) -> None:
 
 
 async def test_a_database_without_the_schema_is_refused(pg_dsn: str) -> None:
-    name = f"conveyor_empty_{uuid.uuid4().hex[:8]}"
-    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
-        await conn.execute(f"CREATE DATABASE {name}")
-    empty = pg_dsn.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with empty_database(pg_dsn, "conveyor_empty") as empty:
         with pytest.raises(SchemaNotMigrated, match="conveyor db migrate"):
             await PostgresRecordStore(empty).open()
         assert await migrate(empty) == ["0001_runs_outbox_timeouts", "0002_runs_by_foreign_id"]
         store = PostgresRecordStore(empty)
         await store.open()
         await store.close()
-    finally:
-        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
-            await conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 async def test_an_unreachable_server_is_named_without_its_password() -> None:

@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 
+from tests.helpers import CACHE, ROOT
 from tests.services import unavailable
 
-ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "conveyor"
-CACHE = Path(os.environ.get("CONVEYOR_CACHE", Path.home() / ".cache" / "conveyor"))
 
 Render = Callable[..., list[dict[str, Any]]]
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from conveyor.cli import cli
+from tests.helpers import CONVEYOR, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "examples" / "order_processing")
 
 
@@ -53,8 +51,7 @@ def test_bad_entrypoints_exit_2_naming_the_problem() -> None:
 
 
 def test_the_installed_script_runs() -> None:
-    script = Path(sys.executable).parent / "conveyor"
-    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    result = subprocess.run([str(CONVEYOR), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     for command in ("demo", "graph", "db", "worker"):
         assert command in result.stdout

@@ -4,28 +4,20 @@ adapter)."""
 from __future__ import annotations
 
 import json
-import uuid
 
-import psycopg
 from click.testing import CliRunner
 
 from conveyor.cli import cli
+from tests.helpers import empty_database
 
 
 def test_migrate_reports_what_it_applied_as_json(pg_dsn: str) -> None:
-    name = f"conveyor_cli_migrate_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        empty = pg_dsn.rsplit("/", 1)[0] + f"/{name}"
+    with empty_database(pg_dsn, "conveyor_cli_migrate") as empty:
         first = CliRunner().invoke(cli, ["db", "migrate", "--dsn", empty, "--output", "json"])
         assert first.exit_code == 0, first.stderr
         assert json.loads(first.stdout) == {"applied": ["0001_runs_outbox_timeouts", "0002_runs_by_foreign_id"]}
         again = CliRunner().invoke(cli, ["db", "migrate", "--dsn", empty, "-o", "json"])
         assert json.loads(again.stdout) == {"applied": []}
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def test_an_unreachable_database_exits_1_and_bad_usage_2() -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +26,9 @@ from conveyor.adapters.postgres import PostgresRecordStore
 from conveyor.cli import _runs as runs_module
 from conveyor.cli import cli
 from tests.cli.runs_app import NAME, Parcel, ParcelStatus
+from tests.helpers import CLI_APPS, CONVEYOR, empty_database
 
-HERE = Path(__file__).resolve().parent
-ENTRYPOINT = ["--entrypoint", "runs_app:builder", "--path", str(HERE)]
-CONVEYOR = Path(sys.executable).parent / "conveyor"
+ENTRYPOINT = ["--entrypoint", "runs_app:builder", "--path", str(CLI_APPS)]
 
 
 class Runs:
@@ -544,17 +542,10 @@ def test_a_malformed_dsn_exits_1_and_an_empty_one_2() -> None:
 
 
 def test_a_database_without_the_schema_exits_1_saying_to_migrate(pg_dsn: str) -> None:
-    name = f"conveyor_cli_empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        empty = pg_dsn.rsplit("/", 1)[0] + f"/{name}"
+    with empty_database(pg_dsn, "conveyor_cli_empty") as empty:
         result = CliRunner().invoke(cli, ["runs", "list", "--dsn", empty])
         assert result.exit_code == 1
         assert "run `conveyor db migrate`" in result.stderr
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 # --- the installed script ------------------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,30 +30,17 @@ from conveyor.cli._manifest import ManifestError, apply, parse_duration, parse_s
 from conveyor.cli._worker import choose_roles
 from tests.adapters.tcp_proxy import TcpProxy
 from tests.cli.worker_app import Ticket, TicketStatus, make
+from tests.helpers import CLI_APPS, CONVEYOR, WORKER_MANIFEST, WORKER_PARTITIONS, free_port, scrape
 
-HERE = Path(__file__).resolve().parent
-SCRIPT = Path(sys.executable).parent / "conveyor"
-MANIFEST: dict[str, dict[str, Any]] = {
-    "OPENED": {"parallelCount": 1, "errBackOff": "200ms"},
-    "TRIAGED": {"parallelCount": 1},
-}
-PARTITIONS = 3
 NAMESPACE = "default"
 
 
-def invoke(*args: str, steps: object = MANIFEST) -> Any:
-    base = ["worker", "worker_app:builder", "--path", str(HERE), "--dsn", "postgresql://nobody@127.0.0.1:1/x"]
+def invoke(*args: str, steps: object = WORKER_MANIFEST) -> Any:
+    base = ["worker", "worker_app:builder", "--path", str(CLI_APPS), "--dsn", "postgresql://nobody@127.0.0.1:1/x"]
     base += ["--kafka", "127.0.0.1:1", "--port", str(free_port())]
     if steps is not None:
         base += ["--steps", steps if isinstance(steps, str) else json.dumps(steps)]
     return CliRunner().invoke(cli, [*base, *args])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # -- the manifest against the code, and bad arguments (no service needed) -------------------------------------------
@@ -171,7 +156,7 @@ def test_an_unreachable_database_exits_1_naming_it_with_the_password_masked() ->
             "worker",
             "worker_app:builder",
             "--path",
-            str(HERE),
+            str(CLI_APPS),
             "--system",
             "--dsn",
             "postgresql://conveyor:s3cret@127.0.0.1:1/conveyor",
@@ -248,14 +233,14 @@ class Worker:
         identity: str,
         role: list[str],
         log_dir: Path,
-        steps: dict[str, Any] = MANIFEST,
+        steps: dict[str, Any] = WORKER_MANIFEST,
         lease_seconds: int = 3,
     ) -> None:
         self.identity = identity
         self.port = free_port()
         self.log = log_dir / f"worker-{identity}.log"
-        args = [str(SCRIPT), "worker", "worker_app:builder", "--path", str(HERE), *role]
-        args += ["--steps", json.dumps(steps), "--partitions", str(PARTITIONS), "--namespace", NAMESPACE]
+        args = [str(CONVEYOR), "worker", "worker_app:builder", "--path", str(CLI_APPS), *role]
+        args += ["--steps", json.dumps(steps), "--partitions", str(WORKER_PARTITIONS), "--namespace", NAMESPACE]
         args += ["--lease-duration", str(lease_seconds), "--host", "127.0.0.1", "--port", str(self.port)]
         # As the operator's pods do: the identity from the downward API's POD_NAME.
         env = {**env, "POD_NAME": identity}
@@ -320,7 +305,7 @@ def app(pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, tmp_path: Path) -> I
     started: list[Worker] = []
 
     def start(
-        identity: str, *role: str, steps: dict[str, Any] = MANIFEST, lease_seconds: int = 3, **extra: str
+        identity: str, *role: str, steps: dict[str, Any] = WORKER_MANIFEST, lease_seconds: int = 3, **extra: str
     ) -> Worker:
         worker = Worker({**env, **extra}, identity, list(role), tmp_path, steps, lease_seconds)
         started.append(worker)
@@ -338,7 +323,9 @@ async def client(app: dict[str, Any]) -> AsyncIterator[Workflow[Ticket, TicketSt
     from conveyor.adapters.postgres import PostgresRecordStore
 
     wf = make(app["name"]).build(
-        KafkaStreamer(app["kafka"], partitions=PARTITIONS), PostgresRecordStore(app["dsn"]), MemoryRoleScheduler()
+        KafkaStreamer(app["kafka"], partitions=WORKER_PARTITIONS),
+        PostgresRecordStore(app["dsn"]),
+        MemoryRoleScheduler(),
     )
     await wf.run(roles=())
     yield wf
@@ -546,17 +533,6 @@ async def test_sigterm_lets_the_current_event_finish(
     assert code == 0, system.output()
 
 
-def scrape(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """A /metrics page parsed as Prometheus parses it: series name -> sorted labels -> value."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            found.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
-    return found
-
-
 def series(page: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str) -> float | None:
     return page.get(name, {}).get(tuple(sorted(labels.items())))
 
@@ -618,7 +594,7 @@ async def test_the_workers_metrics_endpoint_serves_the_references_metrics_for_wh
 
 
 def shards_of(count: int) -> dict[str, Any]:
-    return {**MANIFEST, "OPENED": {**MANIFEST["OPENED"], "parallelCount": count}}
+    return {**WORKER_MANIFEST, "OPENED": {**WORKER_MANIFEST["OPENED"], "parallelCount": count}}
 
 
 async def started_shards(app: dict[str, Any], prefix: str, count: int, lease_seconds: int = 3) -> list[Worker]:
@@ -628,20 +604,6 @@ async def started_shards(app: dict[str, Any], prefix: str, count: int, lease_sec
         )
         for k in range(1, count + 1)
     ]
-
-
-async def wait_fenced(worker: Worker, old_count: int, timeout: float = 30) -> str:
-    """Until the worker says it waits for the old count's shards; what it says."""
-    await worker.wait_answering(timeout)
-    deadline = time.monotonic() + timeout
-    while True:
-        status, text = await worker.get("/readyz")
-        if text.startswith(f"waiting for shards of n={old_count} to stop"):
-            assert status == 503
-            return text
-        assert status != 200, f"{worker.identity} became ready while shards of n={old_count} run:\n{worker.output()}"
-        assert time.monotonic() < deadline, f"{worker.identity} never waited for the fence: {text}\n{worker.output()}"
-        await asyncio.sleep(0.1)
 
 
 async def test_shards_of_a_new_count_wait_for_the_old_ones_to_stop_then_take_over(
@@ -655,7 +617,7 @@ async def test_shards_of_a_new_count_wait_for_the_old_ones_to_stop_then_take_ove
 
     new = await started_shards(app, "new", 3)
     for k, worker in enumerate(new, start=1):
-        said = await wait_fenced(worker, 2)
+        said = await wait_said(worker, "waiting for shards of n=2 to stop")
         assert said == f"waiting for shards of n=2 to stop (role {step_role(name, 1, k, 3)})\n"
     # Runs triggered now are the old count's alone: the new workers hold nothing and consume nothing.
     before = [await client.trigger(f"before-{i}") for i in range(6)]
@@ -690,7 +652,7 @@ async def test_after_a_sigkill_the_new_count_waits_for_the_old_leases_to_expire(
     for worker in (system, *old):
         await worker.wait_ready()
     new = await started_shards(app, "new", 1, lease_seconds=8)
-    await wait_fenced(new[0], 2)
+    await wait_said(new[0], "waiting for shards of n=2 to stop")
 
     for worker in old:
         worker.kill()  # SIGKILL: nothing is released

@@ -5,30 +5,21 @@ passwords)."""
 from __future__ import annotations
 
 import json
-import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from conveyor.cli import cli
+from tests.helpers import CLI_APPS, free_port
 
-HERE = Path(__file__).resolve().parent
 STEPS = json.dumps({"OPENED": {"parallelCount": 1}, "TRIAGED": {"parallelCount": 1}})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def invoke(
     *args: str, dsn: str = "postgresql://nobody@127.0.0.1:1/x", kafka: str = "127.0.0.1:1", **env: str
 ) -> Result:
-    base = ["worker", "worker_app:builder", "--path", str(HERE), "--system", "--steps", STEPS]
+    base = ["worker", "worker_app:builder", "--path", str(CLI_APPS), "--system", "--steps", STEPS]
     base += ["--dsn", dsn, "--kafka", kafka, "--host", "127.0.0.1", "--port", str(free_port())]
     return CliRunner().invoke(cli, [*base, *args], env=env)
 

@@ -24,10 +24,20 @@ from conveyor import RunState, Workflow
 from conveyor.adapters.memory import MemoryRoleScheduler
 from conveyor.cli._worker import step_roles
 from conveyor.errors import RecordNotFound
-from tests.cli.test_worker import HERE, MANIFEST, PARTITIONS, SCRIPT, free_port
 from tests.cli.worker_app import Ticket, TicketStatus, make
+from tests.helpers import (
+    CLI_APPS,
+    CONVEYOR,
+    GROUP,
+    VERSION,
+    WORKER_MANIFEST,
+    WORKER_PARTITIONS,
+    eventually,
+    free_port,
+    workflow,
+)
 
-GROUP, VERSION, PLURAL = "conveyor.dev", "v1alpha1", "workflowruns"
+PLURAL = "workflowruns"
 
 
 class Harness:
@@ -45,8 +55,15 @@ class Harness:
 
     def start_system(self, identity: str) -> subprocess.Popen[bytes]:
         log = self.log_dir / f"system-{identity}.log"
-        args = [str(SCRIPT), "worker", "worker_app:builder", "--path", str(HERE), "--system"]
-        args += ["--steps", json.dumps(MANIFEST), "--partitions", str(PARTITIONS), "--lease-duration", "3"]
+        args = [str(CONVEYOR), "worker", "worker_app:builder", "--path", str(CLI_APPS), "--system"]
+        args += [
+            "--steps",
+            json.dumps(WORKER_MANIFEST),
+            "--partitions",
+            str(WORKER_PARTITIONS),
+            "--lease-duration",
+            "3",
+        ]
         args += ["--host", "127.0.0.1", "--port", str(free_port())]
         with log.open("w") as out:
             process = subprocess.Popen(
@@ -63,7 +80,7 @@ class Harness:
         from conveyor.adapters.postgres import PostgresRecordStore
 
         wf = make(self.name).build(
-            KafkaStreamer(self.env["CONVEYOR_KAFKA"], partitions=PARTITIONS),
+            KafkaStreamer(self.env["CONVEYOR_KAFKA"], partitions=WORKER_PARTITIONS),
             PostgresRecordStore(self.env["CONVEYOR_PG_DSN"]),
             MemoryRoleScheduler(),
         )
@@ -297,8 +314,6 @@ async def test_a_finished_workflowrun_is_deleted_after_its_ttl(runs: Harness) ->
 def test_a_workflowrun_of_an_unknown_workflow_is_marked_by_the_operator(
     api: client.ApiClient, namespace: str, operator: None
 ) -> None:
-    from tests.operator.helpers import eventually
-
     custom = client.CustomObjectsApi(api)
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -326,7 +341,6 @@ async def test_the_system_worker_publishes_the_graph_and_the_operator_keeps_it(
     runs: Harness, api: client.ApiClient, operator: None
 ) -> None:
     from conveyor._engine.visualise import mermaid
-    from tests.operator.helpers import workflow
 
     steps = {"OPENED": {"parallelCount": 1}, "TRIAGED": {"parallelCount": 1}}
     await asyncio.to_thread(

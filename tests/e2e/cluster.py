@@ -24,9 +24,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.operator.helpers import GROUP, VERSION
+from tests.helpers import GROUP, ROOT, VERSION
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "order_processing"
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 WORKFLOW_LABEL = "conveyor.dev/workflow"

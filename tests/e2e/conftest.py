@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.cluster import ARTIFACTS, ROOT, Cluster, environment, wait
+from tests.e2e.cluster import ARTIFACTS, Cluster, environment, wait
+from tests.helpers import ROOT
 from tests.services import unavailable
 
 KIND_CLUSTER = "conveyor-e2e"

@@ -35,7 +35,7 @@ from tests.e2e.cluster import (
     pod_status,
     wait,
 )
-from tests.operator.helpers import GROUP, VERSION
+from tests.helpers import GROUP, VERSION
 
 NAME = "order-processing"
 TIMEOUT = 300.0

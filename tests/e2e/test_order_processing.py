@@ -32,7 +32,7 @@ from tests.e2e.cluster import (
     wait,
 )
 from tests.e2e.outcomes import example, outcomes, sample_objects
-from tests.operator.helpers import GROUP, VERSION
+from tests.helpers import GROUP, VERSION
 
 NAME = "order-processing"
 READY_TIMEOUT = 300.0  # a reshard on 2 cores: the old shards stop, the new pods start and take their Leases

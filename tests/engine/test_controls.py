@@ -13,12 +13,7 @@ from conveyor.errors import InvalidInput, InvalidTransition, RecordNotFound
 from conveyor.testing import FakeClock
 from tests.conftest import Start
 from tests.engine._orders import Order, Status
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.002)
+from tests.helpers import until
 
 
 async def state_of(wf: Workflow[Order, Status], run_id: str, state: RunState) -> Run[Order, Status]:
@@ -90,7 +85,7 @@ async def test_delete_data_scrubs_the_object(start: Start) -> None:
     assert (await wf.store.lookup(run_id)).object is None
     # Deleting again is allowed (DATA_DELETED -> REQUESTED_DATA_DELETED -> DATA_DELETED).
     await wf.delete_data(run_id)
-    await eventually(lambda: True)
+    await until(lambda: True)
     await state_of(wf, run_id, RunState.DATA_DELETED)
 
 
@@ -142,7 +137,7 @@ async def test_hooks_run_once_per_state_change(start: Start) -> None:
     await wf.wait_for("c", done, Status.PAID, timeout=5)
     await state_of(wf, paused, RunState.PAUSED)
     await wf.cancel(paused, "bye")
-    await eventually(lambda: len(seen) == 3)
+    await until(lambda: len(seen) == 3)
     await asyncio.sleep(0.05)
     assert sorted(seen) == sorted(
         [

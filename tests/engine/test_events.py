@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,12 +15,6 @@ from conveyor.errors import InvalidInput, InvalidStatus
 from conveyor.testing import FakeClock, await_timeout_insert, trigger_callback_on
 from tests.conftest import Memory, Start
 from tests.engine._orders import Order, Status
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.002)
 
 
 def shipping(name: str) -> Builder[Order, Status]:

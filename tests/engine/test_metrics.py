@@ -6,7 +6,6 @@ Every test uses a workflow name of its own: the registry is the process's, share
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from conveyor._engine import metrics
 from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
 from conveyor.testing import FakeClock
 from tests.engine._orders import Order, Status
+from tests.helpers import unique, until
 
 LAG = "workflow_process_lag_seconds"
 LAG_ALERT = "workflow_process_lag_alert"
@@ -34,16 +34,6 @@ IDLE, RUNNING, SHUTDOWN = 3.0, 2.0, 1.0
 
 def sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.002)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class Env:
@@ -194,7 +184,7 @@ async def test_the_outbox_relay_alerts_after_its_own_threshold_of_one_minute(env
     assert sample(LAG, workflow_name=name, process_name="outbox-consumer") == 3600
     assert sample(LAG_ALERT, workflow_name=name, process_name="outbox-consumer") == 1
     # Two events go out (CREATED, then PAID's completion, published after the run is stored), each observed once.
-    await eventually(lambda: sample(f"{LATENCY}_count", workflow_name=name, process_name="outbox-consumer") == 2)
+    await until(lambda: sample(f"{LATENCY}_count", workflow_name=name, process_name="outbox-consumer") == 2)
 
 
 async def test_the_paused_run_retry_alerts_after_three_times_its_wait(env: Env) -> None:
@@ -208,7 +198,7 @@ async def test_the_paused_run_retry_alerts_after_three_times_its_wait(env: Env) 
     run_id = await wf.trigger("o")
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
     # The completion (not a pause) reaches the retry consumer: its lag is taken, then it is filtered out.
-    await eventually(
+    await until(
         lambda: sample(f"{SKIPPED}_total", workflow_name=name, process_name=process, reason="filtered out") == 1
     )
     assert sample(LAG, workflow_name=name, process_name=process) == 100
@@ -223,12 +213,12 @@ async def test_process_states_and_role_held_follow_the_role(env: Env) -> None:
     paid_role = f"{name}-2-consumer-1-of-1"
     async with env.roles.hold(paid_role):  # someone else holds the PAID step's role
         wf = await env.start(b)
-        await eventually(lambda: sample(STATES, workflow_name=name, process_name="created-consumer-1-of-1") == RUNNING)
+        await until(lambda: sample(STATES, workflow_name=name, process_name="created-consumer-1-of-1") == RUNNING)
         assert sample(ROLE_HELD, workflow_name=name, role=f"{name}-1-consumer-1-of-1") == 1
         assert sample(STATES, workflow_name=name, process_name="paid-consumer-1-of-1") == IDLE
         assert sample(ROLE_HELD, workflow_name=name, role=paid_role) == 0  # waiting: a standby shows 0
         assert wf.states()["paid-consumer-1-of-1"] == "Idle"
-    await eventually(lambda: sample(ROLE_HELD, workflow_name=name, role=paid_role) == 1)
+    await until(lambda: sample(ROLE_HELD, workflow_name=name, role=paid_role) == 1)
     assert sample(STATES, workflow_name=name, process_name="paid-consumer-1-of-1") == RUNNING
 
     await wf.stop(grace=1)
@@ -273,8 +263,8 @@ async def test_each_failed_attempt_counts_one_error(env: Env) -> None:
         return lambda: sample(f"{ERRORS}_total", **labels) == count
 
     for count in (1, 2):
-        await eventually(errors_counted(count))
-        await eventually(lambda: env.clock.sleeping_until(env.clock.now() + timedelta(seconds=5)) > 0)
+        await until(errors_counted(count))
+        await until(lambda: env.clock.sleeping_until(env.clock.now() + timedelta(seconds=5)) > 0)
         env.clock.advance(5)
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
     assert sample(f"{ERRORS}_total", **labels) == 2
@@ -307,13 +297,13 @@ async def test_skipped_events_are_counted_by_the_references_reasons(env: Env) ->
         await wf.trigger("skip-1")
         later = await wf.trigger("later")
         await wf.pause(later, "hold on")
-    await eventually(lambda: skipped(created, "next value specified skip") == 1)
-    await eventually(lambda: skipped(created, "event record version lower than latest record version") == 1)
+    await until(lambda: skipped(created, "next value specified skip") == 1)
+    await until(lambda: skipped(created, "event record version lower than latest record version") == 1)
 
     # The pause hook's consumer takes the pause and filters out the cancellation.
     hook = {"workflow_name": name, "process_name": "paused-run-state-change-hook-consumer"}
     await wf.cancel(later, "no")
-    await eventually(lambda: skipped(hook, "filtered out") == 1)
+    await until(lambda: skipped(hook, "filtered out") == 1)
 
     # A timeout whose function skips.
     timeout = {"workflow_name": name, "process_name": "paid-timeout-consumer"}
@@ -347,7 +337,7 @@ async def test_run_state_changes_count_previous_and_current_states(env: Env) -> 
     assert changes("Paused", "Cancelled") == 1
     await wf.delete_data(held, "gdpr")
     assert changes("Cancelled", "Requested Data Deleted") == 1
-    await eventually(lambda: changes("Requested Data Deleted", "Data Deleted") == 1)
+    await until(lambda: changes("Requested Data Deleted", "Data Deleted") == 1)
     assert (await wf.get_run(held)).run_state is RunState.DATA_DELETED
 
     done = await wf.trigger("done")
@@ -376,9 +366,9 @@ async def test_a_step_reached_by_handoff_observes_its_latency_too(kafka_bootstra
             await wf.wait_for(f"o{i}", run_id, Status.FULFILLED, timeout=30)
         paid_step = {"workflow_name": name, "process_name": "paid-consumer-1-of-1"}
         # Observed once the step's outcome is committed, which a waiter on the record may see first.
-        await eventually(lambda: sample(f"{LATENCY}_count", **paid_step) == runs, timeout=10)
+        await until(lambda: sample(f"{LATENCY}_count", **paid_step) == runs, timeout=10)
         assert sample(f"{LATENCY}_count", **paid_step) == runs
-        await eventually(lambda: sample(LAG, **paid_step) is not None, timeout=30)
+        await until(lambda: sample(LAG, **paid_step) is not None, timeout=30)
 
 
 def test_a_batch_of_latencies_counts_as_that_many_observations() -> None:

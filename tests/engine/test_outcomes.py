@@ -15,12 +15,7 @@ from conveyor.adapters.base import OutgoingEvent, event_headers, topic
 from conveyor.testing import FakeClock, await_status
 from tests.conftest import Memory, Start
 from tests.engine._orders import Order, Status
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.002)
+from tests.helpers import until
 
 
 def skipped(wf: Workflow[Any, Any], process: str, reason: str) -> float:
@@ -44,7 +39,7 @@ async def test_an_undeclared_status_is_an_error_never_stored(start: Start, clock
     b.add_step(Status.CREATED, wrong, Status.PAID).with_options(err_backoff=timedelta(seconds=30))
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
-    await eventually(lambda: calls == 1 and backing_off(clock, 30))
+    await until(lambda: calls == 1 and backing_off(clock, 30))
     assert [h.status for h in await wf.history(run_id)] == [Status.CREATED]
     clock.advance(timedelta(seconds=29))
     await asyncio.sleep(0.05)
@@ -68,7 +63,7 @@ async def test_none_is_an_error(start: Start, clock: FakeClock) -> None:
     b.add_step(Status.CREATED, forgot, Status.PAID).with_options(err_backoff=timedelta(seconds=1))
     wf = await start(b, clock=clock)
     run_id = await wf.trigger("o")
-    await eventually(lambda: calls == 1 and backing_off(clock, 1))
+    await until(lambda: calls == 1 and backing_off(clock, 1))
     clock.advance(1)
     await wf.wait_for("o", run_id, Status.PAID, timeout=5)
 
@@ -94,22 +89,22 @@ async def test_pause_after_err_count_then_reset_as_the_reference(start: Start, c
     wf = await start(b, clock=clock, pause_retry=None)
     run_id = await wf.trigger("o")
     for n in (1, 2):
-        await eventually(attempted_and_backing_off(n))
+        await until(attempted_and_backing_off(n))
         clock.advance(5)
-    await eventually(lambda: attempts == 3)
+    await until(lambda: attempts == 3)
     await await_status(wf, "o", Status.CREATED)
-    await eventually(lambda: wf._rt.errors._counts == {})
+    await until(lambda: wf._rt.errors._counts == {})
     run = await wf.get_run(run_id)
     assert run.run_state is RunState.PAUSED
     assert run.meta.run_state_reason == AUTO_PAUSE_REASON
     # The counter started again: after a resume it takes three more errors to pause.
     await wf.resume(run_id)
     for n in (4, 5):
-        await eventually(attempted_and_backing_off(n))
+        await until(attempted_and_backing_off(n))
         assert (await wf.get_run(run_id)).run_state is RunState.RUNNING
         clock.advance(5)
-    await eventually(lambda: attempts == 6)
-    await eventually(lambda: wf._rt.errors._counts == {})
+    await until(lambda: attempts == 6)
+    await until(lambda: wf._rt.errors._counts == {})
     assert (await wf.get_run(run_id)).run_state is RunState.PAUSED
     fail = False
     await wf.resume(run_id)
@@ -128,7 +123,7 @@ async def test_skip_stores_nothing(start: Start) -> None:
     wf = await start(b)
     run_id = await wf.trigger("o")
     await asyncio.wait_for(seen.wait(), 5)
-    await eventually(lambda: skipped(wf, "created-consumer-1-of-1", "next value specified skip") == 1)
+    await until(lambda: skipped(wf, "created-consumer-1-of-1", "next value specified skip") == 1)
     assert len(await wf.history(run_id)) == 1
 
 
@@ -137,7 +132,7 @@ async def test_zero_status_skips_as_in_the_reference(start: Start) -> None:
     b.add_step(Status.CREATED, lambda run: 0, Status.PAID)  # type: ignore[arg-type,return-value]
     wf = await start(b)
     run_id = await wf.trigger("o")
-    await eventually(lambda: skipped(wf, "created-consumer-1-of-1", "next value specified skip") == 1)
+    await until(lambda: skipped(wf, "created-consumer-1-of-1", "next value specified skip") == 1)
     assert len(await wf.history(run_id)) == 1
 
 
@@ -208,7 +203,7 @@ async def test_duplicate_and_stale_events_are_acknowledged_and_skipped(start: St
     first_record.meta = dataclasses.replace(first_record.meta, version=first.meta.version)
     event = OutgoingEvent(foreign_id="o", type=int(Status.CREATED), headers=event_headers(first_record))
     await sender.send([event, event])
-    await eventually(
+    await until(
         lambda: skipped(wf, "created-consumer-1-of-1", "event record version lower than latest record version") == 2
     )
     assert calls == 1
@@ -231,7 +226,7 @@ async def test_a_late_outcome_never_resurrects_a_paused_run(start: Start) -> Non
     await asyncio.wait_for(entered.wait(), 5)
     await wf.pause(run_id, "operator says stop")
     release.set()
-    await eventually(lambda: skipped(wf, "created-consumer-1-of-1", "outcome discarded: run changed meanwhile") == 1)
+    await until(lambda: skipped(wf, "created-consumer-1-of-1", "outcome discarded: run changed meanwhile") == 1)
     run = await wf.get_run(run_id)
     assert run.run_state is RunState.PAUSED
     assert run.status is Status.CREATED and not run.object.paid
@@ -262,6 +257,6 @@ async def test_a_cancelled_run_is_not_processed(start: Start) -> None:
     await wf.pause(run_id)
     await wf.cancel(run_id, "customer left")
     gate.set()
-    await eventually(lambda: skipped(wf, "created-consumer-1-of-1", "outcome discarded: run changed meanwhile") >= 1)
+    await until(lambda: skipped(wf, "created-consumer-1-of-1", "outcome discarded: run changed meanwhile") >= 1)
     assert calls == 0
     assert (await wf.get_run(run_id)).run_state is RunState.CANCELLED

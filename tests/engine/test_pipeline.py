@@ -4,9 +4,6 @@ acknowledgements never pass an event that is not finished (a failing one holds b
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 
 import pytest
 
@@ -15,39 +12,7 @@ from conveyor._core.records import Event
 from conveyor._engine.pipeline import Pipeline
 from tests.conftest import Start
 from tests.engine._orders import Order, Status
-
-
-class Receiver:
-    """A receiver over a fixed list of events that records what is acknowledged."""
-
-    def __init__(self, foreign_ids: list[str]) -> None:
-        at = datetime.now(UTC)
-        self.events = [Event(i + 1, fid, 1, {}, at) for i, fid in enumerate(foreign_ids)]
-        self.position = 0
-        self.acked: list[int] = []
-
-    async def recv(self) -> Event:
-        if self.position == len(self.events):
-            await asyncio.Event().wait()
-        self.position += 1
-        return self.events[self.position - 1]
-
-    async def ack(self, event: Event) -> None:
-        self.acked.append(event.id)
-
-    async def close(self) -> None:
-        return None
-
-
-@contextlib.asynccontextmanager
-async def no_drain() -> AsyncIterator[None]:
-    yield
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.001)
+from tests.helpers import Receiver, no_drain, until
 
 
 async def test_foreign_ids_keep_their_order_while_others_overlap() -> None:
@@ -68,7 +33,7 @@ async def test_foreign_ids_keep_their_order_while_others_overlap() -> None:
     pipeline = Pipeline(receiver, work, 64, no_drain)
     task = asyncio.ensure_future(pipeline.run())
     try:
-        await eventually(lambda: len(receiver.acked) == 6)
+        await until(lambda: len(receiver.acked) == 6)
     finally:
         task.cancel()
         await pipeline.close()
@@ -92,11 +57,11 @@ async def test_a_failing_event_holds_back_acks_and_its_foreign_id_until_it_succe
     pipeline = Pipeline(receiver, work, 64, no_drain)
     task = asyncio.ensure_future(pipeline.run())
     try:
-        await eventually(lambda: done == [1, 3, 4])
+        await until(lambda: done == [1, 3, 4])
         await asyncio.sleep(0.02)
         assert receiver.acked == [1]  # 3 and 4 are done, but 2 is not: nothing past it
         fail = False
-        await eventually(lambda: receiver.acked == [1, 2, 3, 4])
+        await until(lambda: receiver.acked == [1, 2, 3, 4])
     finally:
         task.cancel()
         await pipeline.close()
@@ -115,11 +80,11 @@ async def test_the_window_bounds_unacknowledged_events() -> None:
     pipeline = Pipeline(receiver, work, 3, no_drain)
     task = asyncio.ensure_future(pipeline.run())
     try:
-        await eventually(lambda: len(started) == 3)
+        await until(lambda: len(started) == 3)
         await asyncio.sleep(0.02)
         assert receiver.position == 3 and receiver.acked == []
         release.set()
-        await eventually(lambda: len(receiver.acked) == 10)
+        await until(lambda: len(receiver.acked) == 10)
     finally:
         task.cancel()
         await pipeline.close()

@@ -7,7 +7,7 @@ import asyncio
 
 from conveyor._core.records import Event
 from conveyor._engine.pipeline import Pipeline
-from tests.engine.test_pipeline import Receiver, eventually, no_drain
+from tests.helpers import Receiver, no_drain, until
 
 
 async def test_done_events_are_acknowledged_in_order_without_handling() -> None:
@@ -24,11 +24,11 @@ async def test_done_events_are_acknowledged_in_order_without_handling() -> None:
     pipeline = Pipeline(receiver, work, 8, no_drain, lambda e: e.foreign_id in done)
     task = asyncio.ensure_future(pipeline.run())
     try:
-        await eventually(lambda: sorted(handled) == ["a", "c", "e"])
+        await until(lambda: sorted(handled) == ["a", "c", "e"])
         await asyncio.sleep(0.01)
         assert receiver.acked == []  # b and d are done, but a (received before them) is not
         release.set()
-        await eventually(lambda: receiver.acked == [1, 2, 3, 4, 5])
+        await until(lambda: receiver.acked == [1, 2, 3, 4, 5])
         assert sorted(handled) == ["a", "c", "e"]  # b and d were never handled
     finally:
         task.cancel()
@@ -50,11 +50,11 @@ async def test_a_done_event_behind_its_foreign_ids_unfinished_event_is_handled_i
     pipeline = Pipeline(receiver, work, 8, no_drain, lambda e: e.id in (2, 3))
     task = asyncio.ensure_future(pipeline.run())
     try:
-        await eventually(lambda: receiver.position == 3)
+        await until(lambda: receiver.position == 3)
         await asyncio.sleep(0.01)
         assert handled == [1] and receiver.acked == []
         release.set()
-        await eventually(lambda: receiver.acked == [1, 2, 3])
+        await until(lambda: receiver.acked == [1, 2, 3])
         assert handled == [1, 2]  # 3 (alone for b) was skipped; 2 went through its handler after 1
     finally:
         task.cancel()
@@ -72,11 +72,11 @@ async def test_done_events_hold_their_window_slot_until_acknowledged() -> None:
     pipeline = Pipeline(receiver, work, 2, no_drain, lambda e: e.foreign_id != "a")
     task = asyncio.ensure_future(pipeline.run())
     try:
-        await eventually(lambda: receiver.position == 2)
+        await until(lambda: receiver.position == 2)
         await asyncio.sleep(0.01)
         assert receiver.position == 2  # a unfinished and b unacknowledged fill the window of 2
         release.set()
-        await eventually(lambda: receiver.acked == [1, 2, 3, 4])
+        await until(lambda: receiver.acked == [1, 2, 3, 4])
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
 from tests.services import unavailable
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "image.sh"
 VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
 

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from conveyor import RunState
 from conveyor.adapters.postgres import PostgresRecordStore
+from tests.helpers import ROOT
 from tests.integration.worker import Leg, adapters, builder
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("CONVEYOR_CACHE", Path.home() / ".cache" / "conveyor"))
 RUNS = 1000
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.chaos import ROOT, survive
-from tests.services import unavailable
+from tests.integration.chaos import survive
+from tests.services import restartable_kube
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.slow
 async def test_an_api_server_restart_mid_run_loses_nothing_and_repeats_nothing(
     pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, tmp_path: Path
 ) -> None:
-    script = ["bash", str(ROOT / "scripts" / "kube.sh")]
-    status = subprocess.run([*script, "status"], capture_output=True, text=True, check=False)
-    if status.returncode != 0 or kubeconfig not in status.stdout:
-        unavailable("the API server under test was not started by scripts/kube.sh, so this test cannot restart it")
+    script = restartable_kube(kubeconfig)
 
     async def restart() -> None:
         await asyncio.to_thread(subprocess.run, [*script, "restart-apiserver"], check=True, capture_output=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from conveyor.adapters.postgres import migrate
-from tests.integration.chaos import CACHE, Service, survive
+from tests.helpers import CACHE
+from tests.integration.chaos import Service, survive
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +15,7 @@ import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependenci
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.operator.helpers import eventually
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import CACHE, ROOT, eventually
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +62,7 @@ def namespace(api: client.ApiClient, crds: list[dict[str, Any]]) -> Iterator[str
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: str) -> Callable[..., list[str]]:
     """argv of kubectl on the test cluster: the one scripts/kube.sh built, else the one on PATH."""
-    cache = Path(os.environ.get("CONVEYOR_CACHE") or Path.home() / ".cache" / "conveyor")
-    built = sorted((cache / "kube").glob("bin-*/kubectl"))
+    built = sorted((CACHE / "kube").glob("bin-*/kubectl"))
     found = str(built[-1]) if built else shutil.which("kubectl")
     if found is None:
         pytest.fail("no kubectl: scripts/kube.sh builds one")

@@ -15,7 +15,7 @@ from kubernetes import client
 from conveyor_operator._deployments import desired_deployments
 from conveyor_operator._models import WorkflowSpec
 from conveyor_operator._status import Problem, pod_problem
-from tests.operator.helpers import GROUP, VERSION, eventually, workflow
+from tests.helpers import GROUP, VERSION, eventually, workflow
 
 MESSAGE = (
     "the manifest's steps do not match the code of workflow 'mismatch': only in the manifest: SHIPPED (no step in "

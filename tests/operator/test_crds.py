@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from conveyor_operator.crds import drifted
-from tests.operator.helpers import GROUP, ROOT, VERSION, eventually, workflow
+from tests.helpers import GROUP, ROOT, VERSION, create_custom, eventually, workflow
 
 STEPS = {"CREATED": {"parallelCount": 2}, "PAID": {}}
 
@@ -49,13 +49,9 @@ def test_kubectl_explain_reads_well(kubectl: Callable[..., list[str]], crds: lis
     assert "Paused" in eventually(lambda: explain("cwfr.spec.state"))
 
 
-def _create(api: client.ApiClient, namespace: str, body: dict[str, Any], plural: str = "workflows") -> Any:
-    return client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
-
-
 def _refusal(api: client.ApiClient, namespace: str, body: dict[str, Any], plural: str = "workflows") -> str:
     with pytest.raises(ApiException) as refused:
-        _create(api, namespace, body, plural)
+        create_custom(api, namespace, body, plural)
     assert refused.value.status == 422
     return str(refused.value.body)
 
@@ -111,7 +107,7 @@ def _run(name: str, **spec: Any) -> dict[str, Any]:
 def test_workflow_run_identity_is_immutable_and_cancel_is_final(api: client.ApiClient, namespace: str) -> None:
     objects = client.CustomObjectsApi(api)
     name = f"run-{uuid.uuid4().hex[:6]}"
-    created = _create(api, namespace, _run(name, object={"id": "o-1", "nested": {"any": [1, 2]}}), "workflowruns")
+    created = create_custom(api, namespace, _run(name, object={"id": "o-1", "nested": {"any": [1, 2]}}), "workflowruns")
     assert created["spec"]["state"] == "Running"  # the schema's default
     assert created["spec"]["object"] == {"id": "o-1", "nested": {"any": [1, 2]}}  # opaque: kept as given
 

@@ -11,7 +11,7 @@ import pytest
 from conveyor_operator._deployments import desired_deployments
 from conveyor_operator._models import WorkflowSpec
 from conveyor_operator._names import MAX_DEPLOYMENT_NAME, shard_deployment_name, system_deployment_name
-from tests.operator.helpers import workflow
+from tests.helpers import workflow
 
 
 def _manifest(**spec: Any) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def test_the_example_resharded_fits_a_two_cpu_node_beside_the_control_plane_and_
     terminating (they hold their requests until they are gone)."""
     import yaml  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 
-    from tests.operator.helpers import ROOT
+    from tests.helpers import ROOT
 
     values = yaml.safe_load((ROOT / "charts" / "conveyor" / "values.yaml").read_text())
     operator = values["replicaCount"] * _millicores(values["resources"]["requests"]["cpu"])

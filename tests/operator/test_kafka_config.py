@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from conveyor_operator._deployments import desired_deployments
 from conveyor_operator._models import WorkflowSpec
-from tests.operator.helpers import GROUP, VERSION, workflow
+from tests.helpers import create_custom, workflow
 
 STEPS = {"CREATED": {"parallelCount": 2}, "PAID": {}}
 
@@ -45,13 +45,9 @@ def test_without_a_reference_no_settings_are_passed() -> None:
     assert set(_kafka_config_env(workflow("orders", STEPS)).values()) == {None}
 
 
-def _create(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> Any:
-    return client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", body)
-
-
 def test_the_api_server_keeps_the_reference(api: client.ApiClient, namespace: str) -> None:
     # Kept, not pruned: the field is in the CRD's structural schema.
-    created = _create(api, namespace, _with_config("tls-kafka", {"name": "kafka-client", "key": "config.json"}))
+    created = create_custom(api, namespace, _with_config("tls-kafka", {"name": "kafka-client", "key": "config.json"}))
     assert created["spec"]["streamer"]["configSecretRef"] == {"name": "kafka-client", "key": "config.json"}
 
 
@@ -67,7 +63,7 @@ def test_a_malformed_reference_is_refused_naming_the_field(
     api: client.ApiClient, namespace: str, ref: dict[str, Any], expected: list[str]
 ) -> None:
     with pytest.raises(ApiException) as refused:
-        _create(api, namespace, _with_config("bad-kafka-config", ref))
+        create_custom(api, namespace, _with_config("bad-kafka-config", ref))
     assert refused.value.status == 422
     for part in expected:
         assert part in str(refused.value.body)

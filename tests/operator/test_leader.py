@@ -14,11 +14,12 @@ once as in an uninstall; a Deployment that is missing or may not be read costs a
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from kubernetes import client
 
 from conveyor.errors import ServiceUnavailable
 from conveyor_operator._leader import LeadershipLost, SteppedBack, deployment_owner, lead
-from tests.operator.helpers import GROUP, LEASE_SECONDS, VERSION, Operator, eventually, workflow
+from tests.helpers import GROUP, LEASE_SECONDS, VERSION, Operator, eventually, has_deployments, until, workflow
 
 TAKEOVER_LIMIT = 15.0
 
@@ -51,25 +52,25 @@ def pair(
             each.stop()
 
 
-def holder(api: client.ApiClient, namespace: str, lease: str) -> str | None:
+def read_lease(api: client.ApiClient, namespace: str, lease: str) -> client.V1Lease | None:
+    """The Lease, or None if there is none."""
     try:
-        found = client.CoordinationV1Api(api).read_namespaced_lease(lease, namespace)
+        return client.CoordinationV1Api(api).read_namespaced_lease(lease, namespace)
     except client.exceptions.ApiException as e:
         if e.status == 404:
             return None
         raise
-    return found.spec.holder_identity if found.spec is not None else None
+
+
+def holder(api: client.ApiClient, namespace: str, lease: str) -> str | None:
+    found = read_lease(api, namespace, lease)
+    return found.spec.holder_identity if found is not None and found.spec is not None else None
 
 
 def apply_workflow(api: client.ApiClient, namespace: str, name: str) -> None:
     client.CustomObjectsApi(api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, "workflows", workflow(name, {"CREATED": {"parallelCount": 1}})
     )
-
-
-def has_deployments(api: client.ApiClient, namespace: str, name: str) -> bool:
-    found = client.AppsV1Api(api).list_namespaced_deployment(namespace, label_selector=f"conveyor.dev/workflow={name}")
-    return len(found.items) == 2  # the step's one shard and the system roles'
 
 
 def reconciles(operator: Operator, result: str) -> float:
@@ -161,10 +162,8 @@ LEADER_LOG = "conveyor_operator.leader"
 UNREACHABLE = "kopf has had no answer from the API server for 60s"
 
 
-async def _until(check: Callable[[], bool], timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not await asyncio.to_thread(check):
-            await asyncio.sleep(0.1)
+# Its checks read Leases through the blocking client while `lead` runs in the loop: each look goes on a thread.
+_until = functools.partial(until, timeout=30, interval=0.1, in_thread=True)
 
 
 def _leader_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -357,23 +356,17 @@ def make_deployment(api: client.ApiClient, namespace: str) -> tuple[str, str]:
 
 def lease_owners(api: client.ApiClient, namespace: str, lease: str) -> list[tuple[str, str, str, str]] | None:
     """The Lease's owner references as (apiVersion, kind, name, uid), or None if there is no Lease."""
-    try:
-        found = client.CoordinationV1Api(api).read_namespaced_lease(lease, namespace)
-    except client.exceptions.ApiException as e:
-        if e.status == 404:
-            return None
-        raise
+    found = read_lease(api, namespace, lease)
+    if found is None:
+        return None
     assert found.metadata is not None
     return [(r.api_version, r.kind, r.name, r.uid) for r in found.metadata.owner_references or []]
 
 
 def lease_uid(api: client.ApiClient, namespace: str, lease: str) -> str | None:
-    try:
-        found = client.CoordinationV1Api(api).read_namespaced_lease(lease, namespace)
-    except client.exceptions.ApiException as e:
-        if e.status == 404:
-            return None
-        raise
+    found = read_lease(api, namespace, lease)
+    if found is None:
+        return None
     assert found.metadata is not None
     return found.metadata.uid
 

@@ -15,6 +15,7 @@ import pytest
 
 from conveyor_operator._reach import ApiReach
 from tests.adapters.tcp_proxy import TcpProxy
+from tests.helpers import until
 
 BOUND = 60.0
 
@@ -152,12 +153,6 @@ class InProcessKopf:
         assert self.error is None, repr(self.error)
 
 
-async def _until(check: Callable[[], bool], timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.1)
-
-
 async def test_kopfs_requests_say_whether_it_reaches_the_api_server(
     kubeconfig: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,10 +161,14 @@ async def test_kopfs_requests_say_whether_it_reaches_the_api_server(
         reach = ApiReach(step_back_after=3)
         reach.started()
         with InProcessKopf(namespace, reach):
-            await _until(lambda: reach.readiness() is None, timeout=30)
+            await until(lambda: reach.readiness() is None, timeout=30, interval=0.1)
             assert reach.step_back() is None
             proxy.cut()  # its watches are reset and every new connection is refused
-            await _until(lambda: (reach.readiness() or "").startswith("kopf cannot reach the API server"), timeout=30)
-            await _until(lambda: reach.step_back() is not None, timeout=30)
+            await until(
+                lambda: (reach.readiness() or "").startswith("kopf cannot reach the API server"),
+                timeout=30,
+                interval=0.1,
+            )
+            await until(lambda: reach.step_back() is not None, timeout=30, interval=0.1)
             why = reach.step_back()
             assert why is not None and "Cannot connect to host 127.0.0.1" in why, why

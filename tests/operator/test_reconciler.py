@@ -5,25 +5,14 @@ ready and the Workflow must say Progressing, not fail."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, cast
 
 import pytest
 from kubernetes import client
 
-from tests.operator.helpers import GROUP, VERSION, eventually, workflow
+from tests.helpers import GROUP, VERSION, create_custom, eventually, unique, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def _create(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    # The client types a custom object as `object`; the API server answers with the object's JSON.
-    created = client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", body)
-    return cast(dict[str, Any], created)
 
 
 def _get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
@@ -71,8 +60,8 @@ def _reasons(api: client.ApiClient, namespace: str, name: str) -> list[str]:
 def test_a_workflow_gets_a_deployment_per_shard_and_one_for_its_system_roles(
     api: client.ApiClient, namespace: str
 ) -> None:
-    name = _name("orders")
-    created = _create(
+    name = unique("orders")
+    created = create_custom(
         api, namespace, workflow(name, {"CREATED": {"parallelCount": 2, "replicasPerShard": 2}, "PAID": {}}, debug=True)
     )
     expected = {f"{name}-created-1", f"{name}-created-2", f"{name}-paid-1", f"{name}-system"}
@@ -147,8 +136,8 @@ def test_a_workflow_gets_a_deployment_per_shard_and_one_for_its_system_roles(
 
 
 def test_parallel_count_up_then_down_converges(api: client.ApiClient, namespace: str) -> None:
-    name = _name("scale")
-    _create(api, namespace, workflow(name, {"CREATED": {"parallelCount": 2}}))
+    name = unique("scale")
+    create_custom(api, namespace, workflow(name, {"CREATED": {"parallelCount": 2}}))
     before = eventually(
         lambda: _has(api, namespace, name, {f"{name}-created-1", f"{name}-created-2", f"{name}-system"})
     )
@@ -200,8 +189,8 @@ def _steps_env(deployment: Any) -> str:
 
 
 def test_scaling_one_step_leaves_every_other_deployment_untouched(api: client.ApiClient, namespace: str) -> None:
-    name = _name("one")
-    _create(api, namespace, workflow(name, {"CREATED": {"parallelCount": 2}, "PAID": {}}))
+    name = unique("one")
+    create_custom(api, namespace, workflow(name, {"CREATED": {"parallelCount": 2}, "PAID": {}}))
     before = eventually(
         lambda: _has(
             api, namespace, name, {f"{name}-created-1", f"{name}-created-2", f"{name}-paid-1", f"{name}-system"}
@@ -247,8 +236,8 @@ def test_scaling_one_step_leaves_every_other_deployment_untouched(api: client.Ap
 
 
 def test_a_deleted_shard_deployment_comes_back(api: client.ApiClient, namespace: str) -> None:
-    name = _name("heal")
-    _create(api, namespace, workflow(name, {"PAID": {}}))
+    name = unique("heal")
+    create_custom(api, namespace, workflow(name, {"PAID": {}}))
     expected = {f"{name}-paid-1", f"{name}-system"}
     first = eventually(lambda: _has(api, namespace, name, expected))
     client.AppsV1Api(api).delete_namespaced_deployment(f"{name}-paid-1", namespace)
@@ -261,8 +250,8 @@ def test_a_deleted_shard_deployment_comes_back(api: client.ApiClient, namespace:
 
 
 def test_colliding_step_names_are_degraded_and_create_nothing(api: client.ApiClient, namespace: str) -> None:
-    name = _name("collide")
-    _create(api, namespace, workflow(name, {"PAID": {}, "paid": {}}))
+    name = unique("collide")
+    create_custom(api, namespace, workflow(name, {"PAID": {}, "paid": {}}))
     body = eventually(lambda: _status_for(api, namespace, name, 1))
     degraded = _condition(body, "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "StepNamesCollide")
@@ -287,7 +276,7 @@ def test_colliding_step_names_are_degraded_and_create_nothing(api: client.ApiCli
 
 
 def test_a_name_taken_by_someone_else_is_degraded(api: client.ApiClient, namespace: str) -> None:
-    name = _name("taken")
+    name = unique("taken")
     labels = {"app": "theirs"}
     client.AppsV1Api(api).create_namespaced_deployment(
         namespace,
@@ -303,7 +292,7 @@ def test_a_name_taken_by_someone_else_is_degraded(api: client.ApiClient, namespa
             ),
         ),
     )
-    _create(api, namespace, workflow(name, {"PAID": {}}))
+    create_custom(api, namespace, workflow(name, {"PAID": {}}))
     body = eventually(lambda: _status_for(api, namespace, name, 1))
     assert _condition(body, "Degraded")["reason"] == "NameConflict"
     assert f"{name}-system" in _condition(body, "Degraded")["message"]
@@ -317,8 +306,8 @@ def test_a_name_taken_by_someone_else_is_degraded(api: client.ApiClient, namespa
 def test_deleting_the_workflow_lets_the_garbage_collector_remove_its_deployments(
     api: client.ApiClient, namespace: str
 ) -> None:
-    name = _name("gc")
-    _create(api, namespace, workflow(name, {"CREATED": {"parallelCount": 2}}))
+    name = unique("gc")
+    create_custom(api, namespace, workflow(name, {"CREATED": {"parallelCount": 2}}))
     eventually(lambda: len(_deployments(api, namespace, name)) == 3)
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", name)
     eventually(lambda: _deployments(api, namespace, name) == {}, timeout=30)
@@ -329,8 +318,8 @@ def test_a_rolling_update_deployment_of_an_earlier_operator_becomes_recreate(
 ) -> None:
     # Deployments made before workers used Recreate carry the API server's defaulted rollingUpdate, which an apply
     # alone cannot drop: the operator switches the strategy first.
-    name = _name("upgrade")
-    _create(api, namespace, workflow(name, {"PAID": {}}))
+    name = unique("upgrade")
+    create_custom(api, namespace, workflow(name, {"PAID": {}}))
     eventually(lambda: _has(api, namespace, name, {f"{name}-paid-1", f"{name}-system"}))
     apps = client.AppsV1Api(api)
     apps.patch_namespaced_deployment(

@@ -9,15 +9,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
 
-from tests.operator.helpers import GROUP, VERSION, Operator, eventually, workflow
-from tests.services import unavailable
+from tests.helpers import GROUP, VERSION, Operator, eventually, has_deployments, workflow
+from tests.services import restartable_kube
 
-ROOT = Path(__file__).resolve().parents[2]
 # Long enough that the leader keeps its Lease while the API server is away (a leader that cannot renew would stop
 # and, with no kubelet here to restart it, stay stopped).
 LEASE_SECONDS = 60
@@ -36,18 +34,10 @@ def retried(call: Callable[[], T], timeout: float = 60) -> T:
             time.sleep(0.5)
 
 
-def has_deployments(api: client.ApiClient, namespace: str, name: str) -> bool:
-    found = client.AppsV1Api(api).list_namespaced_deployment(namespace, label_selector=f"conveyor.dev/workflow={name}")
-    return len(found.items) == 2
-
-
 def test_the_operator_keeps_reconciling_across_an_api_server_restart(
     api: client.ApiClient, namespace: str, kubeconfig: str, crds: list[dict[str, Any]]
 ) -> None:
-    script = ["bash", str(ROOT / "scripts" / "kube.sh")]
-    status = subprocess.run([*script, "status"], capture_output=True, text=True, check=False)
-    if status.returncode != 0 or kubeconfig not in status.stdout:
-        unavailable("the API server under test was not started by scripts/kube.sh, so this test cannot restart it")
+    script = restartable_kube(kubeconfig)
     operator = Operator("operator-resilient", namespace, f"leader-{uuid.uuid4().hex[:6]}", kubeconfig, LEASE_SECONDS)
     custom = client.CustomObjectsApi(api)
     try:

@@ -17,7 +17,7 @@ from conveyor_operator._status import (
     worker_problems,
     workflow_status,
 )
-from tests.operator.helpers import workflow
+from tests.helpers import workflow
 
 # What a worker that cannot reach its database leaves as its termination message: the kubelet's fallback to the
 # last lines of its log (FallbackToLogsOnError), the CLI's one-line error last.

@@ -27,7 +27,8 @@ from conveyor._engine.spec import WorkflowSpec
 from conveyor.adapters.memory import MemoryRecordStore
 from conveyor.testing import FakeClock
 from conveyor.ui import make_app
-from tests.services import ROOT, unavailable
+from tests.helpers import ROOT
+from tests.services import unavailable
 
 
 class Parcel(BaseModel):

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from conveyor import RunState
-from tests.services import ROOT
+from tests.helpers import ROOT
 from tests.ui.conftest import UI, Runs, Stage
 
 SHOTS = ROOT / "artifacts" / "screenshots"

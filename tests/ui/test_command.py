@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from conveyor._core.records import Meta, Record
 from conveyor._core.runstate import RunState
 from conveyor.cli import cli
-from tests.services import ROOT
+from tests.helpers import ROOT
 
 PROGRAM = "import sys; from conveyor.cli import main; sys.exit(main())"
 
