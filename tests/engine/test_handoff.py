@@ -1,6 +1,6 @@
 """The in-process handoff's claims: one handler per run at a time in a consumer, an event waits for the handoff of
-its run, a handled version needs no second handling, and nothing is handed off beyond the window, while
-stopping, for a stopped run or to a consumer that does not own the run."""
+its run, a handled version needs no second handling (nor an event that came while its handoff ran), and nothing
+is handed off beyond the window, while stopping, for a stopped run or to a consumer that does not own the run."""
 
 from __future__ import annotations
 
@@ -82,6 +82,23 @@ async def test_a_failed_handoff_leaves_the_version_to_its_event() -> None:
     assert consumer.handled == []
     assert not consumer.target.handled("r1", 2)
     consumer.target.release("r1", claim)
+
+
+async def test_an_event_that_came_during_its_handoff_is_settled_by_it() -> None:
+    consumer = Consumer()
+    assert consumer.target.offer(record("r1", 2))
+    await settle()
+    waiting = asyncio.ensure_future(consumer.target.settled("r1", 2))
+    await settle()
+    assert not waiting.done()  # it waits for the handoff rather than being handled beside it
+    consumer.gate.set()
+    assert await asyncio.wait_for(waiting, 5)  # handled by the handoff: nothing left to do (or to observe)
+    assert not consumer.target.busy("r1")  # and it claimed nothing
+    assert not await consumer.target.settled("r1", 3)  # a newer version is not settled
+
+    consumer.fail = True
+    assert consumer.target.offer(record("r1", 3))
+    assert not await asyncio.wait_for(consumer.target.settled("r1", 3), 5)  # failed: the event handles it
 
 
 async def test_a_claimed_run_is_not_handed_off() -> None:

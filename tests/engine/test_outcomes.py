@@ -4,16 +4,14 @@ and the stale-outcome rule."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from conveyor import Builder, CancelRun, PauseRun, Run, RunState, SaveAndRepeat, Skip, Workflow
 from conveyor._engine.runtime import AUTO_PAUSE_REASON
-from conveyor.adapters.base import OutgoingEvent, event_headers, topic
 from conveyor.testing import FakeClock, await_status
-from tests.conftest import Memory, Start
+from tests.conftest import Start
 from tests.engine._orders import Order, Status
 from tests.helpers import until
 
@@ -179,35 +177,6 @@ async def test_save_and_repeat(start: Start) -> None:
         (Status.CREATED, 2),
         (Status.PAID, 3),
     ]
-
-
-async def test_duplicate_and_stale_events_are_acknowledged_and_skipped(start: Start, memory: Memory) -> None:
-    calls = 0
-
-    async def pay(run: Run[Order, Status]) -> Status:
-        nonlocal calls
-        calls += 1
-        return Status.PAID
-
-    b = Builder("dupes", Order, Status)
-    b.add_step(Status.CREATED, pay, Status.PAID)
-    wf = await start(b)
-    run_id = await wf.trigger("o")
-    await wf.wait_for("o", run_id, Status.PAID, timeout=5)
-    first = (await wf.history(run_id))[0]
-    record = await memory.store.lookup(run_id)
-    sender = await memory.streamer.sender(topic(wf.name, int(Status.CREATED)))
-    # The same event again (at-least-once delivery) and the event of the first version once more.
-    first_record = record.copy()
-    first_record.status, first_record.run_state = int(Status.CREATED), RunState.INITIATED
-    first_record.meta = dataclasses.replace(first_record.meta, version=first.meta.version)
-    event = OutgoingEvent(foreign_id="o", type=int(Status.CREATED), headers=event_headers(first_record))
-    await sender.send([event, event])
-    await until(
-        lambda: skipped(wf, "created-consumer-1-of-1", "event record version lower than latest record version") == 2
-    )
-    assert calls == 1
-    assert len(await wf.history(run_id)) == 2
 
 
 async def test_a_late_outcome_never_resurrects_a_paused_run(start: Start) -> None:

@@ -1,6 +1,11 @@
 """The four adapter protocols (plus connectors) that the engine drives. `conveyor.adapters.base` re-exports
 them for adapter authors; `conveyor.testing.conformance` checks any implementation against them.
 
+Optional capabilities (`ShardOwningReceiver`, `OutboxBatchDeleter`, `FencingRoleScheduler`) extend a base
+protocol with what some services can do and others cannot. They are declared here rather than found by name, so
+that what an adapter promises by offering one is written down and type-checked; the engine tests for each with
+`isinstance` once, when it starts the process that uses it, never per event.
+
 Lifecycle: constructors take configuration only; `open()` connects and `close()` disconnects. The workflow
 opens its adapters when it starts running and closes them when it stops. Both are idempotent, and an adapter
 shared by several workflows of one process counts its opens.
@@ -125,6 +130,20 @@ class RecordStore(Protocol):
 
 
 @runtime_checkable
+class OutboxBatchDeleter(RecordStore, Protocol):
+    """A record store that deletes a published outbox batch and lists the next one in one round trip (the outbox
+    relay then pays one round trip per batch instead of two).
+
+    An implementation promises that `delete_and_list_outbox_events(ids, workflow_name, limit)` does exactly what
+    `delete_outbox_events(ids)` followed by `list_outbox_events(workflow_name, limit)` would: the ids are gone
+    when it returns (unknown ids ignored), and the listing holds none of them, whatever snapshot it reads."""
+
+    async def delete_and_list_outbox_events(
+        self, ids: Sequence[str], workflow_name: str, limit: int
+    ) -> builtins.list[OutboxEvent]: ...
+
+
+@runtime_checkable
 class EventSender(Protocol):
     async def send(self, events: Sequence[OutgoingEvent]) -> None:
         """Publish the events, in order; when this returns they are durable."""
@@ -145,6 +164,21 @@ class EventReceiver(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ShardOwningReceiver(EventReceiver, Protocol):
+    """A receiver that can say, without receiving anything, whose events it gets. The engine uses it for the
+    in-process handoff: a step that commits a run's next record gives it straight to the local consumer of the
+    next step whose receiver owns the run's foreign id (see `conveyor._engine.handoff`).
+
+    An implementation promises that `owns(foreign_id)` is true exactly when this receiver is the one that gets
+    that foreign id's events on its topic: of the receivers of the shards of one count, exactly one owns each
+    foreign id, and a receiver of the whole topic owns every foreign id. It is answered from memory (the engine
+    asks on every commit). A wrong true would run a step in two places at once, a wrong false only loses the
+    shortcut; an adapter that cannot be exact should not offer this."""
+
+    def owns(self, foreign_id: str) -> bool: ...
 
 
 @runtime_checkable
@@ -193,6 +227,24 @@ class RoleScheduler(Protocol):
     def hold(self, role: str) -> AbstractAsyncContextManager[RoleLease]:
         """Wait until this process holds `role`, exclusively, and keep it until the block exits."""
         ...
+
+
+@runtime_checkable
+class FencingRoleScheduler(RoleScheduler, Protocol):
+    """A role scheduler that keeps the shards of one group (a step's, or a connector's) from running under two
+    shard counts at once. Shard roles are named with their count (k of n), so after a change of count the old
+    and the new roles are different roles, and plain exclusivity would let both sets run over the same runs.
+    A scheduler of one process needs no fence (it runs one count at a time).
+
+    An implementation promises that after `fence(role, group=..., shards=n)`, `hold(role)` never holds the role
+    while a role of the same group fenced with another count is held, by any process (a new count waits for the
+    old count's holders to release or expire); the fence stays for every later hold of the role. `fenced(role)`
+    says why the role is being held back by its fence right now (a short sentence for a readiness check, e.g.
+    "waiting for shards of n=2 to stop"), or None when it is not."""
+
+    def fence(self, role: str, *, group: str, shards: int) -> None: ...
+
+    def fenced(self, role: str) -> str | None: ...
 
 
 @runtime_checkable

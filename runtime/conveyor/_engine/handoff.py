@@ -9,8 +9,10 @@ Nothing is given up for it:
   the committer gets to hand it on), is not handed off. So one consumer never runs a step twice for one record
   version, and an event is acknowledged only after the handoff's transaction;
 - the event, when it comes, is skipped without a lookup if a handoff here handled its version (stored the
-  outcome, lost it to a newer version, or the step asked to skip: what the event would do again); if the
-  handoff failed, the event is handled as usual (retries, error counts and auto-pause stay on its path);
+  outcome, lost it to a newer version, or the step asked to skip: what the event would do again), also when
+  it came while that handoff ran and waited for it; such an event is not observed in the step's latency, which
+  the handoff observed. If the handoff failed, the event is handled as usual (retries, error counts and
+  auto-pause stay on its path);
 - only a consumer whose receiver says it owns the foreign id (`owns`) takes handoffs, only while it runs (it
   holds its role), and its handoffs are cancelled when it stops: a cancelled or failed handoff leaves the event
   to whoever owns it then. Across processes, as ever, the store's version check lets one outcome in.
@@ -95,11 +97,20 @@ class Target:
         """Whether a handoff or an event of the run is being handled here."""
         return run_id in self._claims
 
+    async def settled(self, run_id: str, version: int | None) -> bool:
+        """Wait until nobody in this consumer handles the run; then whether this version of it was handled here
+        (by the handoff just waited for, typically: the event is then done with, without being handled)."""
+        await self._idle(run_id)
+        return self.handled(run_id, version)
+
     async def claim(self, run_id: str) -> asyncio.Future[None]:
         """Wait until nobody in this consumer handles the run, then claim it (release with `release`)."""
+        await self._idle(run_id)
+        return self._claim(run_id)
+
+    async def _idle(self, run_id: str) -> None:
         while (held := self._claims.get(run_id)) is not None:
             await asyncio.shield(held)
-        return self._claim(run_id)
 
     def _claim(self, run_id: str) -> asyncio.Future[None]:
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from conveyor._core.ports import EventReceiver, EventSender, Shard
+from conveyor._core.ports import EventReceiver, EventSender, OutboxBatchDeleter, Shard, ShardOwningReceiver
 from conveyor._core.records import Event, OutgoingEvent, Record, delete_topic, run_state_change_topic, topic
 from conveyor._core.runstate import RunState
 from conveyor._core.sharding import shard_of
@@ -48,14 +48,21 @@ async def consume(
     accept: Callable[[Event], bool] | None = None,
     window: int = DEFAULT_MAX_IN_FLIGHT,
     done_already: Callable[[Event], bool] | None = None,
+    done_meanwhile: Callable[[Event], Awaitable[bool]] | None = None,
 ) -> None:
     """Receive, handle and acknowledge events, up to `window` of different foreign ids at once (see
     `pipeline`); a failed event is retried after a back-off and not acknowledged until it succeeds, so nothing
-    is lost and each foreign id keeps its order."""
+    is lost and each foreign id keeps its order.
+
+    `done_already` is asked as an event arrives, `done_meanwhile` just before it would be handled (it may wait
+    for other work on the event's run to end). An event that either one calls done is acknowledged in its turn
+    without being handled, and is not observed in the latency: whatever did its work observed that."""
 
     async def work(event: Event) -> None:
         if accept is not None and not accept(event):
             rt.metrics.skipped(process, "filtered out")
+        elif done_meanwhile is not None and await done_meanwhile(event):
+            return
         else:
             await rt.retrying(process, err_backoff, lambda: handle(event))
 
@@ -160,8 +167,8 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         # Its event is then acknowledged as done already: the step's latency is observed here instead.
         rt.metrics.latency(process, time.perf_counter() - started)
 
-    owns = getattr(receiver, "owns", None)
-    if owns is None or opts.consume_lag > 0:
+    # Asked once per start of the consumer: a receiver's capabilities do not change while it lives.
+    if not isinstance(receiver, ShardOwningReceiver) or opts.consume_lag > 0:
         # No handoff: the receiver cannot say which runs are its shard's, or the step must wait for its events.
         await consume(
             rt,
@@ -175,7 +182,9 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         )
         return
 
-    target = Target(owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight)
+    target = Target(
+        receiver.owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight
+    )
 
     async def handle(event: Event) -> None:
         claim = await target.claim(event.run_id)
@@ -199,6 +208,8 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
             window=opts.max_in_flight,
             # Most events, once handoffs run: acknowledged in their turn, with no task, claim or lookup.
             done_already=lambda e: not target.busy(e.run_id) and target.handled(e.run_id, e.record_version),
+            # An event that came while its run's handoff ran waits for it: then it is most likely done too.
+            done_meanwhile=lambda e: target.settled(e.run_id, e.record_version),
         )
     finally:
         rt.handoff.remove(int(step.status), target)
@@ -212,12 +223,14 @@ async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
     """Publish the outbox in batches, woken by the store's signal, polling only as the safety net.
 
     A published batch is deleted together with the listing of the next one when the store can do both in one
-    round trip (`delete_and_list_outbox_events`); it is deleted before anything else happens either way, so a
+    round trip (`OutboxBatchDeleter`); it is deleted before anything else happens either way, so a
     batch is published again only if the relay stops between its publishing and that delete, as before."""
     signal = rt.store.outbox_signal(rt.name)
     senders: dict[str, EventSender] = {}
     poll = OUTBOX_POLLING_FREQUENCY.total_seconds()
-    delete_and_list = getattr(rt.store, "delete_and_list_outbox_events", None)
+    # Asked once per start of the relay, not per batch.
+    store = rt.store
+    delete_and_list = store.delete_and_list_outbox_events if isinstance(store, OutboxBatchDeleter) else None
     published: list[str] = []  # ids of the batch published last, not deleted yet
     started = 0.0
     try:

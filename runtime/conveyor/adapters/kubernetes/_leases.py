@@ -29,8 +29,9 @@ write-then-check: take the own Lease, then list the group; if a Lease of another
 (expiry judged as above, on this process's clock from when its record was first seen), give the own Lease back
 and wait until there is none, then try again. Since every contender writes before it reads, of two contenders
 with different counts at least one sees the other and steps back: two counts never both pass. The fence lives
-here, in the adapter, configured by the caller (the worker knows which roles are shards of which step), so the
-engine and its RoleScheduler protocol stay free of Kubernetes and the memory scheduler (one process) needs none.
+here, in the adapter, configured by the caller (the worker knows which roles are shards of which step), as the
+optional `FencingRoleScheduler` capability (`fence`, `fenced`), so the engine and the base RoleScheduler protocol
+stay free of Kubernetes and the memory scheduler (one process) needs none.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ A foreign id's shard is `shard_of` (CRC-32 modulo the shard count), not the Kafk
 partition's owner), so a foreign id may have another shard number here than on Kafka.
 
 Each shard count a receiver asked for gets its own index of the log (one list per shard), so a shard reads only
-its own events, as a Kafka consumer reads only its partitions."""
+its own events, as a Kafka consumer reads only its partitions. A receiver says which foreign ids are its own
+(`owns`: a ShardOwningReceiver), so the engine hands runs over in-process on memory as it does on Kafka, and
+tests on memory run that path too."""
 
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ class MemoryStreamer:
                     self._cursors[(topic, name)] = committed
             view = log.view(shard)
             position = bisect.bisect_right(view, committed, key=lambda e: e.id)
-        return _Receiver(self, topic, name, log, view, position)
+        return _Receiver(self, topic, name, shard, log, view, position)
 
     def _append(self, topic: str, events: Sequence[OutgoingEvent]) -> None:
         log = self._topic(topic)
@@ -116,11 +118,19 @@ class _Sender:
 
 class _Receiver:
     def __init__(
-        self, streamer: MemoryStreamer, topic: str, name: str, log: _Topic, view: list[Event], position: int
+        self,
+        streamer: MemoryStreamer,
+        topic: str,
+        name: str,
+        shard: Shard,
+        log: _Topic,
+        view: list[Event],
+        position: int,
     ) -> None:
         self._streamer = streamer
         self._topic = topic
         self._name = name
+        self._shard = shard
         self._log = log
         self._view = view
         self._position = position
@@ -135,6 +145,12 @@ class _Receiver:
                     return event
                 generation = log.notifier.generation
             await log.notifier.wait(generation)
+
+    def owns(self, foreign_id: str) -> bool:
+        """Whether this receiver's view gets the events of `foreign_id`: `_Topic` files each event under
+        `shard_of(foreign_id, count)`, and a receiver of the whole topic (count 1, where `shard_of` is 1) reads
+        the log itself, which holds every event."""
+        return shard_of(foreign_id, self._shard.count) == self._shard.index
 
     async def ack(self, event: Event) -> None:
         events = self._log.events

@@ -1,5 +1,7 @@
 """EventStreamerSuite: the reference's streamer tests (StreamFromLatest) plus ours: round trips, order,
-acknowledgement and redelivery, independent names, topic isolation and shard exclusivity."""
+acknowledgement and redelivery, independent names, topic isolation and shard exclusivity, and, for a streamer
+whose receivers are `ShardOwningReceiver`s, that `owns` names exactly the foreign ids a receiver gets (the
+engine hands runs over in-process on its word)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections import defaultdict
 
 import pytest
 
-from conveyor._core.ports import EventReceiver, EventStreamer, Shard
+from conveyor._core.ports import EventReceiver, EventStreamer, Shard, ShardOwningReceiver
 from conveyor._core.records import Event, OutgoingEvent
 from conveyor.testing.conformance._support import unique
 
@@ -182,3 +184,35 @@ class EventStreamerSuite:
             for item in events:
                 by_fid[item.foreign_id].append(item.type)
             assert all(types == sorted(types) for types in by_fid.values()), "order per foreign id was lost"
+
+    async def test_owns_is_true_exactly_for_the_foreign_ids_a_receiver_gets(
+        self, event_streamer: EventStreamer
+    ) -> None:
+        topic, count = unique("owns"), 3
+        foreign_ids = [f"owned-{i}" for i in range(120)]
+        await send(event_streamer, topic, *foreign_ids)
+        # Each shard of `count`, and a receiver of the whole topic (shard 1 of 1).
+        shards = [Shard(k, count) for k in range(1, count + 1)] + [Shard()]
+        receivers = [
+            await event_streamer.receiver(topic, unique(f"owner-{s.index}-of-{s.count}"), shard=s) for s in shards
+        ]
+        try:
+            if not all(isinstance(r, ShardOwningReceiver) for r in receivers):
+                pytest.skip(
+                    f"{type(event_streamer).__name__}'s receivers are not ShardOwningReceivers (no owns()): "
+                    "nothing to check, and the engine hands no run over in-process on this streamer"
+                )
+            got = list(await asyncio.gather(*(drain(r) for r in receivers)))
+            owning = [r for r in receivers if isinstance(r, ShardOwningReceiver)]
+            assert sorted(e.foreign_id for e in got[-1]) == sorted(foreign_ids), "the whole topic was not received"
+            for shard, owner, events in zip(shards, owning, got, strict=True):
+                received = {e.foreign_id for e in events}
+                owned = {f for f in foreign_ids if owner.owns(f)}
+                assert owned == received, (
+                    f"shard {shard.index} of {shard.count}: owns() but never got {sorted(owned - received)}, "
+                    f"got but not owns() {sorted(received - owned)}"
+                )
+            assert all(sum(r.owns(f) for r in owning[:count]) == 1 for f in foreign_ids), "not one owner each"
+        finally:
+            for receiver in receivers:
+                await receiver.close()
