@@ -17,7 +17,9 @@ from conveyor._core.ports import RecordFilter, SortOrder
 from conveyor._core.records import Meta, Record
 from conveyor._core.runstate import RunState
 from conveyor._engine.builder import Builder
+from conveyor._engine.client import Client, RunPage
 from conveyor._engine.options import Options
+from conveyor._engine.roles import ProcessInfo, ProcessKind
 from conveyor._engine.run import CancelRun, PauseRun, Run, SaveAndRepeat, Skip
 from conveyor._engine.spec import duration_timer, time_timer
 from conveyor._engine.workflow import Workflow
@@ -27,15 +29,19 @@ __version__ = "0.1.0"
 __all__ = [
     "Builder",
     "CancelRun",
+    "Client",
     "Clock",
     "Codec",
     "Meta",
     "Options",
     "SortOrder",
     "PauseRun",
+    "ProcessInfo",
+    "ProcessKind",
     "Record",
     "RecordFilter",
     "Run",
+    "RunPage",
     "RunState",
     "SaveAndRepeat",
     "Skip",

@@ -24,8 +24,8 @@ from kubernetes import client
 
 from conveyor._engine.roles import schedule_role, step_group, step_role
 from conveyor.adapters.base import RoleScheduler
-from conveyor.adapters.kubernetes import LeaseRoleScheduler, is_valid_name
-from conveyor.adapters.kubernetes._names import lease_name
+from conveyor.adapters.kubernetes import LeaseRoleScheduler
+from conveyor.adapters.kubernetes._names import is_valid_name, lease_name
 from conveyor.adapters.memory import MemoryRecordStore, MemoryStreamer, MemoryTimeoutStore
 from conveyor.errors import AccessDenied, InvalidInput, ServiceUnavailable
 from conveyor.testing.conformance import Adapters, RoleSchedulerSuite, WorkflowSuite

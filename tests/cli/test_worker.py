@@ -26,7 +26,7 @@ from conveyor import Workflow, duration_timer
 from conveyor._engine.roles import step_role
 from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
 from conveyor.cli import cli
-from conveyor.cli._manifest import ManifestError, apply, parse_duration, parse_steps
+from conveyor.cli._manifest import ManifestError, parse_duration, parse_steps, step_options
 from conveyor.cli._worker import choose_roles
 from tests.adapters.tcp_proxy import TcpProxy
 from tests.cli.worker_app import Ticket, TicketStatus, make
@@ -204,8 +204,14 @@ def test_system_roles_are_every_role_but_the_step_consumers() -> None:
 
     b.add_timeout(TicketStatus.TRIAGED, duration_timer(timedelta(hours=1)), expire, TicketStatus.CLOSED)
     b.on_complete(lambda run: None)
-    wf = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
-    apply(wf.spec, parse_steps(json.dumps({"OPENED": {"parallelCount": 3}, "TRIAGED": {}})))
+    manifest = parse_steps(json.dumps({"OPENED": {"parallelCount": 3}, "TRIAGED": {}}))
+    wf = b.build(
+        MemoryStreamer(),
+        MemoryRecordStore(),
+        MemoryRoleScheduler(),
+        timeout_store=MemoryTimeoutStore(),
+        step_options=step_options(b.spec(), manifest),
+    )
     consumers = {step_role("roles-app", 1, k, 3) for k in (1, 2, 3)} | {step_role("roles-app", 2, 1, 1)}
     assert consumers <= set(wf.roles())
     system = choose_roles(wf, None, None, True)
@@ -694,15 +700,14 @@ def test_every_sharded_role_is_fenced_by_its_step_or_connector() -> None:
     from conveyor._engine.roles import connector_role
     from conveyor.adapters.kubernetes import LeaseRoleScheduler
     from conveyor.adapters.memory import MemoryConnector
-    from conveyor.cli._worker import fence_shards
 
     b = Builder("fenced", Ticket, TicketStatus)
     triaged = TicketStatus.TRIAGED
     b.add_step(TicketStatus.OPENED, lambda run: triaged, triaged).with_options(parallel_count=2)
     b.add_connector("feed", MemoryConnector([]), lambda wf, event: None).with_options(parallel_count=3)
-    wf = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
     roles = LeaseRoleScheduler()  # fence() and fenced() need no API server
-    fence_shards(wf, roles)
+    # The engine fences the shard roles of a scheduler that can fence when it builds the workflow.
+    wf = b.build(MemoryStreamer(), MemoryRecordStore(), roles, timeout_store=MemoryTimeoutStore())
     sharded = [step_role("fenced", TicketStatus.OPENED, k, 2) for k in (1, 2)]
     sharded += [connector_role("feed", "fenced", k, 3) for k in (1, 2, 3)]
     assert set(sharded) <= set(wf.roles())

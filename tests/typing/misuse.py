@@ -7,7 +7,8 @@ import enum
 
 from pydantic import BaseModel
 
-from conveyor import Builder, Run
+from conveyor import Builder, Client, Run
+from conveyor.adapters.base import RecordStore
 
 
 class Order(BaseModel):
@@ -64,3 +65,13 @@ async def use() -> None:
     print(run.object.number)  # E: the object is an Order
     await wf.trigger("x", start_at=Other.START)  # E: start_at is a Status
     await wf.callback("x", Status.PAID, "text")  # E: the payload is bytes
+
+
+async def from_a_backend(store: RecordStore) -> None:
+    client = Client(store, b)
+    await client.trigger(b, "x", initial_value=Invoice())  # E: the object is an Order
+    await client.trigger(b, "x", start_at=Other.START)  # E: start_at is a Status
+    run = await client.get("x", b)
+    print(run.object.number)  # E: a run of b holds an Order
+    await client.trigger(b, 42)  # E: a foreign id is text
+    Client(b)  # E: a client needs a record store first

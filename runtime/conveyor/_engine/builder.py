@@ -4,7 +4,9 @@ adapters. Every problem of the graph is reported at once, by `build()`, as Inval
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from conveyor._core.clock import Clock
@@ -154,9 +156,13 @@ class Builder(Generic[T, S]):
         """Call `fn(run)` once each time a run completes."""
         self._hooks[RunState.COMPLETED] = fn
 
-    def spec(self, *, timeout_store_given: bool = True) -> WorkflowSpec[T, S]:
-        """The checked definition; raises InvalidWorkflow listing every problem."""
+    def spec(
+        self, *, timeout_store_given: bool = True, step_options: Mapping[S, Options] | None = None
+    ) -> WorkflowSpec[T, S]:
+        """The checked definition; raises InvalidWorkflow listing every problem. `step_options` (by a step's
+        from-status) are put over the options its `with_options` gave, field by field (a deployment's manifest)."""
         problems: list[str] = []
+        overrides = self._overrides(step_options)
         graph = StatusGraph()
         steps: dict[int, StepSpec[T, S]] = {}
         callbacks: dict[int, list[CallbackSpec[T, S]]] = {}
@@ -172,7 +178,11 @@ class Builder(Generic[T, S]):
             if int(source) in steps:
                 problems.append(f"{where}: a step from {source.name} already exists; one step per status")
                 continue
-            steps[int(source)] = StepSpec(source, fn, targets, step_handle.options)  # type: ignore[arg-type]
+            options = step_handle.options
+            override = overrides.pop(int(source), None)
+            if override is not None:
+                options = override.over(options)
+            steps[int(source)] = StepSpec(source, fn, targets, options)  # type: ignore[arg-type]
             graph.add(int(source), tuple(int(t) for t in targets))
 
         for raw_from, fn, raw_to in self._callbacks:
@@ -210,6 +220,8 @@ class Builder(Generic[T, S]):
         for state, hook in self._hooks.items():
             self._callable(f"on_{state.name.lower()}", "fn", hook, problems)
 
+        for status in overrides:
+            problems.append(f"step_options: {self.status_type(status)!r} has no step")
         if timeouts and not timeout_store_given:
             problems.append("timeouts are declared but build() was given no timeout_store")
         starting = graph.starting
@@ -226,14 +238,30 @@ class Builder(Generic[T, S]):
             status_type=self.status_type,
             codec=codec_for(self.object_type),
             graph=graph,
-            steps=steps,
-            callbacks=callbacks,
-            timeouts=timeouts,
-            timeout_options=timeout_options,
-            connectors=connectors,
-            hooks=dict(self._hooks),  # type: ignore[arg-type]
+            steps=MappingProxyType(steps),
+            callbacks=MappingProxyType({k: tuple(v) for k, v in callbacks.items()}),
+            timeouts=MappingProxyType({k: tuple(v) for k, v in timeouts.items()}),
+            timeout_options=MappingProxyType(timeout_options),
+            connectors=tuple(connectors),
+            hooks=MappingProxyType(dict(self._hooks)),  # type: ignore[arg-type]
             default_start=self.status_type(starting[0]),
         )
+
+    def _overrides(self, step_options: object) -> dict[int, Options]:
+        if step_options is None:
+            return {}
+        if not isinstance(step_options, Mapping):
+            raise InvalidInput("step_options", "a mapping of step from-status to conveyor.Options", step_options)
+        found: dict[int, Options] = {}
+        for status, options in step_options.items():
+            problems: list[str] = []
+            member = self._status("step_options", status, problems)
+            if member is None:
+                raise InvalidInput("step_options", f"keys that are {self.status_type.__name__} members", status)
+            if not isinstance(options, Options):
+                raise InvalidInput(f"step_options[{member.name}]", "a conveyor.Options", options)
+            found[int(member)] = options
+        return found
 
     def _status(self, where: str, value: object, problems: list[str]) -> S | None:
         enum_name = self.status_type.__name__
@@ -284,12 +312,13 @@ class Builder(Generic[T, S]):
         outbox: bool = True,
         custom_delete: CustomDeleteFn[T, S] | None = None,
         pause_retry: timedelta | None = timedelta(hours=1),
+        step_options: Mapping[S, Options] | None = None,
     ) -> Workflow[T, S]:
         """A runnable Workflow on these adapters. `outbox=False` leaves publishing the outbox to someone else;
-        `pause_retry=None` stops paused runs from being resumed automatically."""
+        `pause_retry=None` stops paused runs from being resumed automatically; `step_options` as for `spec()`."""
         from conveyor._engine.workflow import Workflow
 
-        spec = self.spec(timeout_store_given=timeout_store is not None)
+        spec = self.spec(timeout_store_given=timeout_store is not None, step_options=step_options)
         for field, value, kind in (
             ("streamer", streamer, "EventStreamer"),
             ("store", store, "RecordStore"),

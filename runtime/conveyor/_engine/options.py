@@ -56,6 +56,11 @@ class Options:
             max_in_flight=_count("max_in_flight", max_in_flight, minimum=1),
         )
 
+    def over(self, base: Options) -> Options:
+        """`base` with every option given here put over it (None keeps base's)."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        return dataclasses.replace(base, **given)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Resolved:

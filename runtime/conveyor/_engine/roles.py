@@ -4,8 +4,10 @@ holder at a time may act as it."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Awaitable, Callable
 
+from conveyor._core.ports import Shard
 from conveyor._core.runstate import RunState
 
 
@@ -64,12 +66,48 @@ def await_name(workflow: str, status: int, foreign_id: str) -> str:
     return make_role("await", workflow, status, foreign_id)
 
 
+class ProcessKind(enum.StrEnum):
+    """What a process does. A worker picks its processes by kind: one shard of a step consumer, or everything else
+    (the system worker)."""
+
+    STEP_CONSUMER = "step-consumer"
+    OUTBOX_RELAY = "outbox-relay"
+    TIMEOUT_POLLER = "timeout-poller"
+    TIMEOUT_INSERTER = "timeout-inserter"
+    CONNECTOR_CONSUMER = "connector-consumer"
+    HOOK_CONSUMER = "hook-consumer"
+    DELETE_CONSUMER = "delete-consumer"
+    PAUSED_RETRY = "paused-retry"
+    SCHEDULER = "scheduler"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One process of a workflow as the engine publishes it (`Workflow.processes()`): the role it holds, its name
+    in the metrics, its kind, the status it consumes (steps, timeouts), its shard of the step's or connector's
+    parallel count, and `fence_group`, shared by every shard role of one step (or connector) whatever their
+    count: shards of two counts of one group must never run at once, as their partitions overlap."""
+
+    role: str
+    name: str
+    kind: str
+    status: enum.IntEnum | None = None
+    shard: Shard | None = None
+    fence_group: str | None = None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Process:
     """One role's work: `body` runs while the role is held and is restarted after `err_backoff` if it fails."""
 
-    role: str
-    name: str
+    info: ProcessInfo
     body: Callable[[], Awaitable[None]]
     err_backoff: float
-    system: bool = False
+
+    @property
+    def role(self) -> str:
+        return self.info.role
+
+    @property
+    def name(self) -> str:
+        return self.info.name

@@ -17,8 +17,6 @@ from conveyor.errors import InvalidInput
 MAX_STATUS = 2**31 - 1
 MAX_NAME = 256
 MAX_FOREIGN_ID = 1024
-# What control_run takes.
-MAX_REASON = 1024
 
 # UNKNOWN is the zero value, never stored: filtering by it could only ever match nothing.
 RUN_STATES = tuple(s for s in RunState if s is not RunState.UNKNOWN)

@@ -1,11 +1,12 @@
-"""What a built workflow is made of: its steps, callbacks, timeouts, connectors and hooks, frozen at build time."""
+"""What a built workflow is made of: its steps, callbacks, timeouts, connectors and hooks, frozen at build time
+(frozen dataclasses over read-only mappings and tuples)."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
@@ -79,7 +80,7 @@ def is_async(fn: object) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class StepSpec(Generic[T, S]):
     status: S
     fn: StepFn[T, S]
@@ -87,14 +88,14 @@ class StepSpec(Generic[T, S]):
     options: Options = dataclasses.field(default_factory=Options)
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class CallbackSpec(Generic[T, S]):
     status: S
     fn: CallbackFn[T, S]
     destinations: tuple[S, ...]
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class TimeoutSpec(Generic[T, S]):
     status: S
     timer: TimerFn[T, S]
@@ -102,7 +103,7 @@ class TimeoutSpec(Generic[T, S]):
     destinations: tuple[S, ...]
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ConnectorSpec(Generic[T, S]):
     name: str
     connector: Connector
@@ -110,19 +111,20 @@ class ConnectorSpec(Generic[T, S]):
     options: Options = dataclasses.field(default_factory=Options)
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class WorkflowSpec(Generic[T, S]):
-    """A checked workflow definition; `build()` pairs it with adapters."""
+    """A checked workflow definition; `build()` pairs it with adapters. Frozen, its mappings read-only: what a
+    workflow runs is what was built (options from a manifest are given to `build()`, never patched in after)."""
 
     name: str
     object_type: type[T]
     status_type: type[S]
     codec: Codec[T]
     graph: StatusGraph
-    steps: dict[int, StepSpec[T, S]]
-    callbacks: dict[int, list[CallbackSpec[T, S]]]
-    timeouts: dict[int, list[TimeoutSpec[T, S]]]
-    timeout_options: dict[int, Options]
-    connectors: list[ConnectorSpec[T, S]]
-    hooks: dict[int, HookFn[T, S]]
+    steps: Mapping[int, StepSpec[T, S]]
+    callbacks: Mapping[int, tuple[CallbackSpec[T, S], ...]]
+    timeouts: Mapping[int, tuple[TimeoutSpec[T, S], ...]]
+    timeout_options: Mapping[int, Options]
+    connectors: tuple[ConnectorSpec[T, S], ...]
+    hooks: Mapping[int, HookFn[T, S]]
     default_start: S

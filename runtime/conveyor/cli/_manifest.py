@@ -1,16 +1,15 @@
 """The Workflow manifest's `spec.steps` as a worker receives it (`--steps` / $CONVEYOR_STEPS, JSON keyed by
 from-status name): parsed with pydantic, every problem named by its field (`steps.CREATED.errBackOff`), checked
-against the steps the code declares, and turned into the Options that override the code's `with_options`.
+against the steps the code declares, and turned into the Options that `build(step_options=...)` puts over the
+code's `with_options`.
 
 It lives apart from the command so that the operator's view of a step (camelCase keys, Go-style durations) is
 translated in one place; the engine only ever sees Options."""
 
 from __future__ import annotations
 
-import enum
 import json
 import re
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -117,22 +116,17 @@ class StepManifest(BaseModel):
     def _positive_duration(cls, value: object) -> timedelta | None:
         return _duration(value, positive=True)
 
-    def override(self, options: Options) -> Options:
-        """The code's options with what this entry gives put over them."""
-        given = {
-            name: getattr(self, name)
-            for name in (
-                "parallel_count",
-                "pause_after_err_count",
-                "err_backoff",
-                "polling_frequency",
-                "lag_alert",
-                "consume_lag",
-                "max_in_flight",
-            )
-            if getattr(self, name) is not None
-        }
-        return replace(options, **given)
+    def options(self) -> Options:
+        """What this entry gives, as the Options to put over the code's (`build(step_options=...)`)."""
+        return Options(
+            parallel_count=self.parallel_count,
+            pause_after_err_count=self.pause_after_err_count,
+            err_backoff=self.err_backoff,
+            polling_frequency=self.polling_frequency,
+            lag_alert=self.lag_alert,
+            consume_lag=self.consume_lag,
+            max_in_flight=self.max_in_flight,
+        )
 
 
 _KEYS = ", ".join(str(f.alias) for f in StepManifest.model_fields.values())
@@ -185,9 +179,6 @@ def mismatch(spec: WorkflowSpec[Any, Any], manifest: dict[str, StepManifest]) ->
     return f"the manifest's steps do not match the code of workflow {spec.name!r}: " + "; ".join(parts)
 
 
-def apply(spec: WorkflowSpec[Any, Any], manifest: dict[str, StepManifest]) -> None:
-    """Put the manifest's options over the code's, step by step (the manifest must match the code)."""
-    by_name: dict[str, enum.IntEnum] = {spec.status_type(s).name: spec.status_type(s) for s in spec.steps}
-    for name, entry in manifest.items():
-        step = spec.steps[int(by_name[name])]
-        step.options = entry.override(step.options)
+def step_options(spec: WorkflowSpec[Any, Any], manifest: dict[str, StepManifest]) -> dict[Any, Options]:
+    """The manifest's options by step status, for `build(step_options=...)` (the manifest must match the code)."""
+    return {spec.status_type[name]: entry.options() for name, entry in manifest.items()}

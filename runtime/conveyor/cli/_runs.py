@@ -1,5 +1,5 @@
 """`conveyor runs ...`: finding, reading and steering runs in a Postgres record store from a shell, with no workflow
-running. State changes go through `control_run`, the same versioned write the engine makes, so a worker acting on
+running. State changes go through `Client.change_state`, the one path every change of a run takes, so a worker acting on
 a run at the same moment makes the change retry instead of being overwritten.
 
 Tables and progress bars are rich's: click has progress bars but no tables, and one library for both keeps the
@@ -23,8 +23,8 @@ from rich.table import Table
 from conveyor._core.ports import RecordFilter, RecordStore, SortOrder
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
-from conveyor._engine import run_filters
-from conveyor._engine.control import ACTIONS, control_run
+from conveyor._engine import checks, run_filters
+from conveyor._engine.client import CONTROLS, Client
 from conveyor._engine.run_data import object_data, record_data, status_name
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._stores import dsn_option, load_specs, record_store, workflows_option
@@ -486,9 +486,9 @@ class Outcome:
 _EXIT_BY_RESULT = {"failed": EXIT_SERVICE, "refused": EXIT_REFUSED, "not_found": EXIT_NOT_FOUND}
 
 
-async def _apply(store: RecordStore, run_id: str, target: RunState, reason: str) -> Outcome:
+async def _apply(client: Client, run_id: str, target: RunState, reason: str) -> Outcome:
     try:
-        record = await control_run(store, run_id, target, reason)
+        record = await client.change_state(run_id, target, reason)
     except RecordNotFound:
         return Outcome(run_id, "not_found", f"run {run_id!r} not found")
     except InvalidTransition as e:
@@ -519,10 +519,11 @@ async def _apply_all(
     store: RecordStore, run_ids: Sequence[str], target: RunState, reason: str, *, label: str, progress: bool
 ) -> list[Outcome]:
     gate = asyncio.Semaphore(_CONCURRENCY)
+    client = Client(store)
 
     async def one(run_id: str) -> Outcome:
         async with gate:
-            outcome = await _apply(store, run_id, target, reason)
+            outcome = await _apply(client, run_id, target, reason)
         if bar is not None:
             bar.advance(task)
         return outcome
@@ -546,7 +547,7 @@ async def _apply_all(
 
 
 def _action(verb: str) -> click.Command:
-    target = ACTIONS[verb]
+    target = CONTROLS[verb]
     helps = {
         "pause": "Pause runs: their steps stop acting on them until they are resumed.",
         "resume": "Resume paused runs.",
@@ -575,7 +576,7 @@ bar). A run whose state cannot become {target.name} is refused and left unchange
     @click.option(
         "--reason",
         default="",
-        callback=_text_option(run_filters.MAX_REASON, allow_newlines=True),
+        callback=_text_option(checks.MAX_REASON, allow_newlines=True),
         help="Why (kept with the run).",
     )
     @click.option("--yes", "-y", is_flag=True, help="Do not ask before acting on every match of the filters.")
@@ -676,5 +677,5 @@ def _fail(code: int, message: str) -> NoReturn:
     sys.exit(code)
 
 
-for _verb in ACTIONS:
+for _verb in CONTROLS:
     runs.add_command(_action(_verb))

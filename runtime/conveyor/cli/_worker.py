@@ -12,13 +12,12 @@ Typed at a terminal, a database that cannot be reached or is not migrated is an 
 its database exits, and Kubernetes' back-off (up to 5 minutes) keeps it down long after the database is back. What
 waiting cannot fix still exits at once: a code that does not match the manifest, bad arguments, any other error.
 
-Shard roles are fenced here: a step's roles are named with its shard count, so when the count changes, workers
-of the old count and of the new one hold different Leases. The worker tells the Lease scheduler which roles are
-shards of which step (`LeaseRoleScheduler.fence`), and the scheduler holds such a role only while no shard of
-the step with another count holds its Lease; a connector's shards (run by the system worker) are fenced the same
-way by their connector. The fence is set up here, in the CLI layer, because only the worker
-pairs the engine with Kubernetes: the engine and its RoleScheduler protocol know nothing of Leases, and the
-memory scheduler (one process) needs no fence. While fenced, /readyz says "waiting for shards of n=2 to stop".
+Shard roles are fenced: a step's roles are named with its shard count, so when the count changes, workers of the
+old count and of the new one hold different Leases. The engine tells a role scheduler that can fence (the Lease
+scheduler, `FencingRoleScheduler`) which roles are shards of which step or connector, and the scheduler holds such
+a role only while no shard of the group with another count holds its Lease. While fenced, /readyz says "waiting
+for shards of n=2 to stop". The worker picks its roles from the processes the engine publishes
+(`Workflow.processes()`), never by making role names itself.
 
 The operator creates Deployments that run exactly this command line, so its flags and environment variables are
 an interface: change them only together with the operator."""
@@ -41,88 +40,52 @@ from typing import TYPE_CHECKING, Any
 import click
 from prometheus_client import REGISTRY
 
-from conveyor._engine.options import Options, resolve
-from conveyor._engine.roles import connector_group, connector_role, step_group, step_role
+from conveyor._engine.roles import ProcessInfo, ProcessKind
 from conveyor._engine.workflow import Workflow
 from conveyor.cli._load import load_builder
-from conveyor.cli._manifest import ManifestError, apply, mismatch, parse_steps
+from conveyor.cli._manifest import ManifestError, mismatch, parse_steps, step_options
 from conveyor.cli._stores import STORE_RETRY_SECONDS, open_when_ready
 from conveyor.errors import ConveyorError, InvalidInput, InvalidWorkflow
 from conveyor.health import HealthServer
+from conveyor.kubernetes import CODE_MISMATCH, TERMINATION_LOG, default_namespace, write_termination_message
 
 if TYPE_CHECKING:
     from conveyor.adapters.kubernetes import LeaseRoleScheduler
-    from conveyor.cli._workflowruns import WorkflowRunSync
 
 logger = logging.getLogger("conveyor.worker")
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # How long a stopping worker lets its current events finish before it cancels them: inside Kubernetes' default
 # termination grace period (30 s), leaving time to release the Lease and close the connections.
 STOP_GRACE = 20.0
 ROLE_HELD_METRIC = "conveyor_role_held"
-TERMINATION_LOG = Path("/dev/termination-log")
-TERMINATION_MESSAGE_LIMIT = 4096
-# The reason the operator looks for at the start of a termination message (conveyor_operator._status).
-CODE_MISMATCH = "CodeMismatch"
 
 
-def default_namespace() -> str:
-    """The pod's own namespace when run in a cluster, else "default"."""
-    with contextlib.suppress(OSError):
-        found = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-        if found:
-            return found
-    return "default"
-
-
-def write_termination_message(path: Path | None, message: str) -> None:
-    """Say why the worker exits where Kubernetes looks (the container's terminationMessagePath): the kubelet copies
-    it into the pod's status, where the operator reads it. Only into a file that exists (the kubelet mounts it), so
-    a worker run by hand writes nothing; at most the 4096 bytes the kubelet keeps."""
-    if path is None or not path.is_file():
-        return
-    data = message.encode()[:TERMINATION_MESSAGE_LIMIT].decode(errors="ignore")
-    try:
-        path.write_text(data)
-    except OSError as e:
-        logger.warning("cannot write the termination message to %s: %s", path, e)
-
-
-def step_roles(wf: Workflow[Any, Any]) -> dict[str, tuple[str, int]]:
-    """Every step consumer role of the workflow -> (step status name, shard count), with the options in force."""
-    found: dict[str, tuple[str, int]] = {}
-    for status, step in wf.spec.steps.items():
-        shards = resolve(step.options, Options()).parallel_count
-        for k in range(1, shards + 1):
-            found[step_role(wf.name, status, k, shards)] = (step.status.name, shards)
-    return found
+def step_processes(wf: Workflow[Any, Any]) -> list[ProcessInfo]:
+    """The workflow's step consumers (every shard of every step), with the options in force."""
+    return [p for p in wf.processes() if p.kind == ProcessKind.STEP_CONSUMER]
 
 
 def choose_roles(wf: Workflow[Any, Any], step: str | None, shard: int | None, system: bool) -> list[str]:
-    """The roles this worker runs: shard `shard` of step `step`, or (`system`) every role that is not a step
-    consumer: outbox relay, timeouts, connectors, hooks, data deletion, paused-run retry."""
-    consumers = step_roles(wf)
-    every = wf.roles()
+    """The roles this worker runs: shard `shard` of step `step`, or (`system`) every process that is not a step
+    consumer: outbox relay, timeouts, connectors, hooks, data deletion, paused-run retry, the WorkflowRun mirror."""
     if system:
-        return [role for role in every if role not in consumers]
+        return [p.role for p in wf.processes() if p.kind != ProcessKind.STEP_CONSUMER]
     assert step is not None and shard is not None
-    steps = {s.status.name: (status, s) for status, s in wf.spec.steps.items()}
-    if step not in steps:
+    consumers = step_processes(wf)
+    of_step = [p for p in consumers if p.status is not None and p.status.name == step]
+    if not of_step:
+        steps = ", ".join(dict.fromkeys(p.status.name for p in consumers if p.status is not None))
         raise click.BadParameter(
-            f"{step!r} is not a step of workflow {wf.name!r}; its steps: {', '.join(steps)}", param_hint="--step"
+            f"{step!r} is not a step of workflow {wf.name!r}; its steps: {steps}", param_hint="--step"
         )
-    status, spec = steps[step]
-    shards = resolve(spec.options, Options()).parallel_count
-    if not 1 <= shard <= shards:
+    chosen = [p for p in of_step if p.shard is not None and p.shard.index == shard]
+    if not chosen:
+        shards = len(of_step)
         raise click.BadParameter(
             f"{shard} is outside 1..{shards}: step {step} has {shards} shard(s) (its parallelCount)",
             param_hint="--shard",
         )
-    role = step_role(wf.name, status, shard, shards)
-    if role not in every:  # the engine and this module disagree on role names: a bug, not bad input
-        raise RuntimeError(f"role {role} is not one of workflow {wf.name!r}'s roles: {', '.join(every)}")
-    return [role]
+    return [chosen[0].role]
 
 
 def parse_kafka_config(text: str | None) -> dict[str, Any] | None:
@@ -143,21 +106,6 @@ def parse_kafka_config(text: str | None) -> dict[str, Any] | None:
     return parsed
 
 
-def fence_shards(wf: Workflow[Any, Any], roles: LeaseRoleScheduler) -> None:
-    """Fence every sharded role of `wf` (with the options in force): each step consumer by its step, each
-    connector consumer by its connector; see the module's docstring."""
-    for status, step in wf.spec.steps.items():
-        shards = resolve(step.options, Options()).parallel_count
-        for k in range(1, shards + 1):
-            role = step_role(wf.name, status, k, shards)
-            roles.fence(role, group=step_group(wf.name, status), shards=shards)
-    for connector in wf.spec.connectors:
-        shards = resolve(connector.options, Options()).parallel_count
-        for k in range(1, shards + 1):
-            role = connector_role(connector.name, wf.name, k, shards)
-            roles.fence(role, group=connector_group(connector.name, wf.name), shards=shards)
-
-
 def build_workflow(
     entrypoint: str,
     paths: tuple[str, ...],
@@ -173,9 +121,9 @@ def build_workflow(
     termination_log: Path | None = None,
     kafka_config: dict[str, Any] | None = None,
 ) -> tuple[Workflow[Any, Any], LeaseRoleScheduler]:
-    """Load, check against the manifest, and build on the real adapters (nothing is connected yet), its step roles
-    fenced; the workflow and its Lease scheduler. A manifest that does not match the code is also said in
-    `termination_log`, for the operator to show on the Workflow."""
+    """Load, check against the manifest, and build on the real adapters (nothing is connected yet) with the
+    manifest's options over the code's; the workflow and its Lease scheduler. A manifest that does not match the
+    code is also said in `termination_log`, for the operator to show on the Workflow."""
     manifest = None
     if steps is not None and steps.strip():
         try:
@@ -208,12 +156,10 @@ def build_workflow(
             roles,
             timeout_store=PostgresTimeoutStore(dsn) if spec.timeouts else None,
             debug=debug,
+            step_options=step_options(spec, manifest) if manifest is not None else None,
         )
     except InvalidInput as e:
         raise click.UsageError(str(e)) from None
-    if manifest is not None:
-        apply(wf.spec, manifest)
-    fence_shards(wf, roles)
     return wf, roles
 
 
@@ -342,30 +288,14 @@ def worker(
         debug=debug,
         termination_log=termination_log,
     )
-    roles = choose_roles(wf, step, shard, system)
-    sync = None
     if system:
-        sync = workflowrun_sync(wf, namespace or default_namespace(), lease_duration, identity, workflow_object)
+        from conveyor.kubernetes import add_workflowrun_mirror
+
+        add_workflowrun_mirror(wf, namespace or default_namespace(), workflow_object=workflow_object)
+    roles = choose_roles(wf, step, shard, system)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settle_heap()
-    asyncio.run(
-        serve(wf, roles, host=host, port=port, sync=sync, fenced=scheduler.fenced, wait_for_store=wait_for_store)
-    )
-
-
-def workflowrun_sync(
-    wf: Workflow[Any, Any],
-    namespace: str,
-    lease_duration: int,
-    identity: str | None,
-    workflow_object: str | None = None,
-) -> WorkflowRunSync:
-    """The system worker's WorkflowRun sync (and graph publisher), behind a Lease of its own in the namespace."""
-    from conveyor.adapters.kubernetes import LeaseRoleScheduler
-    from conveyor.cli._workflowruns import WorkflowRunSync
-
-    roles = LeaseRoleScheduler(namespace, lease_duration=timedelta(seconds=lease_duration), identity=identity or None)
-    return WorkflowRunSync(wf, roles, namespace, workflow_object=workflow_object)
+    asyncio.run(serve(wf, roles, host=host, port=port, fenced=scheduler.fenced, wait_for_store=wait_for_store))
 
 
 # The collector's thresholds for a worker: a young-generation pass every 10,000 allocations instead of 700. Each
@@ -439,12 +369,11 @@ async def serve(
     *,
     host: str,
     port: int,
-    sync: WorkflowRunSync | None = None,
     fenced: Callable[[str], str | None] | None = None,
     wait_for_store: bool = False,
 ) -> None:
-    """Run `roles` of `wf` (and `sync`, the WorkflowRun sync of a system worker) until SIGTERM or SIGINT, then
-    stop cleanly; a second signal exits at once. `wait_for_store`: see the module's docstring."""
+    """Run `roles` of `wf` until SIGTERM or SIGINT, then stop cleanly; a second signal exits at once.
+    `wait_for_store`: see the module's docstring."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -464,7 +393,6 @@ async def serve(
     handled = (signal.SIGTERM, signal.SIGINT)
     for signum in handled:
         loop.add_signal_handler(signum, on_signal, signum)
-    syncing: asyncio.Future[None] | None = None
     try:
         state.phase = "opening adapters"
         starting = asyncio.ensure_future(_start(wf, roles, state, wait_for_store))
@@ -480,8 +408,6 @@ async def serve(
             starting.result()
         except ConveyorError as e:
             raise click.ClickException(str(e)) from None
-        if sync is not None:
-            syncing = asyncio.ensure_future(sync.run())
         state.phase = "running"
         logger.info(
             "workflow %s: running %s; HTTP on %s:%d (/healthz, /readyz, /metrics)",
@@ -492,10 +418,6 @@ async def serve(
         )
         await stop.wait()
         state.phase = "stopping"
-        if syncing is not None:
-            syncing.cancel()  # between two WorkflowRuns or inside one: either way retried by the next holder
-            with contextlib.suppress(BaseException):
-                await syncing
         await wf.stop(grace=STOP_GRACE)
         logger.info("workflow %s: stopped", wf.name)
     finally:

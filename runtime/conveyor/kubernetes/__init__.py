@@ -6,11 +6,15 @@ one place so neither can drift from the other.
   flips, observedGeneration, a capped message), with `conditions_by_type` and `format_time`;
 - `write_termination_message` and the termination message's path, size limit and CodeMismatch reason, how a
   worker tells the operator why it exits;
-- `default_namespace`: the pod's own namespace, else "default".
+- `default_namespace`: the pod's own namespace, else "default";
+- `add_workflowrun_mirror` (and its `WorkflowRunMirror`): the process of a workflow's table that makes WorkflowRuns
+  do what they say; it needs the kubernetes client, imported only when one of these two names is first used.
 
 It sits above the engine (which never imports it) and imports no Kubernetes client at import time, so the operator
 uses it without the engine's optional dependencies. The Lease role scheduler is an adapter, in
 conveyor.adapters.kubernetes."""
+
+from typing import TYPE_CHECKING, Any
 
 from conveyor.kubernetes._conditions import (
     MAX_CONDITION_MESSAGE,
@@ -35,6 +39,21 @@ from conveyor.kubernetes._termination import (
     write_termination_message,
 )
 
+if TYPE_CHECKING:
+    from conveyor.kubernetes._workflowruns import WorkflowRunMirror, add_workflowrun_mirror
+
+_MIRROR = ("WorkflowRunMirror", "add_workflowrun_mirror")
+
+
+def __getattr__(name: str) -> Any:
+    # The mirror imports the kubernetes client and the engine; the rest of this package must stay light.
+    if name in _MIRROR:
+        from conveyor.kubernetes import _workflowruns
+
+        return getattr(_workflowruns, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "API_VERSION",
     "CODE_MISMATCH",
@@ -47,6 +66,8 @@ __all__ = [
     "WORKFLOW_KIND",
     "WORKFLOW_RUNS",
     "WORKFLOW_RUN_KIND",
+    "WorkflowRunMirror",
+    "add_workflowrun_mirror",
     "condition",
     "conditions_by_type",
     "default_namespace",

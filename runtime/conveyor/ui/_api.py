@@ -11,8 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
+from conveyor._engine.checks import MAX_REASON
 from conveyor._engine.run_data import workflow_data
-from conveyor._engine.run_filters import MAX_REASON, text
+from conveyor._engine.run_filters import text
 from conveyor.errors import InvalidInput
 from conveyor.ui import _query
 from conveyor.ui._context import Context

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore, SortOrder
 from conveyor._core.records import Record
-from conveyor._engine.control import ACTIONS, control_run
+from conveyor._engine.client import CONTROLS, Client
 from conveyor._engine.run_data import object_data, record_data
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import ConveyorError, InvalidInput
@@ -55,6 +55,11 @@ class Context:
     clock: Clock | None
     csrf: Csrf
     allowed_hosts: frozenset[str] = frozenset()
+    client: Client = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        # The one path for changing a run; its reads stay the store's (the UI shows records).
+        self.client = Client(self.store, *self.workflows.values(), clock=self.clock)
 
     async def page(self, query: ListQuery) -> Page:
         """One page of runs, with the cursors of the pages either side (None where there is none)."""
@@ -97,11 +102,11 @@ class Context:
         return record, await _guard(self.store.history(run_id))
 
     async def control(self, run_id: str, action: str, reason: str) -> Record:
-        return await _guard(control_run(self.store, run_id, ACTIONS[action], reason, clock=self.clock))
+        return await _guard(self.client.change_state(run_id, CONTROLS[action], reason))
 
     def actions(self, record: Record) -> list[str]:
         """The actions the run's state allows now (whether or not actions are enabled)."""
-        return [name for name, target in ACTIONS.items() if record.run_state.can_become(target)]
+        return [name for name, target in CONTROLS.items() if record.run_state.can_become(target)]
 
     def run_data(self, record: Record, *, with_object: bool = True) -> dict[str, Any]:
         return record_data(record, self.workflows, with_object=with_object)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor._core.runstate import RunState
-from conveyor._engine.control import ACTIONS
-from conveyor._engine.run_filters import MAX_FOREIGN_ID, MAX_NAME, MAX_REASON, MAX_STATUS, RUN_STATES
+from conveyor._engine.checks import MAX_REASON
+from conveyor._engine.client import CONTROLS
+from conveyor._engine.run_filters import MAX_FOREIGN_ID, MAX_NAME, MAX_STATUS, RUN_STATES
 from conveyor.ui._csrf import HEADER
 from conveyor.ui._query import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -191,7 +192,7 @@ def document() -> dict[str, Any]:
                                     "history": {"type": "array", "items": run},
                                     "actions": {
                                         "type": "array",
-                                        "items": {"enum": list(ACTIONS)},
+                                        "items": {"enum": list(CONTROLS)},
                                         "description": "empty when actions are disabled",
                                     },
                                 },
@@ -208,7 +209,7 @@ def document() -> dict[str, Any]:
                     "summary": "Pause, resume, cancel or request deletion of a run's data (needs --allow-actions)",
                     "parameters": [
                         run_id,
-                        {"name": "action", "in": "path", "required": True, "schema": {"enum": list(ACTIONS)}},
+                        {"name": "action", "in": "path", "required": True, "schema": {"enum": list(CONTROLS)}},
                         {
                             "name": HEADER,
                             "in": "header",

@@ -14,8 +14,9 @@ from multidict import MultiMapping
 from conveyor._core.ports import RecordFilter, SortOrder
 from conveyor._core.runstate import RunState
 from conveyor._engine import run_filters
-from conveyor._engine.control import ACTIONS
-from conveyor._engine.run_filters import MAX_FOREIGN_ID, MAX_NAME, MAX_REASON, text
+from conveyor._engine.checks import MAX_REASON
+from conveyor._engine.client import CONTROLS
+from conveyor._engine.run_filters import MAX_FOREIGN_ID, MAX_NAME, text
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import InvalidInput
 
@@ -79,8 +80,8 @@ def run_id(value: str) -> str:
 
 
 def action(value: str) -> str:
-    if value not in ACTIONS:
-        raise InvalidInput("action", f"one of {', '.join(ACTIONS)}", value)
+    if value not in CONTROLS:
+        raise InvalidInput("action", f"one of {', '.join(CONTROLS)}", value)
     return value
 
 

@@ -4,6 +4,5 @@ process within the lease duration. A role can be fenced by its group (`LeaseRole
 of one shard count is held only while no shard of the step with another count is."""
 
 from conveyor.adapters.kubernetes._leases import LeaseRoleScheduler
-from conveyor.adapters.kubernetes._names import is_valid_name
 
-__all__ = ["LeaseRoleScheduler", "is_valid_name"]
+__all__ = ["LeaseRoleScheduler"]

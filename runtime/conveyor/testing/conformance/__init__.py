@@ -23,12 +23,13 @@ are unique per test), so a shared, real service is fine:
 | WorkflowSuite | `adapters`: `() -> Adapters` (one process's adapters; repeated calls share the same services) |
 """
 
+from conveyor.testing.conformance._adapters import Adapters
 from conveyor.testing.conformance._connector import ConnectorSuite
 from conveyor.testing.conformance._record_store import RecordStoreSuite
 from conveyor.testing.conformance._roles import RoleSchedulerSuite
 from conveyor.testing.conformance._streamer import EventStreamerSuite
 from conveyor.testing.conformance._timeouts import TimeoutStoreSuite
-from conveyor.testing.conformance._workflow import Adapters, WorkflowSuite
+from conveyor.testing.conformance._workflow import WorkflowSuite
 
 __all__ = [
     "Adapters",

@@ -8,31 +8,17 @@ import asyncio
 import enum
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from conveyor._core.ports import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
 from conveyor._core.runstate import RunState
 from conveyor._engine.builder import Builder
 from conveyor._engine.run import Run
-from conveyor._engine.workflow import Workflow
 from conveyor.testing._clock import FakeClock
 from conveyor.testing._helpers import await_timeout_insert
-
-
-class Adapters(NamedTuple):
-    """One process's adapters. Two calls of the fixture stand for two processes on the same services."""
-
-    streamer: EventStreamer
-    store: RecordStore
-    role_scheduler: RoleScheduler
-    timeout_store: TimeoutStore
-
-
-AdaptersFactory = Callable[[], Adapters]
+from conveyor.testing.conformance._adapters import AdaptersFactory, build_on
+from conveyor.testing.conformance._client import ClientCases
 
 
 class User(BaseModel):
@@ -52,18 +38,9 @@ def _name(kind: str) -> str:
     return f"conformance-{kind}-{uuid.uuid4().hex[:10]}"
 
 
-def _build(builder: Builder[Any, Any], adapters: Adapters, **kwargs: Any) -> Workflow[Any, Any]:
-    return builder.build(
-        adapters.streamer,
-        adapters.store,
-        adapters.role_scheduler,
-        timeout_store=adapters.timeout_store,
-        **kwargs,
-    )
-
-
-class WorkflowSuite:
-    """Subclass as `class TestWorkflowOnX(WorkflowSuite)` and provide an `adapters` fixture (an AdaptersFactory)."""
+class WorkflowSuite(ClientCases):
+    """Subclass as `class TestWorkflowOnX(WorkflowSuite)` and provide an `adapters` fixture (an AdaptersFactory).
+    The Client cases (`_client`) come with it."""
 
     async def test_acceptance_full_run_through(self, adapters: AdaptersFactory) -> None:
         async def set_email(run: Run[User, SyncStatus]) -> SyncStatus:
@@ -89,7 +66,7 @@ class WorkflowSuite:
         )
         b.add_step(SyncStatus.REGULATION_TIMEOUT, generate_id, SyncStatus.COMPLETED).with_options(parallel_count=5)
         clock = FakeClock(datetime.fromisoformat("2023-04-09T08:30:00+00:00"))
-        wf = _build(b, adapters(), clock=clock)
+        wf = build_on(b, adapters(), clock=clock)
         async with wf:
             run_id = await wf.trigger("1", initial_value=User(country_code="GB"))
             await await_timeout_insert(wf, "1", run_id, SyncStatus.EMAIL_SET, timeout=30)
@@ -128,7 +105,7 @@ class WorkflowSuite:
             b.add_step(SyncStatus.EMAIL_SET, finish, SyncStatus.COMPLETED).with_options(parallel_count=2)
             return b
 
-        first, second = _build(builder(), adapters()), _build(builder(), adapters())
+        first, second = build_on(builder(), adapters()), build_on(builder(), adapters())
         await first.run()
         await second.run()
         try:
@@ -152,7 +129,7 @@ class WorkflowSuite:
 
         b = Builder(_name("late"), User, SyncStatus)
         b.add_step(SyncStatus.STARTED, slow, SyncStatus.EMAIL_SET)
-        wf = _build(b, adapters(), pause_retry=None)
+        wf = build_on(b, adapters(), pause_retry=None)
         async with wf:
             run_id = await wf.trigger("late")
             await asyncio.wait_for(entered.wait(), 30)
@@ -173,7 +150,7 @@ class WorkflowSuite:
             return SyncStatus.COMPLETED
 
         b.add_step(SyncStatus.STARTED, done, SyncStatus.COMPLETED)
-        wf = _build(b, adapters())
+        wf = build_on(b, adapters())
         async with wf:
             run_id = await wf.trigger("forget-me", initial_value=User(email="a@b.c"))
             await wf.wait_for("forget-me", run_id, SyncStatus.COMPLETED, timeout=30)

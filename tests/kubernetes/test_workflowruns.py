@@ -22,8 +22,8 @@ from kubernetes.client.exceptions import ApiException
 
 from conveyor import RunState, Workflow
 from conveyor.adapters.memory import MemoryRoleScheduler
-from conveyor.cli._worker import step_roles
-from conveyor.errors import RecordNotFound
+from conveyor.cli._worker import step_processes
+from conveyor.errors import InvalidInput, RecordNotFound
 from tests.cli.worker_app import Ticket, TicketStatus, make
 from tests.helpers import (
     CLI_APPS,
@@ -84,7 +84,7 @@ class Harness:
             PostgresRecordStore(self.env["CONVEYOR_PG_DSN"]),
             MemoryRoleScheduler(),
         )
-        await wf.run(roles=list(step_roles(wf)) if roles is None else roles)
+        await wf.run(roles=[p.role for p in step_processes(wf)] if roles is None else roles)
         self.workflows.append(wf)
         return wf
 
@@ -389,3 +389,18 @@ async def test_the_system_worker_publishes_the_graph_and_the_operator_keeps_it(
     status = await runs.until(reconciled)
     assert status["graph"] == graph
     assert {s["name"]: s["desiredShards"] for s in status["steps"]} == {"OPENED": 2, "TRIAGED": 1}
+
+
+def test_the_mirror_is_a_process_of_the_workflows_table_run_by_the_system_worker() -> None:
+    from conveyor.adapters.memory import MemoryRecordStore, MemoryStreamer
+    from conveyor.cli._worker import choose_roles
+    from conveyor.kubernetes import add_workflowrun_mirror
+
+    wf = make(f"mirror-{uuid.uuid4().hex[:6]}").build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+    info = add_workflowrun_mirror(wf, "orders")
+    assert info.role == f"{wf.name}-workflowrun-sync-consumer" and info.kind == "workflowrun-mirror"
+    assert info in wf.processes() and info.role in wf.roles()
+    assert info.role in choose_roles(wf, None, None, True)
+    assert info.role not in choose_roles(wf, "OPENED", 1, False)
+    with pytest.raises(InvalidInput, match="role"):
+        add_workflowrun_mirror(wf, "orders")

@@ -1,7 +1,9 @@
-"""The WorkflowRun sync: what makes a `conveyor.dev/v1alpha1` WorkflowRun do what it says. It runs in the
-workflow's system worker (`conveyor worker --system`), which has both the user's code (to validate the object)
-and the record store, behind a role of its own (`{workflow}-workflowrun-sync-consumer`, a Lease like the others),
-and every second lists the WorkflowRuns of its namespace whose spec.workflow is this workflow:
+"""The WorkflowRun mirror: what makes a `conveyor.dev/v1alpha1` WorkflowRun do what it says. It is a process of the
+workflow's own table (`add_workflowrun_mirror`), run by its system worker (`conveyor worker --system`), which has
+both the user's code (to validate the object) and the record store: it holds a role of its own
+(`{workflow}-workflowrun-sync-consumer`, a Lease like the others, through the workflow's role scheduler), shows in
+`roles()`, the process states and the metrics, is restarted after a back-off when it fails, and every second
+lists the WorkflowRuns of its namespace whose spec.workflow is this workflow:
 
 - not triggered yet (no status.runID): the object is validated against the workflow's object type and startAt
   against its statuses (a failure is a Triggered=False condition, nothing triggered), then the run is triggered
@@ -13,7 +15,8 @@ and every second lists the WorkflowRuns of its namespace whose spec.workflow is 
 The holder of the role also publishes the workflow's graph (mermaid) into its Workflow's status.graph when it
 takes the role: the operator shows what it cannot compute, having no user code.
 
-Postgres stays the source of truth: the status is patched only when what it mirrors changed."""
+Postgres stays the source of truth: the status is patched only when what it mirrors changed. Runs are triggered
+and steered through the workflow's `Client`, the one path every change of a run takes."""
 
 from __future__ import annotations
 
@@ -21,16 +24,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from conveyor._core.ports import RoleScheduler
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
-from conveyor._engine.supervise import until_lost
+from conveyor._engine.roles import ProcessInfo
 from conveyor._engine.workflow import Workflow
 from conveyor.adapters.kubernetes._client import load_configuration
 from conveyor.errors import (
@@ -41,13 +43,15 @@ from conveyor.errors import (
     RecordNotFound,
     WorkflowInProgress,
 )
+from conveyor.kubernetes._conditions import MAX_CONDITION_MESSAGE, condition, conditions_by_type, format_time
+from conveyor.kubernetes._resources import GROUP, VERSION, WORKFLOW_RUNS, WORKFLOWS
 
 logger = logging.getLogger("conveyor.workflowruns")
 
-GROUP, VERSION, PLURAL = "conveyor.dev", "v1alpha1", "workflowruns"
 INTERVAL = 1.0
 ERROR_BACKOFF = 2.0
-MAX_MESSAGE = 32768
+# The kind of the mirror's process in the workflow's table (`Workflow.processes()`).
+MIRROR_KIND = "workflowrun-mirror"
 
 _PHASES = {
     RunState.UNKNOWN: "Pending",
@@ -72,18 +76,13 @@ def run_state_name(state: RunState) -> str:
     return state.label.replace(" ", "")
 
 
-def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class WorkflowRunSync:
-    """Holds the sync role through `roles` (opened and closed here) and syncs `namespace`'s WorkflowRuns of `wf`
-    every `interval` seconds while it holds it. `wf` must be running (its store open)."""
+class WorkflowRunMirror:
+    """Mirrors `namespace`'s WorkflowRuns of `wf` every `interval` seconds while its process holds the mirror's
+    role; made and added to the workflow's table by `add_workflowrun_mirror`."""
 
     def __init__(
         self,
         wf: Workflow[Any, Any],
-        roles: RoleScheduler,
         namespace: str,
         *,
         interval: float = INTERVAL,
@@ -91,7 +90,7 @@ class WorkflowRunSync:
         workflow_object: str | None = None,
     ) -> None:
         self.wf = wf
-        self.roles = roles
+        self.client = wf.client
         self.namespace = namespace
         self.interval = interval
         self.kubeconfig = kubeconfig
@@ -99,41 +98,31 @@ class WorkflowRunSync:
         # The Workflow object whose status gets the graph (the operator names it in $CONVEYOR_WORKFLOW).
         self.workflow_object = workflow_object or wf.name
         self._api: client.CustomObjectsApi | None = None
+        # The last listing failure, said once until it changes (the process is not failing: the API server is).
+        self._listing_failure: str | None = None
 
     async def run(self) -> None:
-        """Until cancelled: wait for the role, sync while it is held; failures are logged and retried."""
+        """The process's body, while the role is held: publish the graph, then mirror until cancelled."""
         configuration = await asyncio.to_thread(load_configuration, self.kubeconfig, None)
         api_client = client.ApiClient(configuration)
         self._api = client.CustomObjectsApi(api_client)
         try:
-            await self.roles.open()
-            try:
-                while True:
-                    try:
-                        async with self.roles.hold(self.role) as lease:
-                            logger.info("role %s acquired: syncing WorkflowRuns of %s", self.role, self.wf.name)
-                            await self.publish_graph()
-                            if await until_lost(self._loop(), lease):
-                                logger.warning("role %s lost: WorkflowRun sync stopped", self.role)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        logger.exception("WorkflowRun sync failed; retrying in %.0fs", ERROR_BACKOFF)
-                        await asyncio.sleep(ERROR_BACKOFF)
-            finally:
-                with contextlib.suppress(Exception):
-                    await self.roles.close()
+            logger.info("role %s acquired: syncing WorkflowRuns of %s", self.role, self.wf.name)
+            await self.publish_graph()
+            while True:
+                try:
+                    await self.sync_all()
+                    self._listing_failure = None
+                except ApiException as e:
+                    said = f"{e.status} {e.reason}"
+                    if said != self._listing_failure:
+                        logger.warning("listing WorkflowRuns in %s: %s", self.namespace, said)
+                    self._listing_failure = said
+                await self.wf.clock.sleep(self.interval)
         finally:
             self._api = None
-            await asyncio.to_thread(api_client.close)
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sync_all()
-            except ApiException as e:
-                logger.warning("listing WorkflowRuns in %s: %s %s", self.namespace, e.status, e.reason)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(api_client.close)
 
     async def publish_graph(self) -> bool:
         """Put the workflow's mermaid graph into its Workflow's status.graph (a merge patch of that field only, so
@@ -147,7 +136,7 @@ class WorkflowRunSync:
                 GROUP,
                 VERSION,
                 self.namespace,
-                "workflows",
+                WORKFLOWS,
                 self.workflow_object,
                 {"status": {"graph": self.wf.mermaid()}},
                 _content_type="application/merge-patch+json",
@@ -170,7 +159,9 @@ class WorkflowRunSync:
 
     async def sync_all(self) -> None:
         api = self._require_api()
-        listing = await asyncio.to_thread(api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL)
+        listing = await asyncio.to_thread(
+            api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, WORKFLOW_RUNS
+        )
         for item in cast(dict[str, Any], listing).get("items", []):
             if (item.get("spec") or {}).get("workflow") != self.wf.name:
                 continue
@@ -189,7 +180,7 @@ class WorkflowRunSync:
         spec: Mapping[str, Any] = item.get("spec") or {}
         old: dict[str, Any] = dict(item.get("status") or {})
         name, generation = meta["name"], meta.get("generation")
-        status = _Status(old, generation)
+        status = _Status(old, generation, self.wf.clock.now())
         run_id = old.get("runID")
         record: Record | None = None
         applied_generation = old.get("observedGeneration")
@@ -202,7 +193,7 @@ class WorkflowRunSync:
             status.set("Triggered", "True", "Triggered", f"run {run_id} triggered")
             applied_generation = None  # the spec's state is applied to the new run below
         try:
-            record = await self.wf.store.lookup(run_id)
+            record = await self.client.store.lookup(run_id)
         except RecordNotFound:
             status.set("Triggered", "False", "RunNotFound", f"run {run_id} is not in the record store")
             await self._patch(name, old, status.build())
@@ -243,7 +234,9 @@ class WorkflowRunSync:
                 status.fail("InvalidObject", str(e))
                 return None
         try:
-            return await wf.trigger(foreign_id, initial_value=initial_value, start_at=start_at, run_id=uid)
+            return await self.client.trigger(
+                wf.spec, foreign_id, initial_value=initial_value, start_at=start_at, run_id=uid
+            )
         except WorkflowInProgress as e:
             status.set("Triggered", "False", "RunInProgress", f"{e}; triggered once it finishes")
             status.fields["phase"] = "Pending"
@@ -257,21 +250,21 @@ class WorkflowRunSync:
 
     async def _apply_state(self, desired: str, record: Record, status: _Status) -> Record:
         """Make the run what spec.state asks (once per generation); the run as it is afterwards."""
-        wf, state, run_id = self.wf, record.run_state, record.run_id
+        runs, state, run_id = self.client, record.run_state, record.run_id
         try:
             if desired == "Paused" and state is not RunState.PAUSED:
-                await wf.pause(run_id, "WorkflowRun spec.state Paused")
+                await runs.pause(run_id, "WorkflowRun spec.state Paused")
             elif desired == "Running" and state is RunState.PAUSED:
-                await wf.resume(run_id)
+                await runs.resume(run_id)
             elif desired == "Cancelled" and state is not RunState.CANCELLED:
-                await wf.cancel(run_id, "WorkflowRun spec.state Cancelled")
+                await runs.cancel(run_id, "WorkflowRun spec.state Cancelled")
             elif desired == "DataDeleted" and state not in (RunState.REQUESTED_DATA_DELETED, RunState.DATA_DELETED):
-                await wf.delete_data(run_id, "WorkflowRun spec.state DataDeleted")
+                await runs.delete_data(run_id, "WorkflowRun spec.state DataDeleted")
             status.set("StateApplied", "True", "StateApplied", f"spec.state {desired}")
         except InvalidTransition as e:
             status.set("StateApplied", "False", "InvalidTransition", f"spec.state {desired}: {e}")
         status.fields["observedGeneration"] = status.generation
-        return await wf.store.lookup(run_id)
+        return await runs.store.lookup(run_id)
 
     def _mirror(self, record: Record, status: _Status) -> None:
         state = record.run_state
@@ -283,9 +276,9 @@ class WorkflowRunSync:
             runState=run_state_name(state),
             status=status_name,
             phase=_PHASES[state],
-            createdAt=_time(record.created_at),
-            updatedAt=_time(record.updated_at),
-            finishedAt=_time(record.updated_at) if state.finished() else None,
+            createdAt=format_time(record.created_at),
+            updatedAt=format_time(record.updated_at),
+            finishedAt=format_time(record.updated_at) if state.finished() else None,
         )
         if state.finished():
             status.set("Finished", "True", run_state_name(state), f"run {record.run_id} is {state.label.lower()}")
@@ -301,7 +294,7 @@ class WorkflowRunSync:
             GROUP,
             VERSION,
             self.namespace,
-            PLURAL,
+            WORKFLOW_RUNS,
             name,
             {"status": new},
             _content_type="application/merge-patch+json",
@@ -315,7 +308,7 @@ class WorkflowRunSync:
                 GROUP,
                 VERSION,
                 self.namespace,
-                PLURAL,
+                WORKFLOW_RUNS,
                 name,
                 body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
             )
@@ -326,33 +319,43 @@ class WorkflowRunSync:
         logger.info("WorkflowRun %s/%s deleted: its run finished ttlSecondsAfterFinished ago", self.namespace, name)
 
 
-class _Status:
-    """The status being built: fields and conditions (a condition keeps its lastTransitionTime while its status
-    stays the same, as meta/v1 Conditions do)."""
+def add_workflowrun_mirror(
+    wf: Workflow[Any, Any],
+    namespace: str,
+    *,
+    interval: float = INTERVAL,
+    kubeconfig: str | None = None,
+    workflow_object: str | None = None,
+) -> ProcessInfo:
+    """Add the WorkflowRun mirror of `namespace` to `wf`'s processes (before `wf.run()`): it holds its own role
+    through the workflow's role scheduler and is supervised like the workflow's other processes."""
+    mirror = WorkflowRunMirror(wf, namespace, interval=interval, kubeconfig=kubeconfig, workflow_object=workflow_object)
+    return wf.add_process(
+        mirror.role, mirror.run, name="workflowrun-sync-consumer", kind=MIRROR_KIND, err_backoff=ERROR_BACKOFF
+    )
 
-    def __init__(self, old: Mapping[str, Any], generation: int | None) -> None:
+
+class _Status:
+    """The status being built: fields and conditions (meta/v1 Condition semantics, from `condition`)."""
+
+    def __init__(self, old: Mapping[str, Any], generation: int | None, now: datetime) -> None:
         self.generation = generation
+        self.now = now
         self.fields: dict[str, Any] = {}
-        self._old = {c["type"]: c for c in old.get("conditions") or [] if isinstance(c, dict) and "type" in c}
+        self._old = conditions_by_type(old.get("conditions"))
         self._conditions = dict(self._old)
 
     def set(self, type_: str, status: str, reason: str, message: str) -> None:
-        before = self._old.get(type_)
-        since = (
-            before["lastTransitionTime"]
-            if before is not None and before.get("status") == status and before.get("lastTransitionTime")
-            else _time(datetime.now(UTC))
+        self._conditions[type_] = condition(
+            type_,
+            status,
+            reason,
+            message,
+            previous=self._old,
+            generation=self.generation,
+            max_message=MAX_CONDITION_MESSAGE,
+            now=self.now,
         )
-        condition: dict[str, Any] = {
-            "type": type_,
-            "status": status,
-            "reason": reason,
-            "message": message[:MAX_MESSAGE],
-            "lastTransitionTime": since,
-        }
-        if self.generation is not None:
-            condition["observedGeneration"] = self.generation
-        self._conditions[type_] = condition
 
     def fail(self, reason: str, message: str) -> None:
         self.set("Triggered", "False", reason, message)
