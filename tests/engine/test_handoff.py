@@ -62,14 +62,14 @@ async def test_an_event_waits_for_the_handoff_of_its_run_and_then_needs_no_handl
     assert not claiming.done()  # the event of r1 waits while the handoff handles r1
 
     consumer.gate.set()
-    claim = await asyncio.wait_for(claiming, 5)
+    await asyncio.wait_for(claiming, 5)
     assert consumer.handled == [("r1", 2)]
     assert consumer.target.handled("r1", 2)  # the event of version 2 is done already
     assert consumer.target.handled("r1", 1)
     assert not consumer.target.handled("r1", 3)  # a newer version is not
     assert not consumer.target.handled("r1", None)  # nor an event that does not say its version
     assert not consumer.target.handled("r2", 2)
-    consumer.target.release("r1", claim)
+    consumer.target.release("r1")
     assert consumer.working_now == 0
 
 
@@ -78,35 +78,39 @@ async def test_a_failed_handoff_leaves_the_version_to_its_event() -> None:
     consumer.fail = True
     consumer.gate.set()
     assert consumer.target.offer(record("r1", 2))
-    claim = await asyncio.wait_for(consumer.target.claim("r1"), 5)
+    await asyncio.wait_for(consumer.target.claim("r1"), 5)
     assert consumer.handled == []
     assert not consumer.target.handled("r1", 2)
-    consumer.target.release("r1", claim)
+    consumer.target.release("r1")
 
 
-async def test_an_event_that_came_during_its_handoff_is_settled_by_it() -> None:
+async def test_an_event_that_came_during_its_handoff_finds_it_handled_once_it_may_claim() -> None:
     consumer = Consumer()
     assert consumer.target.offer(record("r1", 2))
     await settle()
-    waiting = asyncio.ensure_future(consumer.target.settled("r1", 2))
+    waiting = asyncio.ensure_future(consumer.target.claim("r1"))
     await settle()
     assert not waiting.done()  # it waits for the handoff rather than being handled beside it
     consumer.gate.set()
-    assert await asyncio.wait_for(waiting, 5)  # handled by the handoff: nothing left to do (or to observe)
-    assert not consumer.target.busy("r1")  # and it claimed nothing
-    assert not await consumer.target.settled("r1", 3)  # a newer version is not settled
+    await asyncio.wait_for(waiting, 5)
+    assert consumer.target.handled("r1", 2)  # handled by the handoff: nothing left to do (or to observe)
+    assert not consumer.target.handled("r1", 3)  # a newer version is not
+    consumer.target.release("r1")
+    assert not consumer.target.busy("r1")
 
     consumer.fail = True
     assert consumer.target.offer(record("r1", 3))
-    assert not await asyncio.wait_for(consumer.target.settled("r1", 3), 5)  # failed: the event handles it
+    await asyncio.wait_for(consumer.target.claim("r1"), 5)
+    assert not consumer.target.handled("r1", 3)  # failed: the event handles it
+    consumer.target.release("r1")
 
 
 async def test_a_claimed_run_is_not_handed_off() -> None:
     consumer = Consumer()
     consumer.gate.set()
-    claim = await consumer.target.claim("r1")  # its event is being handled
+    await consumer.target.claim("r1")  # its event is being handled
     assert not consumer.target.offer(record("r1", 3))
-    consumer.target.release("r1", claim)
+    consumer.target.release("r1")
     assert consumer.target.offer(record("r1", 3))
     await settle()
     assert consumer.handled == [("r1", 3)]
@@ -115,9 +119,9 @@ async def test_a_claimed_run_is_not_handed_off() -> None:
 async def test_a_version_whose_event_was_handled_first_is_not_handed_off() -> None:
     consumer = Consumer()
     consumer.gate.set()
-    claim = await consumer.target.claim("r1")  # the event of version 2 came before the committer offered it
+    await consumer.target.claim("r1")  # the event of version 2 came before the committer offered it
     consumer.target.note_handled("r1", 2)
-    consumer.target.release("r1", claim)
+    consumer.target.release("r1")
     assert not consumer.target.offer(record("r1", 2))
     assert consumer.target.offer(record("r1", 3))  # a newer version is handed off
     await settle()
@@ -147,8 +151,8 @@ async def test_close_cancels_running_handoffs_and_releases_their_claims() -> Non
     await consumer.target.close()
     assert consumer.handled == []
     assert not consumer.target.handled("r1", 2)
-    claim = await asyncio.wait_for(consumer.target.claim("r1"), 5)  # the event is not kept waiting
-    consumer.target.release("r1", claim)
+    await asyncio.wait_for(consumer.target.claim("r1"), 5)  # the event is not kept waiting
+    consumer.target.release("r1")
     assert consumer.working_now == 0
 
 

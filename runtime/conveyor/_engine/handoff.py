@@ -10,8 +10,8 @@ Nothing is given up for it:
   version, and an event is acknowledged only after the handoff's transaction;
 - the event, when it comes, is skipped without a lookup if a handoff here handled its version (stored the
   outcome, lost it to a newer version, or the step asked to skip: what the event would do again), also when
-  it came while that handoff ran and waited for it; such an event is not observed in the step's latency, which
-  the handoff observed. If the handoff failed, the event is handled as usual (retries, error counts and
+  it came while that handoff ran and waited for its claim; such an event is not observed in the step's latency,
+  which the handoff observed. If the handoff failed, the event is handled as usual (retries, error counts and
   auto-pause stay on its path);
 - only a consumer whose receiver says it owns the foreign id (`owns`) takes handoffs, only while it runs (it
   holds its role), and its handoffs are cancelled when it stops: a cancelled or failed handoff leaves the event
@@ -21,13 +21,13 @@ Nothing is given up for it:
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
-from conveyor._core.records import Record
+from conveyor._core.records import Event, Record
 
-# Run versions that handoffs handled, remembered so their events are skipped without a lookup; bounded.
+# Run versions handled here, remembered so their events are skipped without a lookup: between 10,000 and twice
+# that many runs.
 _REMEMBERED = 10_000
 
 
@@ -47,9 +47,13 @@ class Target:
         self._working = working
         self._accepting = accepting
         self._window = window
-        self._claims: dict[str, asyncio.Future[None]] = {}
+        # The runs claimed here: to the future their waiters wait on, or to None while nobody waits (most claims
+        # are never waited for, so that future is made only when a waiter comes).
+        self._claims: dict[str, asyncio.Future[None] | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._handled: collections.OrderedDict[str, int] = collections.OrderedDict()
+        # The newest version handled here per run: the recent generation, and the one before it.
+        self._handled: dict[str, int] = {}
+        self._handled_before: dict[str, int] = {}
 
     def offer(self, record: Record) -> bool:
         """Start handling `record` now, unless its run is claimed or this version was handled, `window` handoffs
@@ -62,13 +66,13 @@ class Target:
             or self.handled(record.run_id, record.meta.version)
         ):
             return False
-        claim = self._claim(record.run_id)
-        task = asyncio.ensure_future(self._run(record, claim))
+        self._claims[record.run_id] = None
+        task = asyncio.ensure_future(self._run(record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _run(self, record: Record, claim: asyncio.Future[None]) -> None:
+    async def _run(self, record: Record) -> None:
         try:
             async with self._working():
                 await self._handle(record)
@@ -76,55 +80,74 @@ class Target:
         except Exception:
             pass  # the event comes anyway and is handled, retried and counted as usual
         finally:
-            self._release(record.run_id, claim)
+            self._release(record.run_id)
 
     def note_handled(self, run_id: str, version: int | None) -> None:
         """Note that this version of the run was handled here, by handoff or by event: its outcome stored,
         discarded on a version conflict, or the step asked to skip. Handling it again would do the same."""
-        if version is None or self._handled.get(run_id, -1) >= version:
+        if version is None:
             return
-        self._handled[run_id] = version
-        self._handled.move_to_end(run_id)
-        if len(self._handled) > _REMEMBERED:
-            self._handled.popitem(last=False)
+        recent = self._handled
+        if recent.get(run_id, -1) >= version:
+            return
+        recent[run_id] = version
+        if len(recent) >= _REMEMBERED:
+            # Two generations, each up to _REMEMBERED runs: forgetting is one swap, never a scan.
+            self._handled_before, self._handled = recent, {}
+
+    def _version_handled(self, run_id: str) -> int | None:
+        found = self._handled.get(run_id)
+        return self._handled_before.get(run_id) if found is None else found
+
+    def done_already(self, event: Event) -> bool:
+        """Whether the event's version of its run was handled here and nothing handles the run now: the event
+        needs no task, claim or lookup (most events, once handoffs run)."""
+        run_id = event.run_id
+        if run_id in self._claims:
+            return False
+        handled = self._version_handled(run_id)
+        if handled is None:
+            return False
+        version = event.record_version
+        return version is not None and version <= handled
 
     def handled(self, run_id: str, version: int | None) -> bool:
         """Whether this version of the run (or a newer one) was handled here."""
-        handled = self._handled.get(run_id)
+        handled = self._version_handled(run_id)
         return handled is not None and version is not None and version <= handled
 
     def busy(self, run_id: str) -> bool:
         """Whether a handoff or an event of the run is being handled here."""
         return run_id in self._claims
 
-    async def settled(self, run_id: str, version: int | None) -> bool:
-        """Wait until nobody in this consumer handles the run; then whether this version of it was handled here
-        (by the handoff just waited for, typically: the event is then done with, without being handled)."""
-        await self._idle(run_id)
-        return self.handled(run_id, version)
+    def take(self, run_id: str) -> bool:
+        """Claim the run now if nobody in this consumer handles it (most often); False if somebody does (then
+        await `claim`)."""
+        if run_id in self._claims:
+            return False
+        self._claims[run_id] = None
+        return True
 
-    async def claim(self, run_id: str) -> asyncio.Future[None]:
+    async def claim(self, run_id: str) -> None:
         """Wait until nobody in this consumer handles the run, then claim it (release with `release`)."""
-        await self._idle(run_id)
-        return self._claim(run_id)
+        await self._unclaimed(run_id)
+        self._claims[run_id] = None
 
-    async def _idle(self, run_id: str) -> None:
-        while (held := self._claims.get(run_id)) is not None:
-            await asyncio.shield(held)
+    async def _unclaimed(self, run_id: str) -> None:
+        claims = self._claims
+        while run_id in claims:
+            waited = claims[run_id]
+            if waited is None:
+                waited = claims[run_id] = asyncio.get_running_loop().create_future()
+            await asyncio.shield(waited)
 
-    def _claim(self, run_id: str) -> asyncio.Future[None]:
-        claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._claims[run_id] = claim
-        return claim
+    def release(self, run_id: str) -> None:
+        self._release(run_id)
 
-    def release(self, run_id: str, claim: asyncio.Future[None]) -> None:
-        self._release(run_id, claim)
-
-    def _release(self, run_id: str, claim: asyncio.Future[None]) -> None:
-        if self._claims.get(run_id) is claim:
-            del self._claims[run_id]
-        if not claim.done():
-            claim.set_result(None)
+    def _release(self, run_id: str) -> None:
+        waited = self._claims.pop(run_id, None)
+        if waited is not None and not waited.done():
+            waited.set_result(None)
 
     async def close(self) -> None:
         """Stop every handoff still running (their events come and are handled by whoever owns them then)."""

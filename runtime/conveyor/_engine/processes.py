@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 S = TypeVar("S", bound=enum.IntEnum)
 
-Handler = Callable[[Event], Awaitable[None]]
+# A handler returns False when it found the event's work done already (see `Runtime.retrying`).
+Handler = Callable[[Event], Awaitable[bool | None]]
 
 
 async def consume(
@@ -48,21 +49,15 @@ async def consume(
     accept: Callable[[Event], bool] | None = None,
     window: int = DEFAULT_MAX_IN_FLIGHT,
     done_already: Callable[[Event], bool] | None = None,
-    done_meanwhile: Callable[[Event], Awaitable[bool]] | None = None,
 ) -> None:
     """Receive, handle and acknowledge events, up to `window` of different foreign ids at once (see
     `pipeline`); a failed event is retried after a back-off and not acknowledged until it succeeds, so nothing
-    is lost and each foreign id keeps its order.
-
-    `done_already` is asked as an event arrives, `done_meanwhile` just before it would be handled (it may wait
-    for other work on the event's run to end). An event that either one calls done is acknowledged in its turn
-    without being handled, and is not observed in the latency: whatever did its work observed that."""
+    is lost and each foreign id keeps its order. An event that `done_already` calls done as it arrives is
+    acknowledged in its turn without being handled."""
 
     async def work(event: Event) -> None:
         if accept is not None and not accept(event):
             rt.metrics.skipped(process, "filtered out")
-        elif done_meanwhile is not None and await done_meanwhile(event):
-            return
         else:
             await rt.retrying(process, err_backoff, lambda: handle(event))
 
@@ -186,15 +181,23 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         receiver.owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight
     )
 
-    async def handle(event: Event) -> None:
-        claim = await target.claim(event.run_id)
+    async def handle(event: Event) -> bool:
+        # Under the run's claim (waiting for a handoff of it to end), unless a handoff handled this version
+        # meanwhile: then False, nothing done (the handoff observed the step's latency). Written out here rather
+        # than around handle_event: this runs for every event the handoffs did not take.
+        run_id, version = event.run_id, event.record_version
+        if not target.take(run_id):
+            await target.claim(run_id)
         try:
-            if target.handled(event.run_id, event.record_version):
-                return  # a handoff of this run already handled this version (see `handoff`)
-            await handle_event(event)
-            target.note_handled(event.run_id, event.record_version)
+            if target.handled(run_id, version):
+                return False
+            before = await _current(rt, event, process, int(step.status))
+            if before is not None:
+                await run_step(before, from_event=True)
+            target.note_handled(run_id, version)
+            return True
         finally:
-            target.release(event.run_id, claim)
+            target.release(run_id)
 
     rt.handoff.add(int(step.status), target)
     try:
@@ -207,9 +210,7 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
             lag_alert=opts.lag_alert,
             window=opts.max_in_flight,
             # Most events, once handoffs run: acknowledged in their turn, with no task, claim or lookup.
-            done_already=lambda e: not target.busy(e.run_id) and target.handled(e.run_id, e.record_version),
-            # An event that came while its run's handoff ran waits for it: then it is most likely done too.
-            done_meanwhile=lambda e: target.settled(e.run_id, e.record_version),
+            done_already=target.done_already,
         )
     finally:
         rt.handoff.remove(int(step.status), target)

@@ -106,12 +106,14 @@ class Runtime(RunWriter[T, S]):
         self.errors.clear(exc, process, before.run_id)
         return True
 
-    async def retrying(self, process: str, err_backoff: float, work: Callable[[], Awaitable[None]]) -> None:
-        """Do `work` until it succeeds, backing off after each failure (the event is not acknowledged meanwhile)."""
+    async def retrying(self, process: str, err_backoff: float, work: Callable[[], Awaitable[bool | None]]) -> None:
+        """Do `work` until it succeeds, backing off after each failure (the event is not acknowledged meanwhile).
+        Its latency is observed unless `work` returns False: it found its work done already, by someone who
+        observed it (a handoff)."""
         while True:
             started = time.perf_counter()
             try:
-                await work()
+                done = await work()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -119,5 +121,6 @@ class Runtime(RunWriter[T, S]):
                 self.decisions.process_error("process error, backing off", exc, process, backoff=err_backoff)
                 await self.drain.sleep(self.clock.sleep, err_backoff)
                 continue
-            self.metrics.latency(process, time.perf_counter() - started)
+            if done is not False:
+                self.metrics.latency(process, time.perf_counter() - started)
             return
