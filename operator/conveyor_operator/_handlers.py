@@ -1,8 +1,8 @@
 """The kopf handlers: when a Workflow is created, changed or found at start-up, whenever one of the Deployments
 it owns changes (its pods became ready, someone deleted or edited it), and when one of its workers' pods says
 something new against it (its code does not match the manifest, it crash-loops, or it stopped saying so), converge
-that Workflow. WorkflowRuns are the workflow's system worker's (conveyor.cli._workflowruns); the operator only marks
-one whose Workflow is missing.
+that Workflow. WorkflowRuns are the workflow's system worker's (the WorkflowRun mirror of conveyor.kubernetes); the
+operator only marks one whose Workflow is missing.
 
 Importing this module registers the handlers with kopf's default registry (that is how kopf works); `main` and
 the tests import it, nothing else should.
