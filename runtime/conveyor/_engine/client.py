@@ -241,7 +241,8 @@ class Client:
             writer.decisions.log("trigger repeated: run exists", record)
             return run_id
         writer.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
-        writer.decisions.log("triggered run", record)
+        if writer.decisions.enabled:
+            writer.decisions.log("triggered run", record)
         writer.stored(record)
         return run_id
 

@@ -58,18 +58,18 @@ class Target:
     def offer(self, record: Record) -> bool:
         """Start handling `record` now, unless its run is claimed or this version was handled, `window` handoffs
         run already, or the workflow is stopping. False if not started: the event will bring the run."""
+        run_id = record.run_id
         if (
-            record.run_id in self._claims
+            run_id in self._claims
             or len(self._tasks) >= self._window
             or not self._accepting()
             # Its event came first (it can: the relay does not wait for the committer to resume) and was handled.
-            or self.handled(record.run_id, record.meta.version)
+            or self.handled(run_id, record.meta.version)
         ):
             return False
-        self._claims[record.run_id] = None
-        task = asyncio.ensure_future(self._run(record))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._claims[run_id] = None
+        # The task leaves the set itself as it ends: a done callback would cost the loop one more call per handoff.
+        self._tasks.add(asyncio.get_running_loop().create_task(self._run(record)))
         return True
 
     async def _run(self, record: Record) -> None:
@@ -81,6 +81,7 @@ class Target:
             pass  # the event comes anyway and is handled, retried and counted as usual
         finally:
             self._release(record.run_id)
+            self._tasks.discard(asyncio.current_task())
 
     def note_handled(self, run_id: str, version: int | None) -> None:
         """Note that this version of the run was handled here, by handoff or by event: its outcome stored,
@@ -151,9 +152,10 @@ class Target:
 
     async def close(self) -> None:
         """Stop every handoff still running (their events come and are handled by whoever owns them then)."""
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Handoff:

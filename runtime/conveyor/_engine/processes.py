@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -59,7 +60,7 @@ async def consume(
         if accept is not None and not accept(event):
             rt.metrics.skipped(process, "filtered out")
         else:
-            await rt.retrying(process, err_backoff, lambda: handle(event))
+            await rt.retrying(process, err_backoff, handle, event)
 
     def observe(event: Event) -> None:
         rt.metrics.lag(process, event.created_at, rt.clock.now(), lag_alert)
@@ -134,9 +135,11 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
     )
 
     async def run_step(before: Record, *, from_event: bool) -> None:
+        started = time.perf_counter()
         try:
             run = rt.to_run(before, processing=True)
-            rt.decisions.log("running step", before, process=process)
+            if rt.decisions.enabled:  # the per-step hot path: no kwargs built when not debugging
+                rt.decisions.log("running step", before, process=process)
             result = await rt.call(step.fn, run)
             after = rt.decide(before, run, result, step.destinations, f"step from {step.status.name}")
         except Exception as exc:
@@ -147,20 +150,16 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         if after is None:
             rt.metrics.skipped(process, "next value specified skip")
             rt.decisions.log("skipped: the step asked to skip", before, process=process)
-            return
-        if await rt.commit(before, after, process):
+        elif await rt.commit(before, after, process):
             rt.handoff.offer(after)
+        if not from_event:
+            # A handoff: its event is then acknowledged as done already, so the step's latency is observed here.
+            rt.metrics.latency(process, time.perf_counter() - started)
 
     async def handle_event(event: Event) -> None:
         before = await _current(rt, event, process, int(step.status))
         if before is not None:
             await run_step(before, from_event=True)
-
-    async def handle_handoff(before: Record) -> None:
-        started = time.perf_counter()
-        await run_step(before, from_event=False)
-        # Its event is then acknowledged as done already: the step's latency is observed here instead.
-        rt.metrics.latency(process, time.perf_counter() - started)
 
     # Asked once per start of the consumer: a receiver's capabilities do not change while it lives.
     if not isinstance(receiver, ShardOwningReceiver) or opts.consume_lag > 0:
@@ -177,8 +176,10 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         )
         return
 
+    # A partial, not a coroutine around run_step: one frame less for every handoff.
+    handoff = functools.partial(run_step, from_event=False)
     target = Target(
-        receiver.owns, handle_handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight
+        receiver.owns, handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight
     )
 
     async def handle(event: Event) -> bool:
@@ -317,7 +318,7 @@ async def timeout_poller(rt: Runtime[T, S], status: S, timeouts: list[TimeoutSpe
         now = rt.clock.now()
         for due in await store.list_valid(rt.name, int(status), now):
             async with rt.drain.working():
-                await rt.retrying(process, opts.err_backoff, lambda d=due: _fire(rt, d, status, timeouts, process))  # type: ignore[misc]
+                await rt.retrying(process, opts.err_backoff, lambda d: _fire(rt, d, status, timeouts, process), due)
         await rt.drain.sleep(rt.clock.sleep, opts.polling_frequency)
 
 
@@ -464,7 +465,7 @@ async def connector_consumer(
                 rt.metrics.lag(role, event.created_at, rt.clock.now(), opts.lag_alert)
             async with rt.drain.working():
                 if shard_of(event.foreign_id, shard.count) == shard.index:
-                    await rt.retrying(role, opts.err_backoff, lambda e=event: rt.call(spec.fn, workflow, e))  # type: ignore[misc]
+                    await rt.retrying(role, opts.err_backoff, lambda e: rt.call(spec.fn, workflow, e), event)
                 else:
                     rt.metrics.skipped(role, "filtered out")
                 await consumer.ack(event)

@@ -22,6 +22,7 @@ from conveyor._engine.writer import RunWriter
 
 T = TypeVar("T")
 S = TypeVar("S", bound=enum.IntEnum)
+T_arg = TypeVar("T_arg")
 
 AUTO_PAUSE_REASON = "max error retry threshold hit - automatically paused"
 
@@ -106,14 +107,16 @@ class Runtime(RunWriter[T, S]):
         self.errors.clear(exc, process, before.run_id)
         return True
 
-    async def retrying(self, process: str, err_backoff: float, work: Callable[[], Awaitable[bool | None]]) -> None:
-        """Do `work` until it succeeds, backing off after each failure (the event is not acknowledged meanwhile).
-        Its latency is observed unless `work` returns False: it found its work done already, by someone who
-        observed it (a handoff)."""
+    async def retrying(
+        self, process: str, err_backoff: float, work: Callable[[T_arg], Awaitable[bool | None]], arg: T_arg
+    ) -> None:
+        """Do `work(arg)` until it succeeds, backing off after each failure (the event is not acknowledged
+        meanwhile). Its latency is observed unless `work` returns False: it found its work done already, by
+        someone who observed it (a handoff). `arg` is passed rather than bound in a lambda: this runs per event."""
         while True:
             started = time.perf_counter()
             try:
-                done = await work()
+                done = await work(arg)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

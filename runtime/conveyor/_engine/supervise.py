@@ -72,7 +72,13 @@ class _Working:
         self._drain = drain
 
     async def __aenter__(self) -> None:
-        await self._drain._enter()
+        # Drain._enter, written out: one coroutine less for every event.
+        drain = self._drain
+        if drain.stopping.is_set():
+            await drain._enter()
+            return
+        drain._busy += 1
+        drain._idle.clear()
 
     async def __aexit__(self, *exc: object) -> None:
         self._drain._exit()

@@ -112,10 +112,20 @@ class RunWriter(Generic[T, S]):
     ) -> Record | None:
         """The record a function's result asks for, or None to skip. Raises (an error to count and back off
         from) for a result the function may not return."""
+        if isinstance(result, int) and not isinstance(result, bool):
+            # A status (an IntEnum member), by far the most common result: checked first.
+            if result == 0:
+                return None  # the zero status means "no status": skip, as in the reference
+            if result not in allowed:
+                names = ", ".join(s.name for s in allowed)
+                raise InvalidStatus(f"{what} result", f"one of the statuses it declared ({names})", result)
+            next_state = RunState.COMPLETED if self.spec.graph.is_terminal(result) else RunState.RUNNING
+            encoded = self.spec.codec.encode(run.object)
+            return self.next_record(before, status=int(result), run_state=next_state, object=encoded)
         if isinstance(result, Skip):
             return None
-        acting_state = RunState.RUNNING if before.run_state is RunState.INITIATED else before.run_state
         if isinstance(result, PauseRun | CancelRun):
+            acting_state = RunState.RUNNING if before.run_state is RunState.INITIATED else before.run_state
             target = RunState.PAUSED if isinstance(result, PauseRun) else RunState.CANCELLED
             if not acting_state.can_become(target):
                 raise InvalidStatus(f"{what} result", f"a run state change allowed from {acting_state.name}", result)
@@ -125,20 +135,11 @@ class RunWriter(Generic[T, S]):
         if isinstance(result, SaveAndRepeat):
             encoded = self.spec.codec.encode(run.object)
             return self.next_record(before, status=before.status, run_state=RunState.RUNNING, object=encoded)
-        if isinstance(result, bool) or not isinstance(result, int):
-            raise InvalidStatus(
-                f"{what} result",
-                "a status, or run.skip() / run.pause() / run.cancel() / run.save_and_repeat()",
-                result,
-            )
-        if result == 0:
-            return None  # the zero status means "no status": skip, as in the reference
-        if result not in allowed:
-            names = ", ".join(s.name for s in allowed)
-            raise InvalidStatus(f"{what} result", f"one of the statuses it declared ({names})", result)
-        next_state = RunState.COMPLETED if self.spec.graph.is_terminal(result) else RunState.RUNNING
-        encoded = self.spec.codec.encode(run.object)
-        return self.next_record(before, status=int(result), run_state=next_state, object=encoded)
+        raise InvalidStatus(
+            f"{what} result",
+            "a status, or run.skip() / run.pause() / run.cancel() / run.save_and_repeat()",
+            result,
+        )
 
     async def commit(self, before: Record, after: Record, process: str) -> bool:
         """Store `after` if the run is still where `before` found it; otherwise discard it (counted skipped).

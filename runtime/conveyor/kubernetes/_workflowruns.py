@@ -171,8 +171,16 @@ class WorkflowRunMirror:
                 await self.sync(item)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("WorkflowRun %s/%s: sync failed, retried", self.namespace, item["metadata"]["name"])
+            except Exception as e:
+                # The message, not a traceback (that only when debugging): a failing store repeats every second.
+                logger.warning(
+                    "WorkflowRun %s/%s: sync failed, retried: %s: %s",
+                    self.namespace,
+                    item["metadata"]["name"],
+                    type(e).__name__,
+                    e,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
 
     async def sync(self, item: Mapping[str, Any]) -> None:
         """One WorkflowRun: trigger it if it was not, apply a changed spec.state, mirror the run, delete after TTL."""
