@@ -4,6 +4,8 @@ suite's (`conveyor.testing.conformance._client`), run on memory and on Postgres 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from conveyor import Builder, Client, RunState, SortOrder
@@ -74,6 +76,8 @@ async def test_trigger_checks_what_it_is_given() -> None:
         await client.trigger("client-controls", "o-3", run_id="x" * 129)
     with pytest.raises(InvalidInput, match="workflow: expected a workflow this client was given"):
         await client.trigger("no-such-workflow", "o-3")
+    with pytest.raises(InvalidInput, match="workflow: expected Workflow, Builder or workflow spec"):
+        await client.trigger(42, "o-3")  # type: ignore[call-overload]
     assert (await client.list()).runs == []
     # A definition not given to the constructor is added by the trigger that names it.
     run_id = await client.trigger(blocked_builder("client-later"), "o-4", initial_value=Order(id="o-4", amount=3))
@@ -96,6 +100,17 @@ async def test_list_checks_its_page_and_filters() -> None:
         await client.list(run_states=["PAUSED"])  # type: ignore[list-item]
     with pytest.raises(InvalidInput, match="after"):
         await client.list(after="no-such-run")
+    with pytest.raises(InvalidInput, match="after"):
+        await client.list(after=42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="foreign_ids: expected a list of values"):
+        await client.list(foreign_ids="o-1")
+    with pytest.raises(InvalidInput, match="foreign_id"):
+        await client.list(foreign_ids=["o-1", ""])
+    with pytest.raises(InvalidInput, match="statuses: expected a list of values"):
+        await client.list(statuses=Status.CREATED)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="created_after"):
+        await client.list(created_after=datetime(2026, 1, 1))
+    assert [r.run_id for r in (await client.list(foreign_ids=["o-1"])).runs] == [ids[1]]
 
 
 async def test_get_scoped_to_a_workflow_refuses_another_workflows_run() -> None:

@@ -28,9 +28,9 @@ def foreign_id(value: object) -> str:
     return value
 
 
-def run_id(value: object) -> str:
+def run_id(value: object, *, field: str = "run_id") -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_RUN_ID or not value.isprintable():
-        raise InvalidInput("run_id", f"a non-empty string of at most {MAX_RUN_ID} printable characters", value)
+        raise InvalidInput(field, f"a non-empty string of at most {MAX_RUN_ID} printable characters", value)
     return value
 
 

@@ -136,7 +136,7 @@ class Client:
     ) -> None:
         await self.close()
 
-    def _register(self, workflow: object) -> RunWriter[Any, Any]:
+    def _register(self, workflow: object, field: str = "workflows") -> RunWriter[Any, Any]:
         from conveyor._engine.builder import Builder
         from conveyor._engine.workflow import Workflow
 
@@ -151,7 +151,7 @@ class Client:
         elif isinstance(workflow, WorkflowSpec):
             writer = RunWriter(workflow, store=self._store, clock=self._clock, debug=self._debug)
         else:
-            raise InvalidInput("workflows", "Workflow, Builder or workflow spec objects", workflow)
+            raise InvalidInput(field, "Workflow, Builder or workflow spec objects (or a workflow's name)", workflow)
         known = self._writers.get(writer.name)
         if known is not None and known.spec is not writer.spec:
             raise InvalidInput("workflows", f"one definition of workflow {writer.name!r}", "two")
@@ -169,7 +169,7 @@ class Client:
         name = getattr(workflow, "name", None)
         if isinstance(name, str) and name in self._writers:
             return self._writers[name]
-        return self._register(workflow)
+        return self._register(workflow, "workflow")
 
     # -- triggering ----------------------------------------------------------------------------------------------
 
@@ -311,12 +311,14 @@ class Client:
             raise InvalidInput("offset", "an integer >= 0", offset)
         if not isinstance(order, SortOrder):
             raise InvalidInput("order", "a conveyor.SortOrder", order)
+        if after is not None:
+            checks.run_id(after, field="after")
         filter = RecordFilter(
-            foreign_ids=tuple(foreign_ids),
-            statuses=tuple(_status_number("statuses", s) for s in statuses),
-            run_states=tuple(_run_state("run_states", s) for s in run_states),
-            created_after=created_after,
-            created_before=created_before,
+            foreign_ids=tuple(checks.foreign_id(f) for f in _values("foreign_ids", foreign_ids)),
+            statuses=tuple(_status_number("statuses", s) for s in _values("statuses", statuses)),
+            run_states=tuple(_run_state("run_states", s) for s in _values("run_states", run_states)),
+            created_after=_moment("created_after", created_after),
+            created_before=_moment("created_before", created_before),
         )
         # One more than asked tells whether there is a next page without counting every match.
         found = await self._store.list(name, offset=offset, limit=limit + 1, order=order, filter=filter, after=after)
@@ -492,6 +494,19 @@ def _zero_value(spec: WorkflowSpec[T, Any]) -> T:
         raise InvalidInput(
             "initial_value", f"a {spec.object_type.__name__} (it cannot be made without arguments: {exc})"
         ) from None
+
+
+def _values(field: str, values: object) -> tuple[object, ...]:
+    # A bare string is a sequence too: "order-1" would filter by its characters.
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | set | frozenset):
+        raise InvalidInput(field, "a list of values (alternatives)", values)
+    return tuple(values)
+
+
+def _moment(field: str, value: object) -> datetime | None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise InvalidInput(field, "a timezone-aware datetime or None", value)
+    return value
 
 
 def _status_number(field: str, value: object) -> int:
