@@ -114,6 +114,7 @@ def test_adapter_base() -> None:
             "Shard",
             "ShardOwningReceiver",
             "SortOrder",
+            "StatusCount",
             "SystemClock",
             "TimeoutRecord",
             "TimeoutStore",

@@ -56,7 +56,11 @@ async def test_a_database_without_the_schema_is_refused(pg_dsn: str) -> None:
     with empty_database(pg_dsn, "conveyor_empty") as empty:
         with pytest.raises(SchemaNotMigrated, match="conveyor db migrate"):
             await PostgresRecordStore(empty).open()
-        assert await migrate(empty) == ["0001_runs_outbox_timeouts", "0002_runs_by_foreign_id"]
+        assert await migrate(empty) == [
+            "0001_runs_outbox_timeouts",
+            "0002_runs_by_foreign_id",
+            "0003_forks_and_active_counts",
+        ]
         store = PostgresRecordStore(empty)
         await store.open()
         await store.close()

@@ -15,7 +15,9 @@ def test_migrate_reports_what_it_applied_as_json(pg_dsn: str) -> None:
     with empty_database(pg_dsn, "conveyor_cli_migrate") as empty:
         first = CliRunner().invoke(cli, ["db", "migrate", "--dsn", empty, "--output", "json"])
         assert first.exit_code == 0, first.stderr
-        assert json.loads(first.stdout) == {"applied": ["0001_runs_outbox_timeouts", "0002_runs_by_foreign_id"]}
+        assert json.loads(first.stdout) == {
+            "applied": ["0001_runs_outbox_timeouts", "0002_runs_by_foreign_id", "0003_forks_and_active_counts"]
+        }
         again = CliRunner().invoke(cli, ["db", "migrate", "--dsn", empty, "-o", "json"])
         assert json.loads(again.stdout) == {"applied": []}
 

@@ -53,6 +53,17 @@ class RecordFilter:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StatusCount:
+    """How many active runs (initiated, running or paused) of a workflow are at `status` in `run_state`, and
+    `oldest`, the earliest `updated_at` among them: since then the longest-waiting of them has not moved."""
+
+    status: int
+    run_state: RunState
+    count: int
+    oldest: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Shard:
     """Shard `index` (from 1) of `count`: a receiver given a shard gets exactly the events whose foreign id maps
     to it, and every event maps to exactly one shard."""
@@ -89,8 +100,21 @@ class RecordStore(Protocol):
         version must equal `expected_version`, or raise VersionConflict and write nothing."""
         ...
 
+    async def store_all(self, writes: Sequence[tuple[Record, int | None]]) -> None:
+        """Store every `(record, expected_version)` as `store` would, in order, in ONE transaction: all of them or,
+        if any is refused (VersionConflict, WorkflowInProgress), none, and the first refusal is raised. Used where
+        two runs change together, as when a fork starts a new run and cancels the paused one it came from (the
+        old run's write goes first, so the new run is no longer "in progress" beside it)."""
+        ...
+
     async def lookup(self, run_id: str) -> Record:
         """The run's current record; RecordNotFound if there is none."""
+        ...
+
+    async def count_active(self, workflow_name: str) -> builtins.list[StatusCount]:
+        """The workflow's active runs (initiated, running, paused) counted per status and run state, each with
+        the oldest `updated_at`, ordered by status then run state. It reads active runs only (an index of them),
+        so it costs what the active runs cost, however many finished runs the store holds."""
         ...
 
     async def latest(self, workflow_name: str, foreign_id: str) -> Record:

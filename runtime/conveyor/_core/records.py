@@ -37,6 +37,10 @@ class Meta:
     # duplicate or stale event (record already newer) from a lagging read (record older).
     version: int = 0
     trace_origin: str = ""
+    # Set on a run made by `Client.fork`: the run it was forked from and the status it was forked at. Kept for the
+    # run's life (every next version carries it).
+    forked_from: str = ""
+    forked_from_status: int = 0
 
 
 @dataclasses.dataclass(slots=True)

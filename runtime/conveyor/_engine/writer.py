@@ -188,5 +188,12 @@ def next_record(
         object,
         before.created_at,
         now.now(),
-        Meta(meta.run_state_reason if reason is None else reason, description, meta.version + 1, meta.trace_origin),
+        Meta(
+            meta.run_state_reason if reason is None else reason,
+            description,
+            meta.version + 1,
+            meta.trace_origin,
+            meta.forked_from,
+            meta.forked_from_status,
+        ),
     )

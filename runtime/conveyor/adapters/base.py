@@ -24,6 +24,7 @@ from conveyor._core.ports import (
     Shard,
     ShardOwningReceiver,
     SortOrder,
+    StatusCount,
     TimeoutStore,
 )
 from conveyor._core.records import (
@@ -78,6 +79,7 @@ __all__ = [
     "OutgoingEvent",
     "Record",
     "RecordFilter",
+    "StatusCount",
     "RecordStore",
     "RoleLease",
     "RoleScheduler",

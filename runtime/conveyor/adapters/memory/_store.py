@@ -8,9 +8,10 @@ import itertools
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from conveyor._core.clock import Clock, SystemClock
-from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder
+from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder, StatusCount
 from conveyor._core.records import Meta, OutboxEvent, Record, outbox_event
 from conveyor._core.runstate import RunState
 from conveyor.adapters.memory._notify import Notifier
@@ -18,8 +19,9 @@ from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, Workf
 
 # Records are kept as flat tuples of atoms: the garbage collector stops tracking those, so a store holding
 # millions of versions does not make every collection slower.
-_Packed = tuple[str, str, str, int, int, bytes | None, datetime, datetime, str, str, int, str]
+_Packed = tuple[str, str, str, int, int, bytes | None, datetime, datetime, str, str, int, str, str, int]
 _STATES = list(RunState)
+_ACTIVE = frozenset(int(s) for s in (RunState.INITIATED, RunState.RUNNING, RunState.PAUSED))
 
 
 def _pack(r: Record) -> _Packed:
@@ -37,11 +39,13 @@ def _pack(r: Record) -> _Packed:
         m.status_description,
         m.version,
         m.trace_origin,
+        m.forked_from,
+        m.forked_from_status,
     )
 
 
 def _unpack(p: _Packed) -> Record:
-    return Record(p[0], p[1], p[2], _STATES[p[3]], p[4], p[5], p[6], p[7], Meta(p[8], p[9], p[10], p[11]))
+    return Record(p[0], p[1], p[2], _STATES[p[3]], p[4], p[5], p[6], p[7], Meta(p[8], p[9], p[10], p[11], p[12], p[13]))
 
 
 class MemoryRecordStore:
@@ -63,36 +67,75 @@ class MemoryRecordStore:
         return None
 
     async def store(self, record: Record, *, expected_version: int | None = None) -> None:
-        kept = _pack(record)
-        run_id, workflow_name = record.run_id, record.workflow_name
-        key = (workflow_name, record.foreign_id)
         with self._lock:
-            current = self._records.get(run_id)
-            if expected_version is None:
-                if current is not None:
-                    raise VersionConflict(run_id, 0, current[10])
-                latest_id = self._latest.get(key)
-                if latest_id is not None:
-                    latest_state = _STATES[self._records[latest_id][3]]
-                    if latest_state.valid() and not latest_state.finished():
-                        raise WorkflowInProgress(
-                            f"workflow {workflow_name!r} has run {latest_id} in progress for {record.foreign_id!r}"
-                        )
-                self._order.append(run_id)
-                self._latest[key] = run_id
-                self._history[run_id] = []
-            elif current is None or current[10] != expected_version:
-                raise VersionConflict(run_id, expected_version, None if current is None else current[10])
-            self._records[run_id] = kept
-            self._history[run_id].append(kept)
-            event_id = f"outbox-id-{next(self._outbox_ids)}"
-            # Kept decoded: the payload is encoded only if someone reads OutboxEvent.data.
-            self._outbox.setdefault(workflow_name, {})[event_id] = OutboxEvent(
-                event_id, workflow_name, None, self._clock.now(), event=outbox_event(record)
-            )
-            signal = self._signals.get(workflow_name)
+            self._check(record, expected_version)
+            signal = self._write(record, expected_version)
         if signal is not None:
             signal.notify()
+
+    async def store_all(self, writes: Sequence[tuple[Record, int | None]]) -> None:
+        signals: set[Notifier] = set()
+        with self._lock:
+            # Each write is checked against the state the writes before it leave, then all are applied: a refusal
+            # leaves nothing written. The checks run on a scratch view of what the earlier writes change.
+            staged: dict[str, _Packed] = {}
+            latest: dict[tuple[str, str], str] = {}
+            for record, expected in writes:
+                self._check(record, expected, staged, latest)
+                staged[record.run_id] = _pack(record)
+                if expected is None:
+                    latest[(record.workflow_name, record.foreign_id)] = record.run_id
+            for record, expected in writes:
+                signal = self._write(record, expected)
+                if signal is not None:
+                    signals.add(signal)
+        for signal in signals:
+            signal.notify()
+
+    def _check(
+        self,
+        record: Record,
+        expected_version: int | None,
+        staged: dict[str, _Packed] | None = None,
+        latest: dict[tuple[str, str], str] | None = None,
+    ) -> None:
+        """Raise what storing `record` would be refused with. Called under the lock; `staged` and `latest` are
+        what earlier writes of the same `store_all` change (they win over what is stored)."""
+        run_id = record.run_id
+        current = staged.get(run_id) if staged else None
+        if current is None:
+            current = self._records.get(run_id)
+        if expected_version is None:
+            if current is not None:
+                raise VersionConflict(run_id, 0, current[10])
+            key = (record.workflow_name, record.foreign_id)
+            latest_id = (latest.get(key) if latest else None) or self._latest.get(key)
+            if latest_id is not None:
+                packed = (staged.get(latest_id) if staged else None) or self._records[latest_id]
+                latest_state = _STATES[packed[3]]
+                if latest_state.valid() and not latest_state.finished():
+                    raise WorkflowInProgress(
+                        f"workflow {record.workflow_name!r} has run {latest_id} in progress for {record.foreign_id!r}"
+                    )
+        elif current is None or current[10] != expected_version:
+            raise VersionConflict(run_id, expected_version, None if current is None else current[10])
+
+    def _write(self, record: Record, expected_version: int | None) -> Notifier | None:
+        """Apply a checked write (under the lock): the record, its history and its outbox event."""
+        kept = _pack(record)
+        run_id, workflow_name = record.run_id, record.workflow_name
+        if expected_version is None:
+            self._order.append(run_id)
+            self._latest[(workflow_name, record.foreign_id)] = run_id
+            self._history[run_id] = []
+        self._records[run_id] = kept
+        self._history[run_id].append(kept)
+        event_id = f"outbox-id-{next(self._outbox_ids)}"
+        # Kept decoded: the payload is encoded only if someone reads OutboxEvent.data.
+        self._outbox.setdefault(workflow_name, {})[event_id] = OutboxEvent(
+            event_id, workflow_name, None, self._clock.now(), event=outbox_event(record)
+        )
+        return self._signals.get(workflow_name)
 
     async def lookup(self, run_id: str) -> Record:
         with self._lock:
@@ -152,6 +195,24 @@ class MemoryRecordStore:
                 if len(found) == limit:
                     break
             return found
+
+    async def count_active(self, workflow_name: str) -> builtins.list[StatusCount]:
+        counts: dict[tuple[int, int], list[Any]] = {}
+        with self._lock:
+            # The in-memory store keeps no index of active runs: one pass over its runs (it is not where 100k
+            # active runs live).
+            for packed in self._records.values():
+                if packed[0] != workflow_name or packed[3] not in _ACTIVE:
+                    continue
+                found = counts.get((packed[4], packed[3]))
+                if found is None:
+                    counts[(packed[4], packed[3])] = [1, packed[7]]
+                else:
+                    found[0] += 1
+                    found[1] = min(found[1], packed[7])
+        return [
+            StatusCount(status, _STATES[state], n, oldest) for (status, state), (n, oldest) in sorted(counts.items())
+        ]
 
     async def history(self, run_id: str) -> builtins.list[Record]:
         with self._lock:

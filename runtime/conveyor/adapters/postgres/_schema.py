@@ -88,6 +88,24 @@ CREATE INDEX conveyor_timeouts_by_workflow ON conveyor_timeouts (workflow_name, 
 CREATE INDEX conveyor_runs_by_foreign_id ON conveyor_runs (foreign_id, seq);
 """,
     ),
+    (
+        # Client.fork: where a forked run came from, kept on the run and each of its versions. And where runs
+        # wait (the UI's workflow page, the stranded-runs check) is counted from the index of unfinished runs,
+        # which now carries the status, run state and update time it counts: no index more for every
+        # transition to keep, and the count reads active runs only, however many finished runs the table holds.
+        "0003_forks_and_active_counts",
+        """
+ALTER TABLE conveyor_runs
+    ADD COLUMN forked_from text NOT NULL DEFAULT '',
+    ADD COLUMN forked_from_status integer NOT NULL DEFAULT 0;
+ALTER TABLE conveyor_run_history
+    ADD COLUMN forked_from text NOT NULL DEFAULT '',
+    ADD COLUMN forked_from_status integer NOT NULL DEFAULT 0;
+DROP INDEX conveyor_runs_one_unfinished;
+CREATE UNIQUE INDEX conveyor_runs_one_unfinished ON conveyor_runs (workflow_name, foreign_id)
+    INCLUDE (status, run_state, updated_at) WHERE run_state IN (1, 2, 3);
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from conveyor._core.clock import Clock, SystemClock
-from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder
+from conveyor._core.ports import OutboxSignal, RecordFilter, SortOrder, StatusCount
 from conveyor._core.records import Meta, OutboxEvent, Record, compact_json, outbox_data
 from conveyor._core.runstate import RunState
 from conveyor.adapters.postgres._batch import Batcher
@@ -31,7 +31,7 @@ from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, Workf
 
 _COLUMNS = (
     "workflow_name, foreign_id, run_id, run_state, status, object, created_at, updated_at, "
-    "run_state_reason, status_description, version, trace_origin"
+    "run_state_reason, status_description, version, trace_origin, forked_from, forked_from_status"
 )
 _STATES = list(RunState)
 
@@ -39,7 +39,8 @@ _INSERT = f"""
 WITH run AS (
     INSERT INTO conveyor_runs ({_COLUMNS})
     VALUES (%(workflow_name)s, %(foreign_id)s, %(run_id)s, %(run_state)s, %(status)s, %(object)s, %(created_at)s,
-            %(updated_at)s, %(run_state_reason)s, %(status_description)s, %(version)s, %(trace_origin)s)
+            %(updated_at)s, %(run_state_reason)s, %(status_description)s, %(version)s, %(trace_origin)s,
+            %(forked_from)s, %(forked_from_status)s)
     RETURNING {_COLUMNS}
 ), history AS (
     INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
@@ -99,11 +100,12 @@ SELECT array(SELECT idx FROM run), (SELECT count(*) FROM wake)
 _INSERT_MANY = f"""
 WITH input AS (
     SELECT idx, workflow_name, foreign_id, run_id, run_state, status, decode(object, 'hex') AS object, created_at,
-           updated_at, run_state_reason, status_description, version, trace_origin, data, channel
+           updated_at, run_state_reason, status_description, version, trace_origin, forked_from,
+           forked_from_status, data, channel
     FROM json_to_recordset(%(rows)s::json) AS i(
         idx int, workflow_name text, foreign_id text, run_id text, run_state smallint, status int, object text,
         created_at timestamptz, updated_at timestamptz, run_state_reason text, status_description text,
-        version bigint, trace_origin text, data text, channel text
+        version bigint, trace_origin text, forked_from text, forked_from_status int, data text, channel text
     )
 ), run AS (
     INSERT INTO conveyor_runs ({_COLUMNS}) SELECT {_COLUMNS} FROM input ORDER BY idx RETURNING {_COLUMNS}
@@ -142,8 +144,19 @@ def _row_to_record(row: Sequence[Any]) -> Record:
         bytes(row[5]) if row[5] is not None else None,
         row[6],
         row[7],
-        Meta(row[8], row[9], row[10], row[11]),
+        Meta(row[8], row[9], row[10], row[11], row[12], row[13]),
     )
+
+
+def _refusal(record: Record, error: psycopg.Error) -> BaseException:
+    """What a refused insert or update of `record` means to its caller."""
+    if isinstance(error, psycopg.errors.UniqueViolation):
+        if error.diag.constraint_name == "conveyor_runs_one_unfinished":
+            return WorkflowInProgress(
+                f"workflow {record.workflow_name!r} has a run in progress for {record.foreign_id!r}"
+            )
+        return VersionConflict(record.run_id, 0, None)
+    return error
 
 
 def _batch_json(rows: builtins.list[dict[str, Any]]) -> str:
@@ -235,6 +248,8 @@ class PostgresRecordStore:
                 "workflow_name": record.workflow_name,
                 "foreign_id": record.foreign_id,
                 "created_at": record.created_at.isoformat(),
+                "forked_from": record.meta.forked_from,
+                "forked_from_status": record.meta.forked_from_status,
                 **_batch_row(record),
             }
             for idx, record in enumerate(records)
@@ -250,15 +265,36 @@ class PostgresRecordStore:
     async def _insert_one(self, record: Record) -> BaseException | None:
         try:
             await self._fetch(_INSERT, self._params(record, None))
-        except psycopg.errors.UniqueViolation as e:
-            if e.diag.constraint_name == "conveyor_runs_one_unfinished":
-                return WorkflowInProgress(
-                    f"workflow {record.workflow_name!r} has a run in progress for {record.foreign_id!r}"
-                )
-            return VersionConflict(record.run_id, 0, None)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as e:
-            return e
+            return _refusal(record, e)
         return None
+
+    async def store_all(self, writes: Sequence[tuple[Record, int | None]]) -> None:
+        # One transaction on one connection, each write the statement `store` would run alone: a refused write
+        # raises, which rolls back the writes before it. Not batched: this is for the rare change of two runs
+        # together (a fork), not the hot path.
+        async with self.pool.connection() as conn, conn.transaction():
+            for record, expected in writes:
+                query = _INSERT if expected is None else _UPDATE
+                try:
+                    cursor = await conn.execute(query, self._params(record, expected))
+                    [(stored, _)] = await cursor.fetchall()
+                except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as e:
+                    raise _refusal(record, e) from None
+                if stored != 1:
+                    cursor = await conn.execute("SELECT version FROM conveyor_runs WHERE run_id = %s", (record.run_id,))
+                    row = await cursor.fetchone()
+                    raise VersionConflict(record.run_id, expected or 0, row[0] if row else None)
+
+    async def count_active(self, workflow_name: str) -> builtins.list[StatusCount]:
+        # The predicate is the unfinished-runs index's own, so this reads that index (which includes the status,
+        # run state and update time) and nothing of the finished runs.
+        rows = await self._fetch(
+            "SELECT status, run_state, count(*), min(updated_at) FROM conveyor_runs "
+            "WHERE workflow_name = %s AND run_state IN (1, 2, 3) GROUP BY status, run_state ORDER BY status, run_state",
+            (workflow_name,),
+        )
+        return [StatusCount(row[0], _STATES[row[1]], row[2], row[3]) for row in rows]
 
     def _params(self, record: Record, expected_version: int | None) -> dict[str, Any]:
         meta = record.meta
@@ -275,6 +311,8 @@ class PostgresRecordStore:
             "status_description": meta.status_description,
             "version": meta.version,
             "trace_origin": meta.trace_origin,
+            "forked_from": meta.forked_from,
+            "forked_from_status": meta.forked_from_status,
             "data": outbox_data(record),
             "now": self._clock.now(),
             "channel": channel(record.workflow_name),

@@ -13,7 +13,16 @@ from conveyor._core.ports import RecordFilter, RecordStore, SortOrder
 from conveyor._core.records import Record, event_topic, outbox_data
 from conveyor._core.runstate import RunState
 from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, WorkflowInProgress
-from conveyor.testing.conformance._support import END, MIDDLE, STARTED, assert_same_record, new_record, now, unique
+from conveyor.testing.conformance._support import (
+    END,
+    MIDDLE,
+    STARTED,
+    assert_same_record,
+    new_record,
+    now,
+    same_time,
+    unique,
+)
 
 
 def advance(record: Record, **changes: object) -> Record:
@@ -129,6 +138,82 @@ class RecordStoreSuite:
         second = new_record(name, "fid")
         await record_store.store(second)
         assert (await record_store.latest(name, "fid")).run_id == second.run_id
+
+    async def test_store_all_writes_all_or_nothing(self, record_store: RecordStore) -> None:
+        name = unique("store-all")
+        paused = new_record(name, "fid", run_state=RunState.PAUSED)
+        await record_store.store(paused)
+        cancelled = advance(paused, run_state=RunState.CANCELLED)
+        fork = dataclasses.replace(new_record(name, "fid"))
+        fork.meta = dataclasses.replace(fork.meta, forked_from=paused.run_id, forked_from_status=paused.status)
+        # The new run alone is refused beside the paused one; stopping the paused one first in the same
+        # transaction lets it in.
+        with pytest.raises(WorkflowInProgress):
+            await record_store.store_all([(fork, None)])
+        await record_store.store_all([(cancelled, 1), (fork, None)])
+        assert_same_record(cancelled, await record_store.lookup(paused.run_id))
+        assert_same_record(fork, await record_store.lookup(fork.run_id))
+        assert (await record_store.history(fork.run_id))[0].meta.forked_from == paused.run_id
+        assert (await record_store.latest(name, "fid")).run_id == fork.run_id
+        assert len(await record_store.list_outbox_events(name, 100)) == 3
+
+        # A refused write (a stale version) leaves the writes before and after it unwritten.
+        other = new_record(name, "other-fid", run_state=RunState.PAUSED)
+        await record_store.store(other)
+        late = new_record(name, "late-fid")
+        with pytest.raises(VersionConflict):
+            await record_store.store_all([(late, None), (advance(other, run_state=RunState.CANCELLED), 7)])
+        with pytest.raises(RecordNotFound):
+            await record_store.lookup(late.run_id)
+        assert (await record_store.lookup(other.run_id)).run_state is RunState.PAUSED
+        assert [r.meta.version for r in await record_store.history(other.run_id)] == [1]
+        assert len(await record_store.list_outbox_events(name, 100)) == 4
+
+    async def test_store_all_races_a_store_of_the_same_run(self, record_store: RecordStore) -> None:
+        name = unique("store-all-race")
+        for i in range(10):
+            paused = new_record(name, f"fid-{i}", run_state=RunState.PAUSED)
+            await record_store.store(paused)
+            fork = new_record(name, f"fid-{i}")
+            results = await asyncio.gather(
+                record_store.store_all([(advance(paused, run_state=RunState.CANCELLED), 1), (fork, None)]),
+                record_store.store(advance(paused, run_state=RunState.RUNNING), expected_version=1),
+                return_exceptions=True,
+            )
+            assert sorted(type(r).__name__ for r in results) == ["NoneType", "VersionConflict"], results
+            state = (await record_store.lookup(paused.run_id)).run_state
+            forked = results[0] is None
+            assert state is (RunState.CANCELLED if forked else RunState.RUNNING)
+            if not forked:
+                with pytest.raises(RecordNotFound):
+                    await record_store.lookup(fork.run_id)
+
+    async def test_count_active_counts_unfinished_runs_per_status_and_state(self, record_store: RecordStore) -> None:
+        name = unique("count-active")
+        assert await record_store.count_active(name) == []
+        earliest = now() - timedelta(hours=2)
+        stored = [
+            new_record(name, "a", status=STARTED, run_state=RunState.RUNNING, created_at=earliest),
+            new_record(name, "b", status=STARTED, run_state=RunState.RUNNING),
+            new_record(name, "c", status=STARTED, run_state=RunState.PAUSED),
+            new_record(name, "d", status=MIDDLE, run_state=RunState.INITIATED),
+            new_record(name, "e", status=MIDDLE, run_state=RunState.COMPLETED),
+            new_record(name, "f", status=END, run_state=RunState.CANCELLED),
+            new_record(unique("elsewhere"), "g", status=STARTED, run_state=RunState.RUNNING),
+        ]
+        for record in stored:
+            await record_store.store(record)
+        counts = await record_store.count_active(name)
+        assert [(c.status, c.run_state, c.count) for c in counts] == [
+            (STARTED, RunState.RUNNING, 2),
+            (STARTED, RunState.PAUSED, 1),
+            (MIDDLE, RunState.INITIATED, 1),
+        ]
+        assert same_time(counts[0].oldest, earliest)
+        # A run that finishes leaves the count.
+        done = advance(stored[3], status=END, run_state=RunState.COMPLETED)
+        await record_store.store(done, expected_version=1)
+        assert [(c.status, c.count) for c in await record_store.count_active(name)] == [(STARTED, 2), (STARTED, 1)]
 
     async def test_concurrent_writers_one_wins(self, record_store: RecordStore) -> None:
         record = new_record(unique("race"))
