@@ -29,6 +29,7 @@ RUN_SCHEMA: dict[str, Any] = {
         "status_description",
         "version",
         "trace_origin",
+        "forked_from",
         "created_at",
         "updated_at",
         "object",
@@ -46,6 +47,23 @@ RUN_SCHEMA: dict[str, Any] = {
         "status_description": _TEXT,
         "version": {"type": "integer"},
         "trace_origin": _TEXT,
+        "forked_from": {
+            "description": "the run this one was forked from (`conveyor runs fork`, the UI's Fork) and the status it "
+            "was forked at; null for a run that was not forked",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["run_id", "status", "status_name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "run_id": _TEXT,
+                        "status": {"type": "integer"},
+                        "status_name": {"type": ["string", "null"]},
+                    },
+                },
+            ],
+        },
         "created_at": _WHEN,
         "updated_at": _WHEN,
         "object": {"description": "the object: JSON, text or base64 (see object_encoding); null once deleted"},
