@@ -60,6 +60,7 @@ def test_errors() -> None:
         [
             "AccessDenied",
             "ConveyorError",
+            "ForkRefused",
             "InvalidInput",
             "InvalidObject",
             "InvalidStatus",

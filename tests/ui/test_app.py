@@ -15,7 +15,7 @@ from tests.ui.conftest import make_spec
 
 
 def test_public_names() -> None:
-    assert conveyor.ui.__all__ == ["make_app"]
+    assert conveyor.ui.__all__ == ["UIRunner", "make_app"]
 
 
 @pytest.mark.parametrize(

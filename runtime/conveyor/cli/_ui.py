@@ -185,7 +185,9 @@ async def _demo(
 async def _serve(app: Any, host: str, port: int, allow_actions: bool, out: Callable[[str], None]) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    from conveyor.ui import UIRunner
+
+    runner = UIRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

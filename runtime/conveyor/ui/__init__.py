@@ -3,9 +3,12 @@ and (when enabled) CSRF-safe pause, resume, cancel and delete, over any RecordSt
 and Prometheus `/metrics`.
 
     app = make_app(store, workflows=[builder.spec()], allow_actions=True)
-    aiohttp.web.run_app(app, host="127.0.0.1", port=8080)
+    runner = UIRunner(app)  # aiohttp's AppRunner, with its own refusals under /api answered in JSON too
+    await runner.setup()
+    await aiohttp.web.TCPSite(runner, "127.0.0.1", 8080).start()
 """
 
 from conveyor.ui._app import make_app
+from conveyor.ui._server import UIRunner
 
-__all__ = ["make_app"]
+__all__ = ["UIRunner", "make_app"]

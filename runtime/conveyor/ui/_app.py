@@ -29,6 +29,7 @@ from conveyor.errors import (
 from conveyor.ui import _api, _health, _pages
 from conveyor.ui._context import Context, StoreFailed
 from conveyor.ui._csrf import Csrf, Forbidden, check_host, host_names
+from conveyor.ui._server import HANDLER_ARGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,7 +62,7 @@ def make_app(
     if not isinstance(allow_actions, bool):
         raise InvalidInput("allow_actions", "True or False", allow_actions)
     hosts = host_names(allowed_hosts)
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_errors], handler_args=HANDLER_ARGS)
     app[_api.CONTEXT] = Context(store, specs, allow_actions, clock, Csrf(), hosts)
     app[_REGISTRY] = registry
     app.add_routes(_api.routes())
