@@ -191,7 +191,8 @@ def svg(
         f'viewBox="0 0 {width:.0f} {height:.0f}">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker>'
-        '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        # Markers scale with the stroke: the thicker path's arrow is drawn smaller to come out the same size.
+        '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="3.8" markerHeight="3.8" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>'
         f"{''.join(edges)}{''.join(boxes)}</svg>"
     )
