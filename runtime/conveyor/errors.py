@@ -71,6 +71,16 @@ class VersionConflict(ConveyorError):
         super().__init__(f"run {run_id}: expected version {expected}, found {actual}")
 
 
+class ForkRefused(ConveyorError):
+    """`Client.fork` refused the run: it is still active (initiated or running), or its data was deleted. Nothing
+    was written. `reason` says which, and what to do."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"run {run_id} cannot be forked: {reason}")
+
+
 class TimeoutNotFound(ConveyorError, LookupError):
     """No timeout has that id."""
 
@@ -85,6 +95,7 @@ class RoleLost(ConveyorError):
 
 __all__ = [
     "ConveyorError",
+    "ForkRefused",
     "InvalidInput",
     "InvalidObject",
     "InvalidStatus",

@@ -154,6 +154,7 @@ def test_list_shows_the_newest_first_with_status_names(runs: Runs) -> None:
         "status_description",
         "version",
         "trace_origin",
+        "forked_from",
         "created_at",
         "updated_at",
         "object",
@@ -595,3 +596,89 @@ def test_the_installed_script(runs: Runs) -> None:
     # The spellings --run-state takes, as it reads them (numbers included).
     options = " ".join(script("list", "--help", dsn=runs.dsn).stdout.split())
     assert "requested_data_deleted, in any case, or its number (1 to 7)" in options
+
+
+def _advance(runs: Runs, run_id: str, status: ParcelStatus, run_state: RunState, reason: str = "") -> None:
+    """Store the run's next version at `status` in `run_state`, as a worker would."""
+    before = runs.get(run_id)
+    after = Record(
+        before.workflow_name,
+        before.foreign_id,
+        run_id,
+        run_state,
+        int(status),
+        before.object,
+        before.created_at,
+        datetime.now(UTC),
+        Meta(run_state_reason=reason, status_description=status.name, version=before.meta.version + 1),
+    )
+
+    async def store(s: PostgresRecordStore) -> None:
+        await s.store(after, expected_version=before.meta.version)
+
+    runs._with_store(store)
+
+
+def test_fork_starts_a_new_run_where_a_paused_one_stopped(runs: Runs) -> None:
+    run_id = runs.make("p-fork")
+    _advance(runs, run_id, ParcelStatus.PACKED, RunState.PAUSED, "carrier API down")
+    out = as_json(invoke(runs, "fork", run_id, "-o", "json", *ENTRYPOINT))
+    new = out["run"]
+    assert (new["foreign_id"], new["status_name"], new["run_state"]) == ("p-fork", "PACKED", "INITIATED")
+    assert new["forked_from"] == {"run_id": run_id, "status": 2, "status_name": "PACKED"}
+    assert new["object"] == {"id": "p-fork", "weight_grams": 1200}
+    assert out["forked_from"]["run_state"] == "CANCELLED"
+    assert out["forked_from"]["run_state_reason"] == f"forked to {new['run_id']}"
+    assert runs.get(run_id).run_state is RunState.CANCELLED
+
+    shown = invoke(runs, "show", new["run_id"], *ENTRYPOINT)
+    assert shown.exit_code == 0, shown.stderr
+    assert re.search(rf"forked from\s+│?\s*{run_id} at PACKED", shown.stdout), shown.stdout
+    assert as_json(invoke(runs, "show", new["run_id"], "-o", "json"))["forked_from"]["run_id"] == run_id
+    assert as_json(invoke(runs, "show", run_id, "-o", "json"))["forked_from"] is None
+
+
+def test_fork_at_an_earlier_status_with_a_replacement_object(runs: Runs, tmp_path: Path) -> None:
+    run_id = runs.make("p-fork-2")
+    _advance(runs, run_id, ParcelStatus.PACKED, RunState.CANCELLED, "wrong box")
+    replacement = tmp_path / "parcel.json"
+    replacement.write_text(json.dumps({"id": "p-fork-2", "weight_grams": 900}))
+    result = invoke(runs, "fork", run_id, "--status", "created", "--object-file", str(replacement), *ENTRYPOINT)
+    assert result.exit_code == 0, result.stderr
+    assert "CREATED" in result.stdout and f"{run_id} (cancelled)" in result.stdout
+    [new] = [
+        r for r in as_json(invoke(runs, "list", "-o", "json", "--workflow", NAME))["runs"] if r["run_id"] != run_id
+    ]
+    assert (new["status"], new["object"]["weight_grams"]) == (1, 900)
+
+
+def test_fork_refusals_name_what_is_wrong_and_change_nothing(runs: Runs, tmp_path: Path) -> None:
+    active = runs.make("p-active")
+    result = invoke(runs, "fork", active, *ENTRYPOINT)
+    assert result.exit_code == runs_module.EXIT_REFUSED
+    assert "cannot be forked: it is RUNNING, still active" in result.stderr
+
+    stopped = runs.make("p-stopped", RunState.CANCELLED)
+    never = invoke(runs, "fork", stopped, "--status", "SHIPPED", *ENTRYPOINT)
+    assert never.exit_code == 2 and "'--status'" in never.stderr and "reached (CREATED)" in never.stderr
+    unknown = invoke(runs, "fork", stopped, "--status", "LOST", *ENTRYPOINT)
+    assert unknown.exit_code == 2 and "'--status'" in unknown.stderr
+
+    not_json = tmp_path / "not.json"
+    not_json.write_text("{weight: heavy")
+    bad = invoke(runs, "fork", stopped, "--object-file", str(not_json), *ENTRYPOINT)
+    assert bad.exit_code == 2 and "'--object-file'" in bad.stderr and "not JSON" in bad.stderr
+    wrong_type = tmp_path / "wrong.json"
+    wrong_type.write_text(json.dumps({"weight_grams": "heavy"}))
+    bad = invoke(runs, "fork", stopped, "--object-file", str(wrong_type), *ENTRYPOINT)
+    assert bad.exit_code == 2 and "'--object-file'" in bad.stderr and "weight_grams" in bad.stderr
+
+    codeless = invoke(runs, "fork", stopped)
+    assert codeless.exit_code == 2 and "--entrypoint" in codeless.stderr
+    missing = invoke(runs, "fork", str(uuid.uuid4()), *ENTRYPOINT)
+    assert missing.exit_code == runs_module.EXIT_NOT_FOUND
+
+    deleted = runs.make("p-deleted", RunState.DATA_DELETED, obj=b"{}")
+    gone = invoke(runs, "fork", deleted, *ENTRYPOINT)
+    assert gone.exit_code == runs_module.EXIT_REFUSED and "data was deleted" in gone.stderr
+    assert len(as_json(invoke(runs, "list", "-o", "json", "--workflow", NAME))["runs"]) == 3  # nothing was written

@@ -7,8 +7,9 @@ import enum
 
 from pydantic import BaseModel
 
-from conveyor import Builder, Client, Run
+from conveyor import Builder, Client, Run, Workflow
 from conveyor.adapters.base import RecordStore
+from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
 
 
 class Order(BaseModel):
@@ -67,6 +68,10 @@ async def use() -> None:
     await wf.callback("x", Status.PAID, "text")  # E: the payload is bytes
 
 
+def wf_of(builder: Builder[Order, Status]) -> Workflow[Order, Status]:
+    return builder.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler())
+
+
 async def from_a_backend(store: RecordStore) -> None:
     client = Client(store, b)
     await client.trigger(b, "x", initial_value=Invoice())  # E: the object is an Order
@@ -75,3 +80,6 @@ async def from_a_backend(store: RecordStore) -> None:
     print(run.object.number)  # E: a run of b holds an Order
     await client.trigger(b, 42)  # E: a foreign id is text
     Client(b)  # E: a client needs a record store first
+    await client.fork("x", Other.START, workflow=b)  # E: a fork of a run of b starts at a Status
+    await client.fork("x", "PAID")  # E: a status is an enum member or its number, not its name
+    await wf_of(b).fork("x", Other.START)  # E: the workflow's own fork takes its Status

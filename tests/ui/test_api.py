@@ -57,6 +57,7 @@ async def test_list_shows_every_field_with_status_names(ui: UI, runs: Runs) -> N
         "status_description": "",
         "version": 2,
         "trace_origin": "",
+        "forked_from": None,
         "created_at": made.created_at.isoformat(),
         "updated_at": made.updated_at.isoformat(),
         "object": {"id": "p-1", "note": "n"},

@@ -37,6 +37,7 @@ from conveyor._engine.run import Run
 from conveyor._engine.spec import WorkflowSpec
 from conveyor._engine.writer import RunWriter, next_record
 from conveyor.errors import (
+    ForkRefused,
     InvalidInput,
     InvalidStatus,
     InvalidTransition,
@@ -458,6 +459,106 @@ class Client:
         if found is None:
             found = self._metrics[workflow_name] = WorkflowMetrics(workflow_name)
         return found
+
+    # -- forking -------------------------------------------------------------------------------------------------
+
+    @overload
+    async def fork(
+        self,
+        run_id: str,
+        status: S | None = None,
+        *,
+        object: Any = None,
+        workflow: Workflow[Any, S] | Builder[Any, S] | WorkflowSpec[Any, S],
+    ) -> str: ...
+
+    @overload
+    async def fork(
+        self, run_id: str, status: enum.IntEnum | int | None = None, *, object: Any = None, workflow: None = None
+    ) -> str: ...
+
+    async def fork(self, run_id: str, status: Any = None, *, object: Any = None, workflow: Any = None) -> str:
+        """Start a new run of the run's workflow and foreign id at `status`, a status the run passed through
+        (default: where it is now), and return the new run's id. The new run starts with the object as it was
+        last stored at that status (from the run's history), or `object` instead, checked against the workflow's
+        type; its meta records `forked_from` (this run's id) and `forked_from_status`.
+
+        The run must be completed, cancelled or paused; a paused run is cancelled with the reason
+        "forked to <new run id>" in the same transaction as the new run is stored, so a resume racing the fork
+        either wins (the fork is then refused: the run is active) or finds the run cancelled. ForkRefused for an
+        active run or one whose data was deleted, InvalidStatus for a status the run never reached (or one no
+        step, callback or timeout consumes), WorkflowInProgress if another run of the foreign id is in progress.
+        Needs the run's workflow among the client's (its code types the object and the statuses)."""
+        given = await self._record(run_id, workflow)
+        writer = self._writer(given.workflow_name)
+        spec = writer.spec
+        replacement = spec.codec.encode(spec.codec.coerce(object, "object")) if object is not None else None
+        new_run_id = str(uuid.uuid4())
+        origin = _caller()
+        for _ in range(CONTROL_ATTEMPTS):
+            before = await self._record(run_id)
+            state = before.run_state
+            if state in (RunState.DATA_DELETED, RunState.REQUESTED_DATA_DELETED) or before.object is None:
+                raise ForkRefused(run_id, "its data was deleted, so there is no object to start from")
+            if state not in (RunState.COMPLETED, RunState.CANCELLED, RunState.PAUSED):
+                raise ForkRefused(
+                    run_id, f"it is {state.name}, still active (pause or cancel it first, or wait for it to finish)"
+                )
+            history = await self._store.history(run_id)
+            at = checks.member(spec, "status", before.status if status is None else status)
+            reached = [version for version in history if version.status == int(at)]
+            if not reached:
+                passed = ", ".join(dict.fromkeys(writer.status_name(v.status) for v in history))
+                raise InvalidStatus("status", f"a status run {run_id} reached ({passed})", at)
+            consumed = set(spec.steps) | set(spec.callbacks) | set(spec.timeouts)
+            if int(at) not in consumed:
+                raise InvalidStatus(
+                    "status", "a status that a step, callback or timeout consumes (a run started there moves on)", at
+                )
+            now = writer.clock.now()
+            forked = Record(
+                spec.name,
+                before.foreign_id,
+                new_run_id,
+                RunState.INITIATED,
+                int(at),
+                replacement if replacement is not None else reached[-1].object,
+                now,
+                now,
+                Meta(
+                    status_description=at.name,
+                    version=1,
+                    trace_origin=origin,
+                    forked_from=run_id,
+                    forked_from_status=int(at),
+                ),
+            )
+            writes: builtins.list[tuple[Record, int | None]] = [(forked, None)]
+            cancelled: Record | None = None
+            if state is RunState.PAUSED:
+                cancelled = writer.next_record(
+                    before,
+                    status=before.status,
+                    run_state=RunState.CANCELLED,
+                    object=before.object,
+                    reason=f"forked to {new_run_id}",
+                )
+                # The paused run stops first: until it does, it is the foreign id's run in progress.
+                writes.insert(0, (cancelled, before.meta.version))
+            try:
+                await self._store.store_all(writes)
+            except VersionConflict:
+                if cancelled is None:
+                    raise
+                continue  # the paused run changed meanwhile (a resume, a cancel): look at it again
+            if cancelled is not None:
+                writer.metrics.run_state_change(RunState.PAUSED.label, RunState.CANCELLED.label)
+                writer.decisions.log("run state changed", cancelled, process="api-fork")
+            writer.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
+            writer.decisions.log("forked run", forked, process="api-fork")
+            writer.stored(forked)
+            return new_run_id
+        raise VersionConflict(run_id, before.meta.version, None)
 
     # -- callbacks -----------------------------------------------------------------------------------------------
 

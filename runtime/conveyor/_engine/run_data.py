@@ -17,15 +17,28 @@ from conveyor._engine.visualise import _how, mermaid
 Specs = Mapping[str, WorkflowSpec[Any, Any]]
 
 
-def status_name(record: Record, specs: Specs) -> str | None:
-    """The name of the run's status, or None when its workflow is not among `specs` or has no such status."""
+def status_name(record: Record, specs: Specs, status: int | None = None) -> str | None:
+    """The name of the run's status (or of `status`, a status of the run's workflow), or None when its workflow is
+    not among `specs` or has no such status."""
     spec = specs.get(record.workflow_name)
     if spec is None:
         return None
     try:
-        return str(spec.status_type(record.status).name)
+        return str(spec.status_type(record.status if status is None else status).name)
     except ValueError:
         return None
+
+
+def forked_from_data(record: Record, specs: Specs) -> dict[str, Any] | None:
+    """Where a forked run came from (the run and the status it was forked at), or None for a run not forked."""
+    meta = record.meta
+    if not meta.forked_from:
+        return None
+    return {
+        "run_id": meta.forked_from,
+        "status": meta.forked_from_status,
+        "status_name": status_name(record, specs, meta.forked_from_status),
+    }
 
 
 def object_data(raw: bytes | None) -> tuple[Any, str | None]:
@@ -56,6 +69,7 @@ def record_data(record: Record, specs: Specs, *, with_object: bool = True) -> di
         "status_description": record.meta.status_description,
         "version": record.meta.version,
         "trace_origin": record.meta.trace_origin,
+        "forked_from": forked_from_data(record, specs),
         "created_at": record.created_at.astimezone(UTC).isoformat(),
         "updated_at": record.updated_at.astimezone(UTC).isoformat(),
     }

@@ -228,6 +228,13 @@ class Workflow(Generic[T, S]):
         checks.timeout(timeout)
         return self._rt.to_run(await self._client._wait(self._rt, foreign_id, run_id, status, timeout))
 
+    async def fork(self, run_id: str, status: S | None = None, *, object: T | None = None) -> str:
+        """Start a new run from a stopped run of this workflow at a status it passed through (default: where it
+        is now), with the object it had there or `object`; a paused run is cancelled in the same transaction.
+        Returns the new run's id. See `Client.fork`."""
+        self._require_running("fork")
+        return await self._client.fork(run_id, status, object=object, workflow=self._spec)
+
     async def callback(self, foreign_id: str, status: S, payload: bytes) -> bool:
         """Hand `payload` to the callbacks of `status` for the foreign id's latest run. True if a callback moved
         the run on; False if the run was not at `status`, was stopped, or changed meanwhile."""

@@ -68,6 +68,11 @@ class RunWriter(Generic[T, S]):
             raise InvalidStatus("status", f"a {self.spec.status_type.__name__}", value)
         return member
 
+    def status_name(self, value: int) -> str:
+        """The status's name, or its number if the code no longer has it (a run stored by older code)."""
+        member = self._status_cache.get(value)
+        return member.name if member is not None else str(value)
+
     def to_run(self, record: Record, *, processing: bool = False) -> Run[T, S]:
         """The typed run of a record. `processing`: a step is about to act on it, so an initiated run is shown
         as running (the reference's behaviour); the change is stored with the step's outcome."""

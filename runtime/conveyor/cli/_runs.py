@@ -25,17 +25,20 @@ from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
 from conveyor._engine import checks, run_filters
 from conveyor._engine.client import CONTROLS, Client
-from conveyor._engine.run_data import object_data, record_data, status_name
+from conveyor._engine.run_data import forked_from_data, object_data, record_data, status_name
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.cli._stores import dsn_option, load_specs, record_store, workflows_option
 from conveyor.errors import (
     ConveyorError,
+    ForkRefused,
     InvalidInput,
+    InvalidStatus,
     InvalidTransition,
     RecordNotFound,
     SchemaNotMigrated,
     ServiceUnavailable,
     VersionConflict,
+    WorkflowInProgress,
 )
 
 T = TypeVar("T")
@@ -447,6 +450,7 @@ def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id:
         ("status description", record.meta.status_description or "-"),
         ("version", str(record.meta.version)),
         ("trace origin", record.meta.trace_origin or "-"),
+        ("forked from", _forked_from_text(record, specs)),
         ("created (UTC)", _time(record.created_at)),
         ("updated (UTC)", _time(record.updated_at)),
     ):
@@ -472,6 +476,13 @@ def show(dsn: str, entrypoints: tuple[str, ...], paths: tuple[str, ...], run_id:
             _time(h.updated_at),
         )
     _print(table)
+
+
+def _forked_from_text(record: Record, specs: Specs) -> str:
+    origin = forked_from_data(record, specs)
+    if origin is None:
+        return "-"
+    return f"{origin['run_id']} at {origin['status_name'] or origin['status']}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -670,6 +681,93 @@ def _report(verb: str, outcomes: Sequence[Outcome], specs: Specs, output: str) -
         )
         click.echo(f"{verb}: {len(failed)} of {_count(len(outcomes))} not changed ({kinds})", err=True)
     sys.exit(next(_EXIT_BY_RESULT[key] for key in _EXIT_BY_RESULT if any(o.result == key for o in failed)))
+
+
+@runs.command("fork", short_help="Start a new run from a stopped run, at a status it passed through.")
+@click.argument("run_id", callback=_text_option(run_filters.MAX_NAME, allow_empty=False))
+@dsn_option
+@workflows_option
+@click.option(
+    "--status",
+    "status_text",
+    metavar="STATUS",
+    help="Where the new run starts: a status the run reached, by name or number (default: where the run is).",
+)
+@click.option(
+    "--object-file",
+    type=click.File("rb"),
+    help="The new run's object as JSON ('-' for stdin), checked against the workflow's type (default: the "
+    "object the run had at that status).",
+)
+@_output_option
+def fork(
+    dsn: str,
+    entrypoints: tuple[str, ...],
+    paths: tuple[str, ...],
+    run_id: str,
+    status_text: str | None,
+    object_file: Any,
+    output: str,
+) -> None:
+    """Start a new run of RUN_ID's workflow and foreign id at a status it passed through, with the object it had
+    there (or --object-file), as DBOS's fork and Temporal's reset do. RUN_ID must be completed, cancelled or
+    paused; a paused run is cancelled ("forked to <new run id>") in the same transaction. The new run records
+    where it came from (`runs show`). Needs the workflow's code (--entrypoint): it types the object and statuses.
+
+    Exits 3 if RUN_ID is not found, 4 if it cannot be forked (still active, its data deleted, or another run of
+    its foreign id in progress)."""
+    specs = load_specs(entrypoints, paths)
+    replacement: Any = None
+    if object_file is not None:
+        try:
+            replacement = json.loads(object_file.read())
+        except ValueError as e:
+            raise click.BadParameter(f"not JSON: {e}", param_hint="'--object-file'") from None
+
+    async def body(store: RecordStore) -> tuple[Record, Record]:
+        try:
+            record = await store.lookup(run_id)
+        except RecordNotFound:
+            raise RunNotFound(f"run {run_id!r} not found") from None
+        spec = specs.get(record.workflow_name)
+        if spec is None:
+            raise click.UsageError(
+                f"forking needs the code of workflow {record.workflow_name!r}: give its Builder with --entrypoint "
+                "MODULE:ATTR"
+            )
+        status: int | None = None
+        if status_text is not None:
+            try:
+                status = run_filters.status(status_text, spec)
+            except InvalidInput as e:
+                raise _bad("'--status'", status_text, e) from None
+        client = Client(store, spec)
+        try:
+            forked_id = await client.fork(run_id, status, object=replacement)
+        except InvalidStatus as e:
+            raise _bad("'--status'", status_text or status_name(record, specs) or record.status, e) from None
+        except InvalidInput as e:
+            if e.field == "object":
+                raise click.BadParameter(str(e), param_hint="'--object-file'") from None
+            raise
+        except (ForkRefused, WorkflowInProgress) as e:
+            _fail(EXIT_REFUSED, str(e))
+        return await store.lookup(forked_id), await store.lookup(run_id)
+
+    forked, old = _with_store(dsn, body)
+    if output == "json":
+        _echo_json({"run": record_data(forked, specs), "forked_from": record_data(old, specs, with_object=False)})
+        return
+    table = _table("RUN ID", "WORKFLOW", "FOREIGN ID", "STATUS", "RUN STATE", "FORKED FROM")
+    table.add_row(
+        forked.run_id,
+        forked.workflow_name,
+        forked.foreign_id,
+        _status_text(forked, specs),
+        forked.run_state.name,
+        f"{old.run_id} ({old.run_state.name.lower()})",
+    )
+    _print(table)
 
 
 def _fail(code: int, message: str) -> NoReturn:

@@ -28,6 +28,8 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/runs", list_runs),
         web.get("/api/runs/{run_id}", show_run),
+        # Before the run controls' route, which would take "fork" for an action name.
+        web.post("/api/runs/{run_id}/fork", fork),
         web.post("/api/runs/{run_id}/{action}", act),
         web.get("/api/workflows", list_workflows),
         web.get("/api/workflows/{name}", show_workflow),
@@ -115,14 +117,32 @@ async def act(request: web.Request) -> web.Response:
     return web.json_response({"run": ctx.run_data(record)})
 
 
+async def fork(request: web.Request) -> web.Response:
+    """Fork a stopped run: the new run (201) and the old one as it is now (cancelled, if it was paused)."""
+    ctx = request.app[CONTEXT]
+    if not ctx.allow_actions:
+        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
+    ctx.csrf.check(request, request.headers.get(HEADER, ""))
+    run_id = _query.run_id(request.match_info["run_id"])
+    status, replacement = _query.fork_body(
+        await _json_body(request, '{"status": "PAID"}') if request.can_read_body else {}
+    )
+    forked, old = await ctx.fork(run_id, status, replacement)
+    return web.json_response({"run": ctx.run_data(forked), "forked_from": ctx.run_data(old)}, status=201)
+
+
+async def _json_body(request: web.Request, example: str) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("body", f"a JSON object such as {example}", "a body that is not JSON") from None
+
+
 async def _reason(request: web.Request) -> str:
     """The optional JSON body `{"reason": "..."}`."""
     if not request.can_read_body:
         return ""
-    try:
-        body: Any = json.loads(await request.read())
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidInput("body", 'a JSON object such as {"reason": "..."}', "a body that is not JSON") from None
+    body = await _json_body(request, '{"reason": "..."}')
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise InvalidInput("body", 'a JSON object with at most the key "reason"', body)
     reason = body.get("reason", "")

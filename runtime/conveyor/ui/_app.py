@@ -17,11 +17,13 @@ from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import (
+    ForkRefused,
     InvalidInput,
     InvalidTransition,
     RecordNotFound,
     ServiceUnavailable,
     VersionConflict,
+    WorkflowInProgress,
     WorkflowNotRunning,
 )
 from conveyor.ui import _api, _health, _pages
@@ -124,7 +126,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _answer(request, 404, "Not found", str(e), None)
     except UnknownWorkflow as e:
         return _answer(request, 404, "Not found", str(e), None)
-    except (InvalidTransition, VersionConflict) as e:
+    except (InvalidTransition, VersionConflict, ForkRefused, WorkflowInProgress) as e:
         return _answer(request, 409, "Conflict", str(e), None)
     except (ServiceUnavailable, StoreFailed) as e:
         return _answer(request, 503, "Record store unavailable", str(e), None)

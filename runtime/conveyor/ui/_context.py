@@ -18,8 +18,9 @@ from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import RecordFilter, RecordStore, SortOrder, StatusCount
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
+from conveyor._engine import run_filters
 from conveyor._engine.client import CONTROLS, Client
-from conveyor._engine.run_data import object_data, record_data
+from conveyor._engine.run_data import object_data, record_data, status_name
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.ui._csrf import Csrf
@@ -27,6 +28,9 @@ from conveyor.ui._query import ListQuery
 from conveyor.ui._waiting import PAUSED_SHOWN
 
 T = TypeVar("T")
+
+# The run states `Client.fork` starts a new run from.
+FORKABLE = frozenset({RunState.COMPLETED, RunState.CANCELLED, RunState.PAUSED})
 
 
 class StoreFailed(Exception):
@@ -140,9 +144,39 @@ class Context:
     async def control(self, run_id: str, action: str, reason: str) -> Record:
         return await _guard(self.client.change_state(run_id, CONTROLS[action], reason))
 
+    async def fork(self, run_id: str, status: str | None, object: Any = None) -> tuple[Record, Record]:
+        """Fork the run (`Client.fork`) at `status` (a name or number; None: where it is), with `object` instead
+        of its stored one if given; the new run and the old one as they are now."""
+        record = await _guard(self.store.lookup(run_id))
+        spec = self.workflows.get(record.workflow_name)
+        if spec is None:
+            raise InvalidInput(
+                "workflow",
+                f"a workflow the UI was given (forking needs the code of {record.workflow_name!r}: start the UI "
+                "with its --entrypoint)",
+                record.workflow_name,
+            )
+        at = run_filters.status(status, spec) if status is not None else None
+        forked_id = await _guard(self.client.fork(run_id, at, object=object))
+        return await _guard(self.store.lookup(forked_id)), await _guard(self.store.lookup(run_id))
+
     def actions(self, record: Record) -> list[str]:
-        """The actions the run's state allows now (whether or not actions are enabled)."""
-        return [name for name, target in CONTROLS.items() if record.run_state.can_become(target)]
+        """The actions the run's state allows now (whether or not actions are enabled): the run controls, and
+        fork for a stopped run that still has its data, of a workflow the UI has the code of."""
+        found = [name for name, target in CONTROLS.items() if record.run_state.can_become(target)]
+        if record.run_state in FORKABLE and record.object is not None and record.workflow_name in self.workflows:
+            found.append("fork")
+        return found
+
+    def fork_statuses(self, record: Record, history: list[Record]) -> list[tuple[int, str]]:
+        """Where a fork of the run may start: the statuses it reached that something consumes, in the order it
+        first reached them, as (number, name)."""
+        spec = self.workflows.get(record.workflow_name)
+        if spec is None:
+            return []
+        consumed = set(spec.steps) | set(spec.callbacks) | set(spec.timeouts)
+        reached = dict.fromkeys(h.status for h in history if h.status in consumed)
+        return [(status, status_name(record, self.workflows, status) or str(status)) for status in reached]
 
     def run_data(self, record: Record, *, with_object: bool = True) -> dict[str, Any]:
         return record_data(record, self.workflows, with_object=with_object)

@@ -29,6 +29,7 @@ RUN_SCHEMA: dict[str, Any] = {
         "status_description",
         "version",
         "trace_origin",
+        "forked_from",
         "created_at",
         "updated_at",
         "object",
@@ -46,6 +47,23 @@ RUN_SCHEMA: dict[str, Any] = {
         "status_description": _TEXT,
         "version": {"type": "integer"},
         "trace_origin": _TEXT,
+        "forked_from": {
+            "description": "the run this one was forked from (`conveyor runs fork`, the UI's Fork) and the status it "
+            "was forked at; null for a run that was not forked",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["run_id", "status", "status_name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "run_id": _TEXT,
+                        "status": {"type": "integer"},
+                        "status_name": {"type": ["string", "null"]},
+                    },
+                },
+            ],
+        },
         "created_at": _WHEN,
         "updated_at": _WHEN,
         "object": {"description": "the object: JSON, text or base64 (see object_encoding); null once deleted"},
@@ -250,7 +268,7 @@ def document() -> dict[str, Any]:
                                     "path": _PATH,
                                     "actions": {
                                         "type": "array",
-                                        "items": {"enum": list(CONTROLS)},
+                                        "items": {"enum": [*CONTROLS, "fork"]},
                                         "description": "empty when actions are disabled",
                                     },
                                 },
@@ -259,6 +277,59 @@ def document() -> dict[str, Any]:
                         ),
                         "400": _error("a bad run id"),
                         "404": _error("no such run"),
+                    },
+                }
+            },
+            "/api/runs/{run_id}/fork": {
+                "post": {
+                    "summary": "Start a new run from a stopped run at a status it reached, with the object it had "
+                    "there or a replacement; a paused run is cancelled in the same transaction (needs "
+                    "--allow-actions and the workflow's code)",
+                    "parameters": [
+                        run_id,
+                        {
+                            "name": HEADER,
+                            "in": "header",
+                            "required": True,
+                            "description": "the token of GET /api/csrf, sent with its cookie from the UI's origin",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "status": {
+                                            "type": ["string", "integer"],
+                                            "description": "a status the run reached, by name or number (default: "
+                                            "where it is)",
+                                        },
+                                        "object": {"description": "the new run's object (default: the run's there)"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            {
+                                "type": "object",
+                                "required": ["run", "forked_from"],
+                                "properties": {"run": run, "forked_from": run},
+                            },
+                            "the new run, and the run it was forked from as it is now",
+                        ),
+                        "400": _error("a bad body, status or object, or a workflow the UI has no code of"),
+                        "403": _error("actions are disabled, or the request failed the cross-site checks"),
+                        "404": _error("no such run"),
+                        "409": _error(
+                            "the run is active or its data was deleted, or its foreign id has a run in "
+                            "progress; nothing changed"
+                        ),
                     },
                 }
             },

@@ -70,6 +70,7 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/", runs_page),
         web.get("/runs/{run_id}", run_page),
+        web.post("/runs/{run_id}/fork", fork),
         web.post("/runs/{run_id}/{action}", act),
         web.get("/workflows", workflows_page),
         web.get("/workflows/{name}", workflow_page),
@@ -139,6 +140,7 @@ async def run_page(request: web.Request) -> web.Response:
         history=[ctx.run_data(h, with_object=False) for h in reversed(history)],
         allow_actions=ctx.allow_actions,
         actions=ctx.actions(record),
+        fork_statuses=ctx.fork_statuses(record, history),
         graph=svg(spec, record.status, path=[p["status"] for p in taken]) if spec is not None else None,
         path=taken,
         mermaid=mermaid(spec) if spec is not None else None,
@@ -187,3 +189,15 @@ async def act(request: web.Request) -> web.StreamResponse:
     await ctx.control(run_id, action, form.reason)
     # Post/redirect/get: reloading the run's page does not post the action again.
     raise web.HTTPSeeOther(f"/runs/{_path_segment(run_id)}")
+
+
+async def fork(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    if not ctx.allow_actions:
+        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
+    form = _query.fork_form(await request.post())
+    ctx.csrf.check(request, form.csrf_token)
+    run_id = _query.run_id(request.match_info["run_id"])
+    forked, _ = await ctx.fork(run_id, form.status, form.object)
+    # To the new run's page, which says where it came from.
+    raise web.HTTPSeeOther(f"/runs/{_path_segment(forked.run_id)}")

@@ -6,6 +6,7 @@ as `conveyor runs` reads its options."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,6 +27,9 @@ MAX_VALUES = 20
 
 LIST_FIELDS = ("workflow", "status", "run_state", "foreign_id", "limit", "cursor", "before", "order")
 ACTION_FIELDS = ("csrf_token", "reason")
+FORK_FIELDS = ("csrf_token", "status", "object")
+# A replacement object typed into the run page's fork form (the store's own limits apply to what is stored).
+MAX_OBJECT_TEXT = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -172,6 +176,45 @@ def list_query(query: MultiMapping[Any], workflows: Mapping[str, WorkflowSpec[An
         before=before,
         order=SortOrder.ASCENDING if raw_order == "asc" else SortOrder.DESCENDING,
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ForkForm:
+    csrf_token: str
+    status: str | None
+    object: Any  # None: the object the run had at the status
+
+
+def fork_form(form: MultiMapping[Any]) -> ForkForm:
+    """The run page's fork form: its CSRF token, the status to start at and an optional object as JSON."""
+    _only(form, FORK_FIELDS)
+    token = _one(form, "csrf_token") or ""
+    status = _one(form, "status")
+    if status is not None:
+        status = text("status", status, max_length=MAX_NAME)
+    raw = _one(form, "object")
+    return ForkForm(token, status, None if raw is None or not raw.strip() else _json_object(raw))
+
+
+def fork_body(body: object) -> tuple[str | None, Any]:
+    """The JSON body of POST /api/runs/{run_id}/fork: `{"status": name or number, "object": ...}`, both optional."""
+    if not isinstance(body, dict) or set(body) - {"status", "object"}:
+        raise InvalidInput("body", 'a JSON object with at most the keys "status" and "object"', body)
+    status = body.get("status")
+    if isinstance(status, bool) or not isinstance(status, str | int | None):
+        raise InvalidInput("status", "a status name or number", status)
+    if status is not None:
+        status = text("status", str(status), max_length=MAX_NAME)
+    return status, body.get("object")
+
+
+def _json_object(raw: str) -> Any:
+    if len(raw) > MAX_OBJECT_TEXT:
+        raise InvalidInput("object", f"JSON of at most {MAX_OBJECT_TEXT} characters", f"{len(raw)} characters")
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise InvalidInput("object", f"the new run's object as JSON ({e})", "text that is not JSON") from None
 
 
 def action_form(form: MultiMapping[Any]) -> ActionForm:

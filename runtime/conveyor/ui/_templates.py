@@ -139,18 +139,29 @@ RUN = """{% extends "base.html" %}
   <dt>Created</dt><dd class="mono" title="{{ run.created_at }}">{{ run.created_at | when }}</dd>
   <dt>Updated</dt><dd class="mono" title="{{ run.updated_at }}">{{ run.updated_at | when }}</dd>
   <dt>Version</dt><dd>{{ run.version }}</dd>
+  {% if run.forked_from %}<dt>Forked from</dt><dd id="forked-from"><a href="/runs/{{ run.forked_from.run_id | path_segment }}">{{ run.forked_from.run_id }}</a> at {{ run.forked_from.status_name or run.forked_from.status }}</dd>{% endif %}
 </dl>
 {% if allow_actions %}
 <h2>Actions</h2>
 {% if actions %}
 <div class="actions">
-{% for action in actions %}
+{% for action in actions if action != 'fork' %}
   <form method="post" action="/runs/{{ run.run_id | path_segment }}/{{ action }}">
     <input type="hidden" name="csrf_token" value="{{ csrf_token }}">
     <input name="reason" placeholder="reason (optional)" size="18" aria-label="reason for {{ action }}">
     <button type="submit" id="action-{{ action }}"{% if action in ('cancel', 'delete') %} class="danger"{% endif %}>{{ action | capitalize }}</button>
   </form>
 {% endfor %}
+{% if 'fork' in actions %}
+  <form method="post" action="/runs/{{ run.run_id | path_segment }}/fork" class="fork">
+    <input type="hidden" name="csrf_token" value="{{ csrf_token }}">
+    <label>from <select name="status" aria-label="status to fork at">
+    {% for value, name in fork_statuses %}<option value="{{ value }}"{% if value == run.status %} selected{% endif %}>{{ name }}</option>{% endfor %}
+    </select></label>
+    <textarea name="object" rows="1" cols="24" placeholder="object as JSON (optional)" aria-label="object for the new run"></textarea>
+    <button type="submit" id="action-fork">Fork</button>
+  </form>
+{% endif %}
 </div>
 {% else %}<p class="notice">No action applies to a run that is {{ run.run_state | state_label | lower }}.</p>{% endif %}
 {% endif %}

@@ -19,7 +19,7 @@ from conveyor._core.runstate import RunState
 from conveyor._engine.builder import Builder
 from conveyor._engine.client import Client
 from conveyor._engine.run import Run
-from conveyor.errors import InvalidInput, InvalidTransition, WorkflowInProgress
+from conveyor.errors import ForkRefused, InvalidInput, InvalidStatus, InvalidTransition, WorkflowInProgress
 from conveyor.testing.conformance._adapters import AdaptersFactory, build_on
 
 
@@ -43,10 +43,13 @@ def _name(kind: str) -> str:
 
 def _tickets(name: str, *, hold_first: bool = False) -> Builder[Ticket, TicketStatus]:
     """OPENED -> TRIAGED -> WAITING, a callback WAITING -> ANSWERED, then ANSWERED -> CLOSED. With `hold_first`
-    the triage step pauses each run the first time it sees it (so a test can resume it from the client)."""
+    the triage step pauses each run the first time it sees it (so a test can resume it from the client). A ticket
+    titled "spam" is paused by triage every time (what a failing step's run looks like to an operator)."""
     seen: set[str] = set()
 
     def triage(run: Run[Ticket, TicketStatus]) -> Any:
+        if run.object.title == "spam":
+            return run.pause("looks like spam")
         if hold_first and run.run_id not in seen:
             seen.add(run.run_id)
             return run.pause("held for review")
@@ -169,3 +172,77 @@ class ClientCases:
             assert paused.run_state is RunState.PAUSED
             with pytest.raises(InvalidInput, match="workflow"):
                 await client.trigger(name, "t-10")
+
+    async def test_fork_restarts_a_paused_run_and_cancels_it(self, adapters: AdaptersFactory) -> None:
+        name = _name("fork-paused")
+        worker = build_on(_tickets(name), adapters(), pause_retry=None)
+        async with worker, Client(adapters().store, _tickets(name)) as client:
+            run_id = await client.trigger(name, "t-20", initial_value=Ticket(title="spam"))
+            await _at(client, run_id, TicketStatus.OPENED, RunState.PAUSED)
+            # The same object would pause again: the operator forks with it corrected.
+            forked_id = await client.fork(run_id, object=Ticket(title="not spam after all"))
+            old = await client.get(run_id)
+            assert (old.run_state, old.meta.run_state_reason) == (RunState.CANCELLED, f"forked to {forked_id}")
+            forked = await _at(client, forked_id, TicketStatus.WAITING)
+            assert forked.foreign_id == "t-20" and forked.object.title == "not spam after all"
+            assert (forked.meta.forked_from, forked.meta.forked_from_status) == (run_id, int(TicketStatus.OPENED))
+            history = await client.history(forked_id)
+            assert history[0].status is TicketStatus.OPENED and history[0].run_state is RunState.INITIATED
+            assert all(h.meta.forked_from == run_id for h in history)
+            # The worker's callback reaches the new run: it is the foreign id's latest.
+            assert await client.callback(name, "t-20", TicketStatus.WAITING, b"ok")
+            await _at(client, forked_id, TicketStatus.CLOSED, RunState.COMPLETED)
+
+    async def test_fork_from_a_finished_run_at_an_earlier_status(self, adapters: AdaptersFactory) -> None:
+        name = _name("fork-finished")
+        worker = build_on(_tickets(name), adapters())
+        async with worker, Client(adapters().store, _tickets(name)) as client:
+            run_id = await client.trigger(name, "t-21", initial_value=Ticket(title="slow wifi"))
+            await _at(client, run_id, TicketStatus.WAITING)
+            assert await client.callback(name, "t-21", TicketStatus.WAITING, b"wrong answer")
+            await _at(client, run_id, TicketStatus.CLOSED, RunState.COMPLETED)
+            # Back to WAITING with the object as it was stored there: not answered yet.
+            forked_id = await client.fork(run_id, TicketStatus.WAITING)
+            forked = await client.get(forked_id)
+            assert forked.status is TicketStatus.WAITING and forked.object == Ticket(title="slow wifi")
+            assert (await client.get(run_id)).run_state is RunState.COMPLETED  # a finished run stays as it was
+            with pytest.raises(ForkRefused, match=r"RUNNING|INITIATED"):
+                await client.fork(forked_id)
+            assert await client.callback(name, "t-21", TicketStatus.WAITING, b"right answer")
+            closed = await _at(client, forked_id, TicketStatus.CLOSED, RunState.COMPLETED)
+            assert closed.object.reply == "right answer"
+
+            before = len((await client.list(name, limit=100)).runs)
+            with pytest.raises(InvalidStatus, match=r"status.*reached"):
+                await client.fork(forked_id, TicketStatus.OPENED)  # the fork started at WAITING
+            with pytest.raises(InvalidStatus, match="consumes"):
+                await client.fork(run_id, TicketStatus.CLOSED)  # terminal: a run started there has nothing to do
+            with pytest.raises(InvalidInput, match="object"):
+                await client.fork(run_id, TicketStatus.WAITING, object={"title": ["not", "text"]})
+            await client.delete_data(run_id, "retention")
+            await _at(client, run_id, TicketStatus.CLOSED, RunState.DATA_DELETED)
+            with pytest.raises(ForkRefused, match="data was deleted"):
+                await client.fork(run_id, TicketStatus.WAITING)
+            assert len((await client.list(name, limit=100)).runs) == before  # nothing was written
+
+    async def test_fork_racing_a_resume_exactly_one_wins(self, adapters: AdaptersFactory) -> None:
+        name = _name("fork-race")
+        async with Client(adapters().store, _tickets(name)) as forker, Client(adapters().store) as resumer:
+            forks = 0
+            for i in range(12):
+                run_id = await forker.trigger(name, f"t-race-{i}")
+                await forker.pause(run_id, "stuck")
+                fork, resume = await asyncio.gather(forker.fork(run_id), resumer.resume(run_id), return_exceptions=True)
+                runs = (await forker.list(name, foreign_ids=[f"t-race-{i}"])).runs
+                old = await forker.get(run_id)
+                if isinstance(fork, str):
+                    forks += 1
+                    assert isinstance(resume, InvalidTransition), resume
+                    assert old.run_state is RunState.CANCELLED and old.meta.run_state_reason == f"forked to {fork}"
+                    assert [r.run_id for r in runs] == [fork, run_id]
+                else:
+                    assert isinstance(fork, ForkRefused), fork
+                    assert isinstance(resume, Run) and resume.run_state is RunState.RUNNING
+                    assert old.run_state is RunState.RUNNING and [r.run_id for r in runs] == [run_id]
+            # Which one wins is up to the interleaving; each run had exactly one winner, checked above.
+            assert 0 <= forks <= 12
