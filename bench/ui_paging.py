@@ -1,8 +1,9 @@
-"""How fast the UI's runs list stays on a big store: fills Postgres with N runs of one workflow (COPY straight into
-conveyor_runs, which is all that listing reads; default 100k), then times the first page, a deep page by keyset
-cursor (what the UI uses) and by offset (what it avoids), and filtered pages, through RecordStore.list and
-through the UI's HTTP API. Figures are printed, not asserted: one JSON line, then a table (median of --repeat
-tries, in ms).
+"""How fast the UI stays on a big store: fills Postgres with N runs of one workflow (COPY straight into conveyor_runs
+and, three versions a run, conveyor_run_history; default 100k), then times the runs list (the first page, a deep
+page by keyset cursor, which the UI uses, and by offset, which it avoids, and filtered pages), the workflow page
+(count_active and the newest paused runs) and a run's page (the run and its history, for its path), through the
+RecordStore calls and through the UI's HTTP pages and API. Figures are printed, not asserted: one JSON line, then a
+table (median of --repeat tries, in ms).
 
     python bench/ui_paging.py [--runs 100000] [--repeat 7] [--keep]
 
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from _workload import builder
 from conveyor import RecordFilter, RunState, SortOrder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +74,19 @@ async def fill(dsn: str, workflow: str, count: int) -> list[str]:
                     await copy.write_row(
                         (run_id, workflow, f"order-{i}", int(state_of(i)), 1 + i % 4, obj, when, when, 3)
                     )
+            # The history a run page reads for the run's path: initiated at the first status, running at its
+            # status, then where it is now.
+            columns = "run_id, version, workflow_name, foreign_id, run_state, status, object, created_at, updated_at"
+            async with cur.copy(f"COPY conveyor_run_history ({columns}) FROM STDIN") as copy:
+                for i, run_id in enumerate(run_ids):
+                    when = base + timedelta(seconds=i)
+                    obj = json.dumps({"id": f"order-{i}", "amount_cents": i % 9000}).encode()
+                    status = 1 + i % 4
+                    versions = ((1, RunState.INITIATED, 1), (2, RunState.RUNNING, status), (3, state_of(i), status))
+                    for version, state, at in versions:
+                        await copy.write_row((run_id, version, workflow, f"order-{i}", int(state), at, obj, when, when))
         await conn.execute("ANALYZE conveyor_runs")
+        await conn.execute("ANALYZE conveyor_run_history")
     return run_ids
 
 
@@ -81,6 +95,7 @@ async def remove(dsn: str, workflow: str) -> None:
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("DELETE FROM conveyor_runs WHERE workflow_name = %s", (workflow,))
+        await conn.execute("DELETE FROM conveyor_run_history WHERE workflow_name = %s", (workflow,))
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
@@ -104,6 +119,7 @@ async def main() -> None:
 
     from conveyor.adapters.postgres import PostgresRecordStore, migrate
     from conveyor.ui import make_app
+    from conveyor.ui._waiting import PAUSED_SHOWN
 
     dsn = postgres()
     await migrate(dsn)
@@ -113,7 +129,9 @@ async def main() -> None:
     fill_s = time.perf_counter() - started
     store = PostgresRecordStore(dsn)
     await store.open()
-    client: TestClient[Any, Any] = TestClient(TestServer(make_app(store)))
+    # The workflow's spec, so the workflow page has its graph and the run page its path (statuses 1 to 4, as filled).
+    spec = builder(workflow, 1).spec()
+    client: TestClient[Any, Any] = TestClient(TestServer(make_app(store, workflows=[spec])))
     await client.start_server()
     deep_index = int(args.runs * 0.9)
     # Newest first, as the UI lists: the run at 90% of the way down is an old one.
@@ -123,10 +141,23 @@ async def main() -> None:
     deep_paused_cursor = paused_ids[len(paused_ids) // 10]
     desc = SortOrder.DESCENDING
 
-    async def http(query: str) -> None:
-        response = await client.get(f"/api/runs?workflow={workflow}&{query}")
+    async def get(url: str) -> None:
+        response = await client.get(url)
         assert response.status == 200, await response.text()
         await response.read()
+
+    async def http(query: str) -> None:
+        await get(f"/api/runs?workflow={workflow}&{query}")
+
+    async def waiting() -> None:
+        # What the workflow page reads (conveyor.ui._context.Context.waiting).
+        await store.count_active(workflow)
+        await store.list(workflow, limit=PAUSED_SHOWN, order=desc, filter=paused)
+
+    async def run_and_history() -> None:
+        # What a run's page reads: the run, and its history for the path it took.
+        await store.lookup(deep_cursor)
+        await store.history(deep_cursor)
 
     cases: dict[str, Callable[[], Awaitable[Any]]] = {
         "first page": lambda: store.list(workflow, limit=PAGE, order=desc),
@@ -154,6 +185,13 @@ async def main() -> None:
         "HTTP first page": lambda: http(f"limit={PAGE}"),
         "HTTP deep page (keyset)": lambda: http(f"limit={PAGE}&cursor={deep_cursor}"),
         "HTTP paused, deep page": lambda: http(f"limit={PAGE}&run_state=PAUSED&cursor={deep_paused_cursor}"),
+        "workflow: count_active": lambda: store.count_active(workflow),
+        "workflow: count_active + paused": waiting,
+        "HTTP workflow page": lambda: get(f"/workflows/{workflow}"),
+        "HTTP workflow API": lambda: get(f"/api/workflows/{workflow}"),
+        "run: lookup + history": run_and_history,
+        "HTTP run page": lambda: get(f"/runs/{deep_cursor}"),
+        "HTTP run API": lambda: get(f"/api/runs/{deep_cursor}"),
     }
     try:
         results = {name: await timed(fn, args.repeat) for name, fn in cases.items()}

@@ -61,3 +61,40 @@ def test_loops_steps_back_and_sideways_are_drawn_inside_the_picture() -> None:
     width = float(root.get("width") or 0)
     points = [(float(x), float(y)) for d in edges for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)]
     assert all(0 <= x <= width and 0 <= y <= height for x, y in points)
+
+
+def test_counts_shade_the_statuses_and_late_ones_take_the_warning_colour() -> None:
+    root = ET.fromstring(str(svg(make_spec("parcels"), counts={1: 1, 2: 8, 3: 0, 4: 3}, late={4})))
+    nodes = {g.get("data-status"): g for g in root.iter(f"{SVG}g")}
+    assert {k: g.get("data-active") for k, g in nodes.items()} == {"1": "1", "2": "8", "3": "0", "4": "3"}
+    classes = {k: set((g.get("class") or "").split()) for k, g in nodes.items()}
+    # Shades by share of the busiest status: 1/8 the palest, 8/8 the darkest, none for no runs.
+    assert "heat-1" in classes["1"] and "heat-4" in classes["2"] and "heat-2" in classes["4"]
+    assert not any(c.startswith("heat-") for c in classes["3"])
+    assert [k for k, c in classes.items() if "late" in c] == ["4"]
+    assert [t.text for t in nodes["2"].iter(f"{SVG}text")] == ["CHECKED · 8"]
+    # The label with its count fits in its box.
+    rect = next(nodes["2"].iter(f"{SVG}rect"))
+    assert float(rect.get("width") or 0) >= len("CHECKED · 8") * 7
+
+
+def test_a_path_marks_the_statuses_visited_in_order_and_the_transitions_taken() -> None:
+    b = Builder("loops", Thing, Loop)
+    b.add_step(Loop.NEW, _next, Loop.START)
+    b.add_step(Loop.START, _next, Loop.WAITING)
+    b.add_step(Loop.WAITING, _next, Loop.START, Loop.WAITING, Loop.DONE)
+    root = ET.fromstring(str(svg(b.spec(), current=3, path=[4, 1, 2, 1, 2, 3])))
+    nodes = {g.get("data-status"): g for g in root.iter(f"{SVG}g")}
+    assert {k: g.get("data-visits") for k, g in nodes.items()} == {"4": "1", "1": "2,4", "2": "3,5", "3": "6"}
+    taken = {
+        (p.get("data-from"), p.get("data-to"))
+        for p in root.iter(f"{SVG}path")
+        if "taken" in (p.get("class") or "").split()
+    }
+    # WAITING -> WAITING (the loop) was never taken.
+    assert taken == {("4", "1"), ("1", "2"), ("2", "1"), ("2", "3")}
+    assert all(
+        p.get("marker-end") == "url(#arrow-taken)"
+        for p in root.iter(f"{SVG}path")
+        if "taken" in (p.get("class") or "").split()
+    )

@@ -47,7 +47,7 @@ async def test_the_run_page_shows_object_graph_history_and_actions(ui: UI, runs:
     html = await response.text()
     assert response.status == 200
     assert '"note": "n"' in htmllib.unescape(html)  # the object, indented JSON
-    assert "<svg" in html and 'class="node current" data-status="2"' in html
+    assert "<svg" in html and 'class="node current visited" data-status="2"' in html
     assert html.count("<tr><td>") == 2  # two versions in the history
     assert 'id="action-pause"' in html and 'id="action-cancel"' in html and 'id="action-resume"' not in html
     assert response.headers["X-Frame-Options"] == "DENY"

@@ -28,7 +28,9 @@ async def proxy(pg_dsn: str) -> AsyncIterator[tuple[TcpProxy, str]]:
     tcp.cut()
 
 
-@pytest.mark.parametrize("request_kind", ["api list", "page", "api action", "form action"])
+@pytest.mark.parametrize(
+    "request_kind", ["api list", "page", "api action", "form action", "api workflow", "workflow page"]
+)
 async def test_a_store_cut_off_is_503_and_changes_nothing(
     proxy: tuple[TcpProxy, str], pg_dsn: str, request_kind: str
 ) -> None:
@@ -47,6 +49,12 @@ async def test_a_store_cut_off_is_503_and_changes_nothing(
             assert "the record store failed" in (await response.json())["error"]
         elif request_kind == "page":
             response = await client.get(f"/runs/{made.run_id}")
+            assert "Record store unavailable" in await response.text()
+        elif request_kind == "api workflow":
+            response = await client.get(f"/api/workflows/{runs.workflow}")
+            assert "the record store failed" in (await response.json())["error"]
+        elif request_kind == "workflow page":
+            response = await client.get(f"/workflows/{runs.workflow}")
             assert "Record store unavailable" in await response.text()
         elif request_kind == "api action":
             response = await client.post(

@@ -19,6 +19,7 @@ from conveyor.ui import _query
 from conveyor.ui._context import Context
 from conveyor.ui._csrf import HEADER, Forbidden
 from conveyor.ui._openapi import document
+from conveyor.ui._waiting import PAUSED_SHOWN, path, status_rows
 
 CONTEXT = web.AppKey("context", Context)
 
@@ -31,6 +32,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/runs/{run_id}/fork", fork),
         web.post("/api/runs/{run_id}/{action}", act),
         web.get("/api/workflows", list_workflows),
+        web.get("/api/workflows/{name}", show_workflow),
         web.get("/api/csrf", csrf_token),
         web.get("/api/openapi.json", openapi),
     ]
@@ -64,6 +66,7 @@ async def show_run(request: web.Request) -> web.Response:
         {
             "run": ctx.run_data(record),
             "history": [ctx.run_data(h) for h in history],
+            "path": path(ctx.workflows.get(record.workflow_name), history),
             "actions": ctx.actions(record) if ctx.allow_actions else [],
         }
     )
@@ -73,6 +76,23 @@ async def list_workflows(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     _query.no_parameters(request.query)
     return web.json_response({"workflows": [workflow_data(spec) for spec in ctx.workflows.values()]})
+
+
+async def show_workflow(request: web.Request) -> web.Response:
+    """Where the workflow's runs wait: its active runs per status and run state, with the oldest's age and the lag
+    alert it is held to, and the newest paused runs."""
+    ctx = request.app[CONTEXT]
+    _query.no_parameters(request.query)
+    waiting = await ctx.waiting(_query.workflow_name(request.match_info["name"]))
+    return web.json_response(
+        {
+            "workflow": workflow_data(waiting.spec),
+            "now": waiting.now.isoformat(),
+            "statuses": status_rows(waiting.spec, waiting.counts, waiting.now),
+            "paused": [ctx.run_data(r) for r in waiting.paused],
+            "paused_limit": PAUSED_SHOWN,
+        }
+    )
 
 
 async def csrf_token(request: web.Request) -> web.Response:

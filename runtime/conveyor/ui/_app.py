@@ -1,9 +1,9 @@
 """The aiohttp application of `conveyor ui`: the pages, the JSON API, Prometheus `/metrics`, the probes `/healthz`
 and `/readyz` (_health), and one middleware that turns the errors a request can cause into answers (400 bad input
-naming the field, 403 refused, 404 unknown run or path, 405 a method a path does not take, 409 a transition the
-run's state does not allow, 413 a body too large, 503 the store is unreachable) as JSON under /api and as a page
-elsewhere, so an API client never has to parse aiohttp's plain-text answers. Anything else is a bug and stays a
-500."""
+naming the field, 403 refused, 404 unknown run, workflow or path, 405 a method a path does not take, 409 a
+transition the run's state does not allow, 413 a body too large, 503 the store is unreachable) as JSON under /api
+and as a page elsewhere, so an API client never has to parse aiohttp's plain-text answers. Anything else is a bug
+and stays a 500."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from conveyor.errors import (
     WorkflowNotRunning,
 )
 from conveyor.ui import _api, _health, _pages
-from conveyor.ui._context import Context, StoreFailed
+from conveyor.ui._context import Context, StoreFailed, UnknownWorkflow
 from conveyor.ui._csrf import Csrf, Forbidden, check_host, host_names
 from conveyor.ui._server import HANDLER_ARGS
 
@@ -124,6 +124,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Forbidden as e:
         return _answer(request, 403, "Refused", f"refused: {e}", None)
     except RecordNotFound as e:
+        return _answer(request, 404, "Not found", str(e), None)
+    except UnknownWorkflow as e:
         return _answer(request, 404, "Not found", str(e), None)
     except (InvalidTransition, VersionConflict, ForkRefused, WorkflowInProgress) as e:
         return _answer(request, 409, "Conflict", str(e), None)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Awaitable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
-from conveyor._core.clock import Clock
-from conveyor._core.ports import RecordStore, SortOrder
+from conveyor._core.clock import Clock, SystemClock
+from conveyor._core.ports import RecordFilter, RecordStore, SortOrder, StatusCount
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
 from conveyor._engine import run_filters
@@ -24,6 +25,7 @@ from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.ui._csrf import Csrf
 from conveyor.ui._query import ListQuery
+from conveyor.ui._waiting import PAUSED_SHOWN
 
 T = TypeVar("T")
 
@@ -43,6 +45,21 @@ async def _guard(call: Awaitable[T]) -> T:
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise StoreFailed(f"the record store failed: {type(e).__name__}{': ' + first if first else ''}") from e
+
+
+class UnknownWorkflow(LookupError):
+    """A workflow the UI was not given (answered 404, as an unknown run is)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Waiting:
+    """What the workflow page shows: the workflow, its active runs counted per status and run state, the newest
+    paused runs, and the time the ages are measured at."""
+
+    spec: WorkflowSpec[Any, Any]
+    counts: list[StatusCount]
+    paused: list[Record]
+    now: datetime
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,6 +122,24 @@ class Context:
         """The run and its history, oldest first; RecordNotFound for an unknown run."""
         record = await _guard(self.store.lookup(run_id))
         return record, await _guard(self.store.history(run_id))
+
+    async def waiting(self, workflow: str) -> Waiting:
+        """Where the workflow's runs wait; UnknownWorkflow unless the UI was given it. Both reads are index-backed
+        (count_active reads the unfinished runs' index, a paused page the run-state one), so they cost the same on
+        a store of 100k finished runs as on an empty one."""
+        spec = self.workflows.get(workflow)
+        if spec is None:
+            raise UnknownWorkflow(f"no workflow named {workflow!r} was given to the UI (conveyor ui --entrypoint)")
+        counts = await _guard(self.store.count_active(workflow))
+        paused = await _guard(
+            self.store.list(
+                workflow,
+                limit=PAUSED_SHOWN,
+                order=SortOrder.DESCENDING,
+                filter=RecordFilter(run_states=(RunState.PAUSED,)),
+            )
+        )
+        return Waiting(spec, counts, paused, (self.clock or SystemClock()).now())
 
     async def control(self, run_id: str, action: str, reason: str) -> Record:
         return await _guard(self.client.change_state(run_id, CONTROLS[action], reason))

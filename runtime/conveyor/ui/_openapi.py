@@ -115,6 +115,63 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
     },
 }
 
+_AGE = {"type": ["number", "null"], "minimum": 0, "description": "seconds since the oldest's update; null if none"}
+
+_STATUS_WAIT: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "status",
+        "status_name",
+        "in_graph",
+        "lag_alert_seconds",
+        "active",
+        "oldest",
+        "age_seconds",
+        "over_lag_alert",
+        "run_states",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "status": {"type": "integer"},
+        "status_name": {"type": ["string", "null"], "description": "null for a number the code no longer has"},
+        "in_graph": {"type": "boolean"},
+        "lag_alert_seconds": {
+            "type": ["number", "null"],
+            "description": "the lag alert of the status's step; null where no step consumes the status",
+        },
+        "active": {"type": "integer", "minimum": 0, "description": "initiated, running and paused runs here"},
+        "oldest": {"type": ["string", "null"], "format": "date-time"},
+        "age_seconds": _AGE,
+        "over_lag_alert": {"type": "boolean", "description": "some run here has waited longer than the lag alert"},
+        "run_states": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["run_state", "count", "oldest", "age_seconds", "over_lag_alert"],
+                "additionalProperties": False,
+                "properties": {
+                    "run_state": {"enum": ["INITIATED", "RUNNING", "PAUSED"]},
+                    "count": {"type": "integer", "minimum": 0},
+                    "oldest": {"type": ["string", "null"], "format": "date-time"},
+                    "age_seconds": _AGE,
+                    "over_lag_alert": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}
+
+_PATH = {
+    "type": "array",
+    "description": "the statuses the run visited, in order (from its history)",
+    "items": {
+        "type": "object",
+        "required": ["status", "status_name"],
+        "additionalProperties": False,
+        "properties": {"status": {"type": "integer"}, "status_name": {"type": ["string", "null"]}},
+    },
+}
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -204,10 +261,11 @@ def document() -> dict[str, Any]:
                         "200": _json(
                             {
                                 "type": "object",
-                                "required": ["run", "history", "actions"],
+                                "required": ["run", "history", "path", "actions"],
                                 "properties": {
                                     "run": run,
                                     "history": {"type": "array", "items": run},
+                                    "path": _PATH,
                                     "actions": {
                                         "type": "array",
                                         "items": {"enum": [*CONTROLS, "fork"]},
@@ -325,6 +383,48 @@ def document() -> dict[str, Any]:
                             "the workflows",
                         ),
                         "400": _error("a query parameter (this takes none)"),
+                    },
+                }
+            },
+            "/api/workflows/{name}": {
+                "get": {
+                    "summary": "Where a workflow's runs wait: active runs per status and run state, the oldest's "
+                    "age against the lag alert, and the newest paused runs",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": MAX_NAME},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["workflow", "now", "statuses", "paused", "paused_limit"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "workflow": {"$ref": "#/components/schemas/Workflow"},
+                                    "now": {**_WHEN, "description": "the time the ages are measured at"},
+                                    "statuses": {
+                                        "type": "array",
+                                        "items": _STATUS_WAIT,
+                                        "description": "every status of the graph in order, then any other status "
+                                        "active runs sit at",
+                                    },
+                                    "paused": {
+                                        "type": "array",
+                                        "items": run,
+                                        "description": "paused runs, newest first, at most paused_limit",
+                                    },
+                                    "paused_limit": {"type": "integer"},
+                                },
+                            },
+                            "the workflow's waiting runs",
+                        ),
+                        "400": _error("a bad name, or a query parameter (this takes none)"),
+                        "404": _error("no such workflow was given to the UI"),
                     },
                 }
             },

@@ -1,6 +1,7 @@
-"""The HTML pages: the runs list (filters, keyset paging), a run (fields, object, workflow graph, history, action
-buttons when enabled) and the workflows' graphs. Plain server-rendered HTML with forms: no JavaScript, so the
-pages work in any browser and the only state-changing requests are CSRF-checked form posts."""
+"""The HTML pages: the runs list (filters, keyset paging), a run (fields, object, workflow graph with the run's path,
+history, action buttons when enabled), the workflows' graphs, and a workflow's page of where its runs wait. Plain
+server-rendered HTML with forms: no JavaScript, so the pages work in any browser and the only state-changing
+requests are CSRF-checked form posts."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from conveyor.ui._context import object_text
 from conveyor.ui._csrf import Forbidden
 from conveyor.ui._graph import svg
 from conveyor.ui._templates import TEMPLATES
+from conveyor.ui._waiting import ACTIVE, PAUSED_SHOWN, path, status_rows
 
 ENV = jinja2.Environment(
     loader=jinja2.DictLoader(TEMPLATES),
@@ -47,7 +49,19 @@ def _path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _age(seconds: float) -> str:
+    """A wait as a person reads it: its two largest units ("3h 12m", "45s")."""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{n}{unit}" for n, unit in parts if n]
+    return " ".join(shown[:2]) if shown else f"{seconds:.1f}s"
+
+
 ENV.filters["when"] = _when
+ENV.filters["age"] = _age
 ENV.filters["state_label"] = _state_label
 ENV.filters["path_segment"] = _path_segment
 
@@ -59,6 +73,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/runs/{run_id}/fork", fork),
         web.post("/runs/{run_id}/{action}", act),
         web.get("/workflows", workflows_page),
+        web.get("/workflows/{name}", workflow_page),
     ]
 
 
@@ -115,6 +130,7 @@ async def run_page(request: web.Request) -> web.Response:
     run_id = _query.run_id(request.match_info["run_id"])
     record, history = await ctx.run(run_id)
     spec = ctx.workflows.get(record.workflow_name)
+    taken = path(spec, history)
     return render(
         request,
         "run.html",
@@ -125,7 +141,8 @@ async def run_page(request: web.Request) -> web.Response:
         allow_actions=ctx.allow_actions,
         actions=ctx.actions(record),
         fork_statuses=ctx.fork_statuses(record, history),
-        graph=svg(spec, record.status) if spec is not None else None,
+        graph=svg(spec, record.status, path=[p["status"] for p in taken]) if spec is not None else None,
+        path=taken,
         mermaid=mermaid(spec) if spec is not None else None,
     )
 
@@ -135,6 +152,30 @@ async def workflows_page(request: web.Request) -> web.Response:
     _query.no_parameters(request.query)
     workflows = [{**workflow_data(spec), "graph": svg(spec)} for spec in ctx.workflows.values()]
     return render(request, "workflows.html", workflows=workflows)
+
+
+async def workflow_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    _query.no_parameters(request.query)
+    waiting = await ctx.waiting(_query.workflow_name(request.match_info["name"]))
+    rows = status_rows(waiting.spec, waiting.counts, waiting.now)
+    graph = svg(
+        waiting.spec,
+        counts={row["status"]: row["active"] for row in rows},
+        late={row["status"] for row in rows if row["over_lag_alert"]},
+    )
+    return render(
+        request,
+        "workflow.html",
+        wf=workflow_data(waiting.spec),
+        graph=graph,
+        statuses=rows,
+        run_states=[state.name for state in ACTIVE],
+        active=sum(row["active"] for row in rows),
+        now=waiting.now.isoformat(),
+        paused=[ctx.run_data(r, with_object=False) for r in waiting.paused],
+        paused_limit=PAUSED_SHOWN,
+    )
 
 
 async def act(request: web.Request) -> web.StreamResponse:

@@ -83,6 +83,13 @@ def run_id(value: str) -> str:
     return text("run_id", value, max_length=MAX_NAME)
 
 
+def workflow_name(value: str) -> str:
+    """A workflow's name from the path."""
+    if not value:
+        raise InvalidInput("workflow", "a workflow's name", value)
+    return text("workflow", value, max_length=MAX_NAME)
+
+
 def action(value: str) -> str:
     if value not in CONTROLS:
         raise InvalidInput("action", f"one of {', '.join(CONTROLS)}", value)

@@ -49,6 +49,14 @@ svg.graph text { font:12px "DejaVu Sans", sans-serif; fill:var(--fg); }
 svg.graph .edge { fill:none; stroke:#7d8a98; stroke-width:1.4; }
 svg.graph .edge-callback { stroke-dasharray:5 3; } svg.graph .edge-timeout { stroke-dasharray:2 3; }
 svg.graph marker path { fill:#7d8a98; }
+svg.graph .node.visited rect { stroke:var(--accent); stroke-width:2.5; }
+svg.graph .edge.taken { stroke:var(--accent); stroke-width:2.8; } svg.graph marker#arrow-taken path { fill:var(--accent); }
+svg.graph .node.heat-1 rect { fill:#e3eefc; } svg.graph .node.heat-2 rect { fill:#c3d9f8; }
+svg.graph .node.heat-3 rect { fill:#97bdf2; } svg.graph .node.heat-4 rect { fill:#6a9fe9; }
+svg.graph .node.late rect { fill:#f7c9c4; stroke:var(--bad); stroke-width:2.5; }
+td.late { background:#fdf0ef; color:var(--bad); font-weight:600; }
+td.count a { font-weight:600; } .age { display:block; font-size:12px; color:var(--muted); } td.late .age { color:var(--bad); }
+ol.path { display:flex; flex-wrap:wrap; gap:4px 22px; padding-left:18px; margin:8px 0; }
 </style>
 </head>
 <body>
@@ -97,7 +105,7 @@ RUNS = """{% extends "base.html" %}
 {% for run in runs %}
 <tr data-run-id="{{ run.run_id }}">
   <td><a href="/runs/{{ run.run_id | path_segment }}">{{ run.foreign_id }}</a></td>
-  <td>{{ run.workflow_name }}</td>
+  <td>{% if run.workflow_name in workflows %}<a href="/workflows/{{ run.workflow_name | path_segment }}">{{ run.workflow_name }}</a>{% else %}{{ run.workflow_name }}{% endif %}</td>
   <td>{{ run.status_name or run.status }}</td>
   <td><span class="state state-{{ run.run_state }}">{{ run.run_state | state_label }}</span></td>
   <td class="mono" title="{{ run.created_at }}">{{ run.created_at | when }}</td>
@@ -121,7 +129,7 @@ RUNS = """{% extends "base.html" %}
 RUN = """{% extends "base.html" %}
 {% block title %}{{ run.foreign_id }}{% endblock %}
 {% block main %}
-<h1>{{ run.workflow_name }} · {{ run.foreign_id }}</h1>
+<h1>{% if graph %}<a href="/workflows/{{ run.workflow_name | path_segment }}">{{ run.workflow_name }}</a>{% else %}{{ run.workflow_name }}{% endif %} · {{ run.foreign_id }}</h1>
 <dl class="fields" id="run">
   <dt>Run id</dt><dd class="mono">{{ run.run_id }}</dd>
   <dt>Foreign id</dt><dd>{{ run.foreign_id }}</dd>
@@ -162,6 +170,8 @@ RUN = """{% extends "base.html" %}
 {% else %}<pre id="object">{{ object_text }}</pre>{% endif %}
 <h2>Workflow graph</h2>
 {% if graph %}{{ graph }}
+<p class="notice">The run's path, from its history:</p>
+<ol class="path" id="path">{% for step in path %}<li data-status="{{ step.status }}">{{ step.status_name or step.status }}</li>{% endfor %}</ol>
 <details><summary>Mermaid</summary><pre>{{ mermaid }}</pre></details>
 {% else %}<p class="notice">The UI was not given this workflow (conveyor ui --entrypoint module:builder), so its graph is unknown.</p>{% endif %}
 <h2>History</h2>
@@ -184,7 +194,7 @@ WORKFLOWS = """{% extends "base.html" %}
 <h1>Workflows</h1>
 {% for wf in workflows %}
 <section class="workflow" id="workflow-{{ wf.name }}">
-<h2><a href="/?workflow={{ wf.name | urlencode }}">{{ wf.name }}</a></h2>
+<h2><a href="/workflows/{{ wf.name | path_segment }}">{{ wf.name }}</a> <small><a href="/?workflow={{ wf.name | urlencode }}">runs</a></small></h2>
 {{ wf.graph }}
 <details><summary>Mermaid</summary><pre>{{ wf.mermaid }}</pre></details>
 </section>
@@ -192,6 +202,45 @@ WORKFLOWS = """{% extends "base.html" %}
 <p class="notice">No workflow was given to the UI: start it with <code>conveyor ui --entrypoint module:builder</code>
 to see status names and graphs. Runs of any workflow are listed either way.</p>
 {% endfor %}
+{% endblock %}
+"""
+
+WORKFLOW = """{% extends "base.html" %}
+{% block title %}{{ wf.name }}{% endblock %}
+{% block main %}
+<h1>{{ wf.name }}</h1>
+<p><a href="/?workflow={{ wf.name | urlencode }}">All runs</a> · {{ active }} active run{{ '' if active == 1 else 's' }}, counted at <span class="mono">{{ now | when }}</span></p>
+{{ graph }}
+<h2>Where runs wait</h2>
+<table id="waiting">
+<thead><tr><th>Status</th>{% for state in run_states %}<th>{{ state | state_label }}</th>{% endfor %}<th>Lag alert</th></tr></thead>
+<tbody>
+{% for row in statuses %}
+<tr data-status="{{ row.status }}"{% if row.over_lag_alert %} class="late"{% endif %}>
+  <td>{% if row.active %}<a href="/?workflow={{ wf.name | urlencode }}&amp;status={{ row.status }}">{{ row.status_name or row.status }}</a>{% else %}{{ row.status_name or row.status }}{% endif %}{% if not row.status_name %} <span class="notice">(not in the code)</span>{% endif %}</td>
+  {% for cell in row.run_states %}
+  <td class="count{% if cell.over_lag_alert %} late{% endif %}" data-run-state="{{ cell.run_state }}">{% if cell.count %}<a href="/?workflow={{ wf.name | urlencode }}&amp;status={{ row.status }}&amp;run_state={{ cell.run_state }}">{{ cell.count }}</a><span class="age" title="{{ cell.oldest }}">oldest {{ cell.age_seconds | age }}</span>{% else %}<span class="notice">0</span>{% endif %}</td>
+  {% endfor %}
+  <td>{% if row.lag_alert_seconds is none %}<span class="notice">none (no step)</span>{% else %}{{ row.lag_alert_seconds | age }}{% endif %}</td>
+</tr>
+{% endfor %}
+</tbody>
+</table>
+<h2>Paused runs</h2>
+{% if paused %}
+<table id="paused">
+<thead><tr><th>Foreign id</th><th>Status</th><th>Reason</th><th>Since</th></tr></thead>
+<tbody>
+{% for run in paused %}
+<tr data-run-id="{{ run.run_id }}"><td><a href="/runs/{{ run.run_id | path_segment }}">{{ run.foreign_id }}</a></td>
+<td>{{ run.status_name or run.status }}</td><td>{{ run.run_state_reason }}</td>
+<td class="mono" title="{{ run.updated_at }}">{{ run.updated_at | when }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<p class="notice">The {{ paused_limit }} newest at most: <a id="all-paused" href="/?workflow={{ wf.name | urlencode }}&amp;run_state=PAUSED">every paused run</a>.</p>
+{% else %}<p class="notice" id="no-paused">No run of this workflow is paused.</p>{% endif %}
+<details><summary>Mermaid</summary><pre>{{ wf.mermaid }}</pre></details>
 {% endblock %}
 """
 
@@ -209,5 +258,6 @@ TEMPLATES = {
     "runs.html": RUNS,
     "run.html": RUN,
     "workflows.html": WORKFLOWS,
+    "workflow.html": WORKFLOW,
     "error.html": ERROR,
 }
