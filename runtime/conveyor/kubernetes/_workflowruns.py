@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
@@ -98,26 +99,27 @@ class WorkflowRunMirror:
         # The Workflow object whose status gets the graph (the operator names it in $CONVEYOR_WORKFLOW).
         self.workflow_object = workflow_object or wf.name
         self._api: client.CustomObjectsApi | None = None
-        # The last listing failure, said once until it changes (the process is not failing: the API server is).
-        self._listing_failure: str | None = None
+        self._failures = _Failures()
 
     async def run(self) -> None:
-        """The process's body, while the role is held: publish the graph, then mirror until cancelled."""
+        """The process's body, while the role is held: publish the graph, then mirror until cancelled. The API
+        server failing (no CRDs yet: 404; a restart: refused connections) does not fail the process: it is said
+        once, with its message, and again only when it changes (see `_Failures`); the mirror goes on trying."""
         configuration = await asyncio.to_thread(load_configuration, self.kubeconfig, None)
         api_client = client.ApiClient(configuration)
         self._api = client.CustomObjectsApi(api_client)
+        published = False
         try:
             logger.info("role %s acquired: syncing WorkflowRuns of %s", self.role, self.wf.name)
-            await self.publish_graph()
             while True:
+                if not published:
+                    published = await self.publish_graph()
                 try:
                     await self.sync_all()
-                    self._listing_failure = None
-                except ApiException as e:
-                    said = f"{e.status} {e.reason}"
-                    if said != self._listing_failure:
-                        logger.warning("listing WorkflowRuns in %s: %s", self.namespace, said)
-                    self._listing_failure = said
+                except _API_FAILURES as e:
+                    self._failures.failed("listing", f"listing WorkflowRuns in {self.namespace}", e)
+                else:
+                    self._failures.recovered("listing", f"listing WorkflowRuns in {self.namespace}")
                 await self.wf.clock.sleep(self.interval)
         finally:
             self._api = None
@@ -127,9 +129,11 @@ class WorkflowRunMirror:
     async def publish_graph(self) -> bool:
         """Put the workflow's mermaid graph into its Workflow's status.graph (a merge patch of that field only, so
         the operator's fields stay, and the operator's patches, which never name it, keep it). Done by each new
-        holder of the role; a failure (no such Workflow, no permission) is logged, never fatal: the graph is for
-        humans, the runs do not depend on it. True if it was published."""
+        holder of the role, and tried again each round until it is done; a failure (no such Workflow, no
+        permission, the API server away) is logged, never fatal: the graph is for humans, the runs do not depend
+        on it. True if it was published."""
         api = self._require_api()
+        what = f"publishing the graph into Workflow {self.namespace}/{self.workflow_object}"
         try:
             await asyncio.to_thread(
                 api.patch_namespaced_custom_object_status,
@@ -141,15 +145,10 @@ class WorkflowRunMirror:
                 {"status": {"graph": self.wf.mermaid()}},
                 _content_type="application/merge-patch+json",
             )
-        except ApiException as e:
-            logger.warning(
-                "cannot publish the graph into Workflow %s/%s: %s %s",
-                self.namespace,
-                self.workflow_object,
-                e.status,
-                e.reason,
-            )
+        except _API_FAILURES as e:
+            self._failures.failed("graph", what, e)
             return False
+        self._failures.recovered("graph", what)
         return True
 
     def _require_api(self) -> client.CustomObjectsApi:
@@ -167,20 +166,16 @@ class WorkflowRunMirror:
                 continue
             if item["metadata"].get("deletionTimestamp"):
                 continue
+            name = item["metadata"]["name"]
             try:
                 await self.sync(item)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                # The message, not a traceback (that only when debugging): a failing store repeats every second.
-                logger.warning(
-                    "WorkflowRun %s/%s: sync failed, retried: %s: %s",
-                    self.namespace,
-                    item["metadata"]["name"],
-                    type(e).__name__,
-                    e,
-                    exc_info=logger.isEnabledFor(logging.DEBUG),
-                )
+                # A failing store fails every WorkflowRun every round: each is said once until its failure changes.
+                self._failures.failed(f"run/{name}", f"WorkflowRun {self.namespace}/{name}: sync failed, retried", e)
+            else:
+                self._failures.recovered(f"run/{name}", f"WorkflowRun {self.namespace}/{name}: sync")
 
     async def sync(self, item: Mapping[str, Any]) -> None:
         """One WorkflowRun: trigger it if it was not, apply a changed spec.state, mirror the run, delete after TTL."""
@@ -341,6 +336,53 @@ def add_workflowrun_mirror(
     return wf.add_process(
         mirror.role, mirror.run, name="workflowrun-sync-consumer", kind=MIRROR_KIND, err_backoff=ERROR_BACKOFF
     )
+
+
+def _api_failures() -> tuple[type[BaseException], ...]:
+    # The API server answering with an error, or not answering at all (urllib3 gives up after its retries).
+    import urllib3.exceptions
+
+    return (ApiException, urllib3.exceptions.HTTPError, OSError)
+
+
+_API_FAILURES = _api_failures()
+
+
+class _Failures:
+    """What keeps failing, each said once with its message and again only when the message changes or after it
+    recovered; the traceback only when the logger is debugging. A failure that repeats every round (the API
+    server without conveyor's CRDs answers 404 every second) is one line, not sixty a minute."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, str] = {}
+
+    def failed(self, key: str, what: str, error: BaseException) -> None:
+        message = _message(error)
+        if self._said.get(key) == message:
+            logger.debug("%s: %s (again)", what, message)
+            return
+        self._said[key] = message
+        logger.warning("%s: %s", what, message, exc_info=logger.isEnabledFor(logging.DEBUG))
+
+    def recovered(self, key: str, what: str) -> None:
+        if self._said.pop(key, None) is not None:
+            logger.info("%s: working again", what)
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, ApiException):
+        return f"{error.status} {error.reason}"
+    text = str(error).strip().splitlines()
+    # urllib3's MaxRetryError repeats the pool's repr; its reason is what went wrong.
+    reason = getattr(error, "reason", None)
+    if reason is not None and not isinstance(reason, str):
+        text = str(reason).strip().splitlines() or text
+    # A connection's repr holds its address in memory, new each round: left out, the same failure reads the same.
+    said = _OBJECT_REPR.sub("", text[0] if text else "")
+    return f"{type(error).__name__}: {said}"[:500]
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
 
 
 class _Status:
