@@ -137,16 +137,6 @@ def test_an_entrypoint_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
     assert f"'--entrypoint': {module}:builder: ValueError: bad settings ({tmp_path / module}.py, line 1)" in output
 
 
-def test_the_demo_outside_a_checkout_says_what_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conveyor.cli import _ui
-
-    # As an installed wheel is: no examples/ beside the package, and none in the current directory.
-    monkeypatch.setattr(_ui, "__file__", str(tmp_path / "site-packages" / "conveyor" / "cli" / "_ui.py"))
-    monkeypatch.chdir(tmp_path)
-    code, output = run_cli("--demo")
-    assert code == 2 and "--demo serves the example workflow of a conveyor checkout" in output
-
-
 def test_an_unreachable_database_exits_1() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

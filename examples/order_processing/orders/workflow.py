@@ -1,8 +1,9 @@
 """An order moves from CREATED to FULFILLED: pay, reserve stock, ship. A declined payment is retried once, then
 the order is cancelled; an order whose stock ran out is refunded.
 
-`builder` is the entrypoint (`orders.workflow:builder`) that `conveyor demo`, `conveyor graph` and the
-operator's Workflow manifest load.
+`builder` is the entrypoint (`orders.workflow:builder`) that `conveyor graph` and the operator's Workflow
+manifest load. conveyor ships this very file as its demo (`conveyor/cli/_demo_orders.py` links here; a wheel holds
+a copy), which `conveyor demo` and `conveyor ui --demo` run wherever conveyor is installed.
 """
 
 from __future__ import annotations

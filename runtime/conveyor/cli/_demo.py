@@ -16,9 +16,10 @@ from conveyor.adapters.memory import (
     MemoryTimeoutStore,
 )
 
-# The shipped example, relative to a checkout: what `conveyor demo` and `conveyor ui --demo` run.
-DEMO_ENTRYPOINT = "orders.workflow:builder"
-DEMO_PATH = "examples/order_processing"
+# What `conveyor demo` and `conveyor ui --demo` run: the order-processing example, shipped in the package
+# (`_demo_orders.py` is examples/order_processing/orders/workflow.py, linked, so there is one copy; a wheel holds
+# the file itself), so both demos work wherever conveyor is installed, not only in a checkout.
+DEMO_ENTRYPOINT = "conveyor.cli._demo_orders:builder"
 
 
 async def run_demo(

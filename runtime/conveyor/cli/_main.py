@@ -12,7 +12,7 @@ import click
 
 from conveyor._engine.builder import Builder
 from conveyor.cli._db import db
-from conveyor.cli._demo import DEMO_ENTRYPOINT, DEMO_PATH, run_demo
+from conveyor.cli._demo import DEMO_ENTRYPOINT, run_demo
 from conveyor.cli._load import load_builder, load_failure
 from conveyor.cli._runs import runs
 from conveyor.cli._ui import ui
@@ -42,9 +42,7 @@ def _load(entrypoint: str, paths: tuple[str, ...]) -> Builder[Any, Any]:
     "--path",
     "paths",
     multiple=True,
-    default=(DEMO_PATH,),
-    show_default=True,
-    help="Directory to import the entrypoint from (repeatable).",
+    help="Directory to import the entrypoint from (repeatable; the shipped demo needs none).",
 )
 @click.option("--runs", type=click.IntRange(1, 10_000), default=None, help="How many runs (default: the samples).")
 @click.option("--timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True)

@@ -12,14 +12,13 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import click
 
 from conveyor._core.ports import RecordStore
 from conveyor._engine.spec import WorkflowSpec
-from conveyor.cli._demo import DEMO_ENTRYPOINT, DEMO_PATH
+from conveyor.cli._demo import DEMO_ENTRYPOINT
 from conveyor.cli._stores import (
     STORE_RETRY_SECONDS,
     load_specs,
@@ -96,9 +95,7 @@ def ui(
         # $CONVEYOR_PG_DSN may well be set in the shell; only an explicit --dsn contradicts --demo.
         if click.get_current_context().get_parameter_source("dsn") is click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError("--demo serves in-memory runs: it takes no --dsn")
-        opened: AbstractAsyncContextManager[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]] = _demo(
-            specs, _demo_path()
-        )
+        opened: AbstractAsyncContextManager[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]] = _demo(specs)
     elif dsn is None:
         raise click.UsageError("--dsn (or $CONVEYOR_PG_DSN) is required unless --demo")
     elif wait_for_store:
@@ -149,30 +146,17 @@ async def _postgres_when_reachable(
             await store.close()
 
 
-def _demo_path() -> str:
-    """Where the example workflow is: the current directory's examples/ (a checkout's root), else the checkout
-    this conveyor is installed from (editable installs), so `--demo` works from any directory of a checkout."""
-    checkout = Path(__file__).resolve().parents[3]
-    for base in (Path.cwd(), checkout):
-        if (base / DEMO_PATH / "orders" / "workflow.py").is_file():
-            return str(base / DEMO_PATH)
-    raise click.UsageError(
-        f"--demo serves the example workflow of a conveyor checkout ({DEMO_PATH}), which is not here nor at "
-        f"{checkout}: run it from a checkout, or serve your own runs with --dsn and --entrypoint"
-    )
-
-
 @asynccontextmanager
 async def _demo(
-    specs: dict[str, WorkflowSpec[Any, Any]], path: str
+    specs: dict[str, WorkflowSpec[Any, Any]],
 ) -> AsyncIterator[tuple[RecordStore, dict[str, WorkflowSpec[Any, Any]]]]:
     import importlib
 
     from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
     from conveyor.cli._load import load_builder
 
-    builder = load_builder(DEMO_ENTRYPOINT, (path,))
-    samples: list[Any] = list(importlib.import_module("orders.workflow").sample_orders())
+    builder = load_builder(DEMO_ENTRYPOINT, ())
+    samples: list[Any] = list(importlib.import_module(DEMO_ENTRYPOINT.partition(":")[0]).sample_orders())
     store = MemoryRecordStore()
     wf = builder.build(MemoryStreamer(), store, MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
     async with wf:
