@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -72,3 +73,13 @@ async def test_a_malformed_request_under_api_is_json(address: tuple[str, int]) -
     status, kind, body = await _raw(address, "GET /api/runs HTTP/1.1", "Bad Header Without Colon")
     assert (status, kind.split(";")[0]) == (400, "application/json")
     assert json.loads(body)["error"].startswith("bad request: ")
+
+
+async def test_a_refused_request_is_one_line_in_the_log_not_a_traceback(
+    address: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await _raw(address, f"GET /api/runs?foreign_id={'x' * 200_000} HTTP/1.1")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    [said] = [r for r in caplog.records if r.name == "conveyor.ui"]
+    assert "refused a request from 127.0.0.1: 400 Bad Request" in said.getMessage() and not said.exc_info

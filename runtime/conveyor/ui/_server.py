@@ -7,12 +7,14 @@ text naming what was wrong otherwise. `make_app` also raises aiohttp's limits ab
 (twenty foreign ids of 1,024 characters each, percent-encoded), so such a request reaches those checks and gets a
 400 naming the field; only what is larger than any valid request meets the parser's limit.
 
-aiohttp offers no hook for these answers, so this subclasses its request handler and server; `web.Server`'s
+aiohttp offers no hook for these answers (and logs each with a traceback at ERROR, for what is the client's mistake), so this subclasses its request handler and server; `web.Server`'s
 `_loop` and `_kwargs` have been its attributes since aiohttp 3.0."""
 
 from __future__ import annotations
 
 import json
+import logging
+from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
@@ -23,6 +25,8 @@ from aiohttp.web_request import BaseRequest
 # (three characters), fits. A header line holds a cookie or a proxy's headers, never user data of that size.
 MAX_REQUEST_LINE = 128 * 1024
 MAX_HEADER = 16 * 1024
+logger = logging.getLogger("conveyor.ui")
+
 HANDLER_ARGS = {"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_HEADER}
 
 
@@ -43,10 +47,15 @@ class _JsonErrorHandler(RequestHandler):
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
-        # aiohttp's own answer first: it logs the error and refuses when a response is already under way.
-        plain = super().handle_error(request, status, exc, message)
-        reason = plain.reason or "error"
+        if status >= 500:
+            # A failure of ours, not of the request: aiohttp's answer, and its log line with the traceback.
+            return super().handle_error(request, status, exc, message)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response is under way: no error answer can follow it")
+        reason = HTTPStatus(status).phrase
         detail = _detail(exc, reason)
+        # The client's mistake: one line, not aiohttp's traceback at ERROR for every malformed request.
+        logger.info("refused a request from %s: %s %s: %s", request.remote, status, reason, detail)
         path = _requested_path(exc)
         if path is not None and not path.startswith("/api/"):
             answer = web.Response(status=status, text=f"{status} {reason}: {detail}\n")
