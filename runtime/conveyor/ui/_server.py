@@ -7,8 +7,9 @@ text naming what was wrong otherwise. `make_app` also raises aiohttp's limits ab
 (twenty foreign ids of 1,024 characters each, percent-encoded), so such a request reaches those checks and gets a
 400 naming the field; only what is larger than any valid request meets the parser's limit.
 
-aiohttp offers no hook for these answers (and logs each with a traceback at ERROR, for what is the client's mistake), so this subclasses its request handler and server; `web.Server`'s
-`_loop` and `_kwargs` have been its attributes since aiohttp 3.0."""
+aiohttp offers no hook for these answers (and logs each with a traceback at ERROR, for what is the client's
+mistake), so this subclasses its request handler and server; `web.Server`'s `_loop` and `_kwargs` have been its
+attributes since aiohttp 3.0."""
 
 from __future__ import annotations
 
