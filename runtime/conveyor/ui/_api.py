@@ -17,7 +17,7 @@ from conveyor._engine.run_filters import text
 from conveyor.errors import InvalidInput
 from conveyor.ui import _query
 from conveyor.ui._context import Context
-from conveyor.ui._csrf import HEADER, Forbidden
+from conveyor.ui._csrf import HEADER
 from conveyor.ui._openapi import document
 from conveyor.ui._waiting import PAUSED_SHOWN, path, status_rows
 
@@ -105,11 +105,16 @@ async def csrf_token(request: web.Request) -> web.Response:
     return response
 
 
-async def act(request: web.Request) -> web.Response:
+def _acting(request: web.Request) -> Context:
+    """The context of an action request that may act: actions allowed, and past the cross-site checks."""
     ctx = request.app[CONTEXT]
-    if not ctx.allow_actions:
-        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
+    ctx.require_actions()
     ctx.csrf.check(request, request.headers.get(HEADER, ""))
+    return ctx
+
+
+async def act(request: web.Request) -> web.Response:
+    ctx = _acting(request)
     run_id = _query.run_id(request.match_info["run_id"])
     action = _query.action(request.match_info["action"])
     reason = await _reason(request)
@@ -119,10 +124,7 @@ async def act(request: web.Request) -> web.Response:
 
 async def fork(request: web.Request) -> web.Response:
     """Fork a stopped run: the new run (201) and the old one as it is now (cancelled, if it was paused)."""
-    ctx = request.app[CONTEXT]
-    if not ctx.allow_actions:
-        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
-    ctx.csrf.check(request, request.headers.get(HEADER, ""))
+    ctx = _acting(request)
     run_id = _query.run_id(request.match_info["run_id"])
     status, replacement = _query.fork_body(
         await _json_body(request, '{"status": "PAID"}') if request.can_read_body else {}

@@ -23,7 +23,7 @@ from conveyor._engine.client import CONTROLS, Client
 from conveyor._engine.run_data import object_data, record_data, status_name
 from conveyor._engine.spec import WorkflowSpec
 from conveyor.errors import ConveyorError, InvalidInput
-from conveyor.ui._csrf import Csrf
+from conveyor.ui._csrf import Csrf, Forbidden
 from conveyor.ui._query import ListQuery
 from conveyor.ui._waiting import PAUSED_SHOWN
 
@@ -140,6 +140,11 @@ class Context:
             )
         )
         return Waiting(spec, counts, paused, (self.clock or SystemClock()).now())
+
+    def require_actions(self) -> None:
+        """Forbidden unless the UI was started with actions allowed: the first check of every action."""
+        if not self.allow_actions:
+            raise Forbidden("actions are disabled (start the UI with --allow-actions)")
 
     async def control(self, run_id: str, action: str, reason: str) -> Record:
         return await _guard(self.client.change_state(run_id, CONTROLS[action], reason))

@@ -196,6 +196,13 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     run = {"$ref": "#/components/schemas/Run"}
     run_id = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": MAX_NAME}}
+    csrf_header = {
+        "name": HEADER,
+        "in": "header",
+        "required": True,
+        "description": "the token of GET /api/csrf, sent with its cookie from the UI's origin",
+        "schema": {"type": "string"},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "conveyor ui", "version": "1", "description": "Runs of conveyor workflows."},
@@ -287,13 +294,7 @@ def document() -> dict[str, Any]:
                     "--allow-actions and the workflow's code)",
                     "parameters": [
                         run_id,
-                        {
-                            "name": HEADER,
-                            "in": "header",
-                            "required": True,
-                            "description": "the token of GET /api/csrf, sent with its cookie from the UI's origin",
-                            "schema": {"type": "string"},
-                        },
+                        csrf_header,
                     ],
                     "requestBody": {
                         "required": False,
@@ -339,13 +340,7 @@ def document() -> dict[str, Any]:
                     "parameters": [
                         run_id,
                         {"name": "action", "in": "path", "required": True, "schema": {"enum": list(CONTROLS)}},
-                        {
-                            "name": HEADER,
-                            "in": "header",
-                            "required": True,
-                            "description": "the token of GET /api/csrf, sent with its cookie from the UI's origin",
-                            "schema": {"type": "string"},
-                        },
+                        csrf_header,
                     ],
                     "requestBody": {
                         "required": False,

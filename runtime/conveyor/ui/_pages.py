@@ -18,7 +18,6 @@ from conveyor._engine.visualise import mermaid
 from conveyor.ui import _query
 from conveyor.ui._api import CONTEXT
 from conveyor.ui._context import object_text
-from conveyor.ui._csrf import Forbidden
 from conveyor.ui._graph import svg
 from conveyor.ui._templates import TEMPLATES
 from conveyor.ui._waiting import ACTIVE, PAUSED_SHOWN, path, status_rows
@@ -180,8 +179,7 @@ async def workflow_page(request: web.Request) -> web.Response:
 
 async def act(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    if not ctx.allow_actions:
-        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
+    ctx.require_actions()
     form = _query.action_form(await request.post())
     ctx.csrf.check(request, form.csrf_token)
     run_id = _query.run_id(request.match_info["run_id"])
@@ -193,8 +191,7 @@ async def act(request: web.Request) -> web.StreamResponse:
 
 async def fork(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    if not ctx.allow_actions:
-        raise Forbidden("actions are disabled (start the UI with --allow-actions)")
+    ctx.require_actions()
     form = _query.fork_form(await request.post())
     ctx.csrf.check(request, form.csrf_token)
     run_id = _query.run_id(request.match_info["run_id"])
