@@ -30,6 +30,7 @@ def test_a_record_with_its_status_name_and_object() -> None:
         "status_description": "PAID",
         "version": 4,
         "trace_origin": "api",
+        "forked_from": None,
         "created_at": "2026-03-04T03:06:07.890000+00:00",
         "updated_at": "2026-03-04T03:06:07.890000+00:00",
         "object": {"a": 1},
@@ -66,3 +67,12 @@ def test_a_workflow_graph() -> None:
         {"from": {"name": "CREATED", "value": 1}, "to": {"name": "PAYMENT_FAILED", "value": 3}, "by": ["step"]},
     ]
     assert "\tdirection TB" in data["mermaid"]
+
+
+def test_a_forked_run_says_where_it_came_from() -> None:
+    forked = _record(status=2)
+    forked.meta = Meta(version=1, forked_from="run-0", forked_from_status=1)
+    specs = {"orders": payment_spec()}
+    names = {"run_id": "run-0", "status": 1, "status_name": status_name(_record(status=1), specs)}
+    assert record_data(forked, specs)["forked_from"] == names and names["status_name"] is not None
+    assert record_data(forked, {})["forked_from"] == {"run_id": "run-0", "status": 1, "status_name": None}
