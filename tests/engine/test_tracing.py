@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel
@@ -26,20 +25,14 @@ from conveyor import Builder, Client, Run, RunState
 from conveyor._core.records import HEADER_TRACEPARENT
 from conveyor._engine.workflow import Workflow
 from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
-
-_EXPORTER = InMemorySpanExporter()
+from tests.otel import memory_exporter
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    # The global provider can be set once per process: the first test sets it, every test starts empty.
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    exporter = memory_exporter()
+    yield exporter
+    exporter.clear()
 
 
 class Parcel(BaseModel):
@@ -264,6 +257,7 @@ def test_without_opentelemetry_nothing_of_it_is_imported_and_runs_carry_no_trace
             from conveyor import Builder, Client
             from conveyor._engine import tracing
             from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
+from tests.otel import memory_exporter
 
             class Status(enum.IntEnum):
                 CREATED = 1
