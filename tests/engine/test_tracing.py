@@ -257,7 +257,6 @@ def test_without_opentelemetry_nothing_of_it_is_imported_and_runs_carry_no_trace
             from conveyor import Builder, Client
             from conveyor._engine import tracing
             from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
-from tests.otel import memory_exporter
 
             class Status(enum.IntEnum):
                 CREATED = 1

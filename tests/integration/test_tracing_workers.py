@@ -94,6 +94,9 @@ async def test_a_run_done_by_two_worker_processes_is_one_trace(
     # The first worker's step is a child of this process's trigger, the second's of the first worker's step.
     assert sort["parent_id"] == f"0x{trigger.context.span_id:016x}"
     assert load["parent_id"] == sort["context"]["span_id"]
-    # The first worker's relay published both steps' events (the second's: to the run-state-change topic).
-    published = {s["attributes"]["conveyor.topic"] for s in first_spans if s["name"].startswith("conveyor publish")}
-    assert {f"{name}-1", f"{name}-2", f"{name}-run-state-change"} <= published
+    # The first worker's relay published the events of the trigger and of its own step, linked to their writers.
+    publishes = {s["attributes"]["conveyor.topic"]: s for s in first_spans if s["name"].startswith("conveyor publish")}
+    assert {link["context"]["span_id"] for link in publishes[f"{name}-1"]["links"]} == {
+        f"0x{trigger.context.span_id:016x}"
+    }
+    assert {link["context"]["span_id"] for link in publishes[f"{name}-2"]["links"]} == {sort["context"]["span_id"]}
