@@ -237,7 +237,9 @@ async def test_an_outbox_publish_links_the_spans_that_wrote_its_events(spans: In
     assert {link.context.span_id for s in publish for link in s.links} == triggers
 
 
-def test_without_opentelemetry_nothing_of_it_is_imported_and_runs_carry_no_trace_context(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opentelemetry", ["blocked", "no provider"])
+def test_without_opentelemetry_or_a_provider_runs_carry_no_trace_context(tmp_path: Path, opentelemetry: str) -> None:
+    """Not installed (blocked here): nothing of it is imported. Installed but no tracer provider set: not traced."""
     script = tmp_path / "blocked.py"
     script.write_text(
         textwrap.dedent(
@@ -251,7 +253,8 @@ def test_without_opentelemetry_nothing_of_it_is_imported_and_runs_carry_no_trace
                         raise ImportError(f"blocked: {name}")
                     return None
 
-            sys.meta_path.insert(0, Block())
+            if sys.argv[1] == "blocked":
+                sys.meta_path.insert(0, Block())
 
             from pydantic import BaseModel
             from conveyor import Builder, Client
@@ -283,11 +286,14 @@ def test_without_opentelemetry_nothing_of_it_is_imported_and_runs_carry_no_trace
         )
     )
     result = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), opentelemetry],
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    if opentelemetry == "blocked":
+        assert result.stdout.strip() == "[]"
+    else:
+        assert "'opentelemetry.trace'" in result.stdout

@@ -1,9 +1,9 @@
 """OpenTelemetry traces of runs: every place in the engine that touches opentelemetry is here.
 
 opentelemetry is optional (the `otel` extra). `tracer()` imports it on first use and answers None when it is not
-installed; the engine then holds None and pays one `is None` check per event, nothing more, and nothing of
-opentelemetry is ever imported. With it installed, spans go to whatever tracer provider the user configured (none
-configured: the API's no-op spans).
+installed, or when the application set no tracer provider; the engine then holds None and pays one `is None` check
+per event, nothing more (and without the package, nothing of opentelemetry is ever imported). A workflow asks when
+it starts running, a `Client` at each trigger, control and callback.
 
 Spans: one per trigger, per step, callback or timeout attempt, per outbox publish (one per topic of a batch) and per
 run control. An attempt's outcome is an attribute: stored (with the status it moved to), skipped (with the reason
@@ -92,6 +92,11 @@ class Tracing:
         self._producer = trace.SpanKind.PRODUCER
         self._internal = trace.SpanKind.INTERNAL
         self._error = trace.StatusCode.ERROR
+        self._unset = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+    def configured(self) -> bool:
+        """True once the application set a tracer provider (not the API's default, nor its no-op)."""
+        return not isinstance(self._trace.get_tracer_provider(), self._unset)
 
     # -- trace context on records ------------------------------------------------------------------------------
 
@@ -269,7 +274,8 @@ _tracing: Any = _UNRESOLVED
 
 
 def tracer() -> Tracing | None:
-    """The process's Tracing, or None when opentelemetry is not installed (resolved once)."""
+    """The process's Tracing, or None when opentelemetry is not installed (looked for once) or no tracer provider
+    is set (the API's default one, or its explicit no-op): then nothing is traced and nothing costs."""
     global _tracing
     if _tracing is _UNRESOLVED:
         try:
@@ -279,5 +285,7 @@ def tracer() -> Tracing | None:
             _tracing = None
         else:
             _tracing = Tracing(trace, TraceContextTextMapPropagator(), context)
-    result: Tracing | None = _tracing
+    if _tracing is None or not _tracing.configured():
+        return None
+    result: Tracing = _tracing
     return result
