@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel
 
-from conveyor import Builder, Client, Run, RunState
+from conveyor import Builder, Client, Run, RunState, duration_timer
 from conveyor._core.records import HEADER_TRACEPARENT
 from conveyor._engine.workflow import Workflow
-from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
+from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer, MemoryTimeoutStore
 from tests.otel import memory_exporter
 
 
@@ -297,3 +297,42 @@ def test_without_opentelemetry_or_a_provider_runs_carry_no_trace_context(tmp_pat
         assert result.stdout.strip() == "[]"
     else:
         assert "'opentelemetry.trace'" in result.stdout
+
+
+class Letter(enum.IntEnum):
+    WRITTEN = 1
+    ANSWERED = 2
+    LATE = 3
+
+
+async def test_a_callback_and_a_timeout_are_spans_with_their_outcomes(spans: InMemorySpanExporter) -> None:
+    def answered(run: Run[Parcel, Letter], payload: bytes) -> Letter:
+        return Letter.ANSWERED
+
+    def late(run: Run[Parcel, Letter], now: datetime) -> Letter:
+        return Letter.LATE
+
+    b = Builder("letters", Parcel, Letter)
+    b.add_callback(Letter.WRITTEN, answered, Letter.ANSWERED)
+    b.add_timeout(Letter.WRITTEN, duration_timer(timedelta(0)), late, Letter.LATE).with_options(
+        polling_frequency=timedelta(milliseconds=10)
+    )
+    wf = b.build(MemoryStreamer(), MemoryRecordStore(), MemoryRoleScheduler(), timeout_store=MemoryTimeoutStore())
+    async with wf:
+        first = await wf.trigger("l-1")
+        await wf.wait_for("l-1", first, Letter.LATE, timeout=5)
+        await _wait_for_spans(spans, "conveyor timeout", 1)
+        assert not await wf.callback("l-1", Letter.WRITTEN, b"too late")
+        second = await wf.trigger("l-2")
+        assert await wf.callback("l-2", Letter.WRITTEN, b"yes")
+
+    timeout = _one(spans, "conveyor timeout letters", **{"conveyor.run_id": first})
+    assert timeout.attributes is not None and timeout.attributes["conveyor.outcome"] == "stored"
+    assert timeout.attributes["conveyor.to_status"] == Letter.LATE
+    refused = _one(spans, "conveyor callback letters", **{"conveyor.run_id": first})
+    assert refused.attributes is not None and refused.attributes["conveyor.outcome"] == "skipped"
+    assert refused.attributes["conveyor.skip_reason"] == "run not at the callback's status or stopped"
+    called = _one(spans, "conveyor callback letters", **{"conveyor.run_id": second})
+    assert called.attributes is not None and called.attributes["conveyor.outcome"] == "stored"
+    assert called.attributes["conveyor.from_status"] == Letter.WRITTEN
+    assert called.attributes["conveyor.to_status"] == Letter.ANSWERED
