@@ -25,6 +25,9 @@ HEADER_RUN_ID: Final = "run_id"
 HEADER_RUN_STATE: Final = "run_state"
 HEADER_RECORD_VERSION: Final = "record_version"
 HEADER_CONNECTOR_DATA: Final = "connector_data"
+# W3C trace context (https://www.w3.org/TR/trace-context/), present only when the writer traced its write.
+HEADER_TRACEPARENT: Final = "traceparent"
+HEADER_TRACESTATE: Final = "tracestate"
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -41,6 +44,11 @@ class Meta:
     # run's life (every next version carries it).
     forked_from: str = ""
     forked_from_status: int = 0
+    # The W3C trace context of the span that wrote this version (empty when tracing is off). It travels in the
+    # version's event only, never in the run row: it is carried here because the store computes the outbox payload
+    # from the record, sometimes in another task (a batch), where the writer's context is not current.
+    trace_context: str = ""
+    trace_state: str = ""
 
 
 @dataclasses.dataclass(slots=True)
@@ -214,14 +222,20 @@ def event_topic(record: Record) -> str:
 
 
 def event_headers(record: Record) -> dict[str, str]:
-    return {
+    meta = record.meta
+    headers = {
         HEADER_FOREIGN_ID: record.foreign_id,
         HEADER_WORKFLOW_NAME: record.workflow_name,
         HEADER_TOPIC: event_topic(record),
         HEADER_RUN_ID: record.run_id,
         HEADER_RUN_STATE: str(int(record.run_state)),
-        HEADER_RECORD_VERSION: str(record.meta.version),
+        HEADER_RECORD_VERSION: str(meta.version),
     }
+    if meta.trace_context:
+        headers[HEADER_TRACEPARENT] = meta.trace_context
+        if meta.trace_state:
+            headers[HEADER_TRACESTATE] = meta.trace_state
+    return headers
 
 
 def outbox_event(record: Record) -> OutgoingEvent:

@@ -30,7 +30,7 @@ from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import EventStreamer, RecordFilter, RecordStore, SortOrder
 from conveyor._core.records import Meta, Record, run_state_change_topic, topic
 from conveyor._core.runstate import RunState
-from conveyor._engine import checks, roles
+from conveyor._engine import checks, roles, tracing
 from conveyor._engine.metrics import WorkflowMetrics
 from conveyor._engine.opened import OpenAdapters
 from conveyor._engine.run import Run
@@ -233,14 +233,18 @@ class Client:
             now,
             Meta(status_description=status.name, version=1, trace_origin=_caller()),
         )
-        try:
-            await writer.store.store(record, expected_version=None)
-        except (VersionConflict, WorkflowInProgress):
-            # A store refuses a run id it already has (with either error when that run is still in progress).
-            if not given or not await self._already_triggered(spec.name, run_id, foreign_id):
-                raise
-            writer.decisions.log("trigger repeated: run exists", record)
-            return run_id
+        with tracing.traced("trigger", "trigger", run_id, record):
+            tracing.stamp(record)
+            try:
+                await writer.store.store(record, expected_version=None)
+            except (VersionConflict, WorkflowInProgress):
+                # A store refuses a run id it already has (with either error when that run is still in progress).
+                if not given or not await self._already_triggered(spec.name, run_id, foreign_id):
+                    raise
+                writer.decisions.log("trigger repeated: run exists", record)
+                tracing.note_skipped("run exists")
+                return run_id
+            tracing.note_stored(record)
         writer.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
         if writer.decisions.enabled:
             writer.decisions.log("triggered run", record)
@@ -429,6 +433,11 @@ class Client:
         if target not in CONTROLS.values():
             raise InvalidInput("target", f"one of {', '.join(s.name for s in CONTROLS.values())}", target)
         checks.reason(reason)
+        control = next(name for name, state in CONTROLS.items() if state is target)
+        with tracing.traced(control, f"api-{target.name.lower()}", run_id):
+            return await self._change_state(run_id, target, reason, workflow)
+
+    async def _change_state(self, run_id: str, target: RunState, reason: str, workflow: str | None) -> Record:
         before: Record | None = None
         for _ in range(CONTROL_ATTEMPTS):
             before = await self._record(run_id, workflow)
@@ -439,10 +448,13 @@ class Client:
             after = next_record(
                 before, status=before.status, run_state=target, object=before.object, reason=reason, now=clock
             )
+            tracing.describe(before)
+            tracing.stamp(after)
             try:
                 await self._store.store(after, expected_version=before.meta.version)
             except VersionConflict:
                 continue
+            tracing.note_stored(after)
             # Counted from the state as stored, as the reference's RunStateController counts it.
             self._metrics_of(before.workflow_name).run_state_change(before.run_state.label, target.label)
             if writer is not None:
@@ -573,11 +585,25 @@ class Client:
         if not callbacks:
             raise InvalidStatus("status", "a status with a callback", member)
         process = roles.make_role(member.name, "callback")
+        with tracing.traced("callback", process, ""):
+            return await self._callback(writer, member, foreign_id, data, callbacks, process)
+
+    async def _callback(
+        self,
+        writer: RunWriter[Any, Any],
+        member: enum.IntEnum,
+        foreign_id: str,
+        data: bytes,
+        callbacks: Any,
+        process: str,
+    ) -> bool:
         applied = False
         for spec in callbacks:
             before = await self._store.latest(writer.name, foreign_id)
+            tracing.describe(before)
             if before.status != int(member) or before.run_state.stopped():
                 writer.decisions.log("callback skipped: run not at its status", before)
+                tracing.note_skipped("run not at the callback's status or stopped")
                 continue
             run = writer.to_run(before, processing=True)
             result = await writer.call(spec.fn, run, data)

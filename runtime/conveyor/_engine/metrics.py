@@ -19,6 +19,8 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from conveyor._engine import tracing
+
 WORKFLOW = "workflow_name"
 PROCESS = "process_name"
 
@@ -69,6 +71,8 @@ class WorkflowMetrics:
         if child is None:
             child = self._skipped[(process, reason)] = PROCESS_SKIPPED_EVENTS.labels(self.workflow, process, reason)
         child.inc()
+        # The reason reaches the span of the attempt that skipped, if it is traced.
+        tracing.note_skipped(reason)
 
     def skipped_count(self, process: str, reason: str) -> float:
         child = self._skipped.get((process, reason))

@@ -157,9 +157,17 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
             rt.metrics.latency(process, time.perf_counter() - started)
 
     async def handle_event(event: Event) -> None:
+        if tracing is not None:
+            with tracing.event_attempt("step", event, rt.name, process, shard):
+                before = await _current(rt, event, process, int(step.status))
+                if before is not None:
+                    await run_step(before, from_event=True)
+            return
         before = await _current(rt, event, process, int(step.status))
         if before is not None:
             await run_step(before, from_event=True)
+
+    tracing = rt.tracing
 
     # Asked once per start of the consumer: a receiver's capabilities do not change while it lives.
     if not isinstance(receiver, ShardOwningReceiver) or opts.consume_lag > 0:
@@ -176,8 +184,18 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         )
         return
 
-    # A partial, not a coroutine around run_step: one frame less for every handoff.
-    handoff = functools.partial(run_step, from_event=False)
+    handoff: Callable[[Record], Awaitable[None]]
+    if tracing is not None:
+        traced = tracing
+
+        async def handoff(before: Record) -> None:
+            # A child of the span that stored the record, as its event's consumer would be.
+            with traced.record_attempt("step", before, process, shard):
+                await run_step(before, from_event=False)
+
+    else:
+        # A partial, not a coroutine around run_step: one frame less for every handoff.
+        handoff = functools.partial(run_step, from_event=False)
     target = Target(
         receiver.owns, handoff, rt.drain.working, lambda: not rt.drain.stopping.is_set(), opts.max_in_flight
     )
@@ -192,9 +210,12 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         try:
             if target.handled(run_id, version):
                 return False
-            before = await _current(rt, event, process, int(step.status))
-            if before is not None:
-                await run_step(before, from_event=True)
+            if tracing is not None:
+                await handle_event(event)
+            else:
+                before = await _current(rt, event, process, int(step.status))
+                if before is not None:
+                    await run_step(before, from_event=True)
             target.note_handled(run_id, version)
             return True
         finally:
@@ -234,6 +255,7 @@ async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
     store = rt.store
     delete_and_list = store.delete_and_list_outbox_events if isinstance(store, OutboxBatchDeleter) else None
     published: list[str] = []  # ids of the batch published last, not deleted yet
+    tracing = rt.tracing
     started = 0.0
     try:
         while True:
@@ -264,7 +286,11 @@ async def outbox_relay(rt: Runtime[Any, Any], process: str) -> None:
                 sender = senders.get(name)
                 if sender is None:
                     sender = senders[name] = await rt.streamer.sender(name)
-                await sender.send(batch)
+                if tracing is not None:
+                    with tracing.publish(rt.name, name, batch):
+                        await sender.send(batch)
+                else:
+                    await sender.send(batch)
             published = [item.id for item in events]
     finally:
         for sender in senders.values():
@@ -323,9 +349,6 @@ async def timeout_poller(rt: Runtime[T, S], status: S, timeouts: list[TimeoutSpe
 
 
 async def _fire(rt: Runtime[T, S], due: Any, status: S, timeouts: list[TimeoutSpec[T, S]], process: str) -> None:
-    store = rt.timeout_store
-    assert store is not None
-    opts = rt.options(rt.spec.timeout_options.get(int(status)) or rt.defaults)
     try:
         before = await rt.store.lookup(due.run_id)
     except RecordNotFound:
@@ -338,6 +361,21 @@ async def _fire(rt: Runtime[T, S], due: Any, status: S, timeouts: list[TimeoutSp
         return
     if before.run_state.stopped():
         return  # paused: keep it for when the run resumes
+    if rt.tracing is not None:
+        # A timeout was scheduled from the event of the version it fires on, whose context the run row does not
+        # keep: its span starts a trace of its own (no parent), linked to the run by its attributes.
+        with rt.tracing.record_attempt("timeout", before, process):
+            await _fire_timeout(rt, due, before, status, timeouts, process)
+        return
+    await _fire_timeout(rt, due, before, status, timeouts, process)
+
+
+async def _fire_timeout(
+    rt: Runtime[T, S], due: Any, before: Record, status: S, timeouts: list[TimeoutSpec[T, S]], process: str
+) -> None:
+    store = rt.timeout_store
+    assert store is not None
+    opts = rt.options(rt.spec.timeout_options.get(int(status)) or rt.defaults)
     spec = timeouts[due.timer]
     try:
         run = rt.to_run(before, processing=True)

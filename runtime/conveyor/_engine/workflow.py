@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from conveyor._core.clock import Clock, SystemClock
 from conveyor._core.ports import EventStreamer, RecordStore, RoleScheduler, TimeoutStore
-from conveyor._engine import checks, cron, process_table, processes, roles
+from conveyor._engine import checks, cron, process_table, processes, roles, tracing
 from conveyor._engine.client import CONTROLS, Client
 from conveyor._engine.opened import OpenAdapters
 from conveyor._engine.options import Options
@@ -150,6 +150,8 @@ class Workflow(Generic[T, S]):
                 raise InvalidInput("roles", f"roles of workflow {self.name!r} ({', '.join(every)})", unknown)
             chosen = [every[r] for r in roles]
         await self._open_adapters()
+        # Asked as it starts, not when built: an application may set its tracer provider in between.
+        self._rt.tracing = tracing.tracer()
         self._rt.drain.stopping.clear()
         self._running = True
         for process in chosen:

@@ -17,6 +17,7 @@ from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore
 from conveyor._core.records import Meta, Record
 from conveyor._core.runstate import RunState
+from conveyor._engine import tracing
 from conveyor._engine.logs import Decisions
 from conveyor._engine.metrics import WorkflowMetrics
 from conveyor._engine.run import CancelRun, PauseRun, Run, SaveAndRepeat, Skip
@@ -37,6 +38,8 @@ class RunWriter(Generic[T, S]):
         self.clock = clock
         self.decisions = Decisions(spec.name, debug, monotonic=lambda: clock.now().timestamp())
         self.metrics = WorkflowMetrics(spec.name)
+        # None unless opentelemetry is installed: then every write carries its span's context (see `tracing`).
+        self.tracing = tracing.tracer()
         self._async_cache: dict[Callable[..., Any], bool] = {}
         self._status_cache: dict[int, S] = {member.value: member for member in spec.status_type}
 
@@ -102,7 +105,7 @@ class RunWriter(Generic[T, S]):
         reason: str | None = None,
     ) -> Record:
         member = self._status_cache.get(status)
-        return next_record(
+        after = next_record(
             before,
             status=status,
             run_state=run_state,
@@ -111,6 +114,9 @@ class RunWriter(Generic[T, S]):
             now=self.clock,
             description=member.name if member is not None else str(status),
         )
+        if self.tracing is not None:
+            self.tracing.stamp(after)
+        return after
 
     def decide(
         self, before: Record, run: Run[T, S], result: object, allowed: tuple[S, ...], what: str
@@ -156,6 +162,8 @@ class RunWriter(Generic[T, S]):
             self.metrics.skipped(process, "outcome discarded: run changed meanwhile")
             self.decisions.log("outcome discarded: the run changed while the function ran", before, process=process)
             return False
+        if self.tracing is not None:
+            tracing.note_stored(after)
         previous = RunState.RUNNING if before.run_state is RunState.INITIATED else before.run_state
         self.metrics.run_state_change(previous.label, after.run_state.label)
         if self.decisions.enabled:
