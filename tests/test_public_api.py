@@ -45,6 +45,7 @@ def test_conveyor() -> None:
             "RunState",
             "SaveAndRepeat",
             "Skip",
+            "StrandedRuns",
             "SystemClock",
             "Workflow",
             "__version__",
