@@ -224,6 +224,9 @@ def test_kubernetes() -> None:
             "CODE_MISMATCH",
             "GROUP",
             "MAX_CONDITION_MESSAGE",
+            "STRANDED_RUNS",
+            "STRANDED_RUNS_FIELD",
+            "STRANDED_STATUSES_LIMIT",
             "TERMINATION_LOG",
             "TERMINATION_MESSAGE_LIMIT",
             "VERSION",
@@ -237,6 +240,8 @@ def test_kubernetes() -> None:
             "conditions_by_type",
             "default_namespace",
             "format_time",
+            "stranded_entries",
+            "stranded_message",
             "write_termination_message",
         ]
     )
