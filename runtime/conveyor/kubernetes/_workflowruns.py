@@ -144,18 +144,8 @@ class WorkflowRunMirror:
         the operator's fields stay, and the operator's patches, which never name it, keep it). Done by each new
         holder of the role; a failure (no such Workflow, no permission) is logged, never fatal: the graph is for
         humans, the runs do not depend on it. True if it was published."""
-        api = self._require_api()
         try:
-            await asyncio.to_thread(
-                api.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                self.namespace,
-                WORKFLOWS,
-                self.workflow_object,
-                {"status": {"graph": self.wf.mermaid()}},
-                _content_type="application/merge-patch+json",
-            )
+            await self._patch_workflow_status({"graph": self.wf.mermaid()})
         except ApiException as e:
             logger.warning(
                 "cannot publish the graph into Workflow %s/%s: %s %s",
@@ -182,18 +172,8 @@ class WorkflowRunMirror:
         now = self.wf.clock.now()
         if self._stranded_retry is not None and self._stranded_retry[0] == entries and now < self._stranded_retry[1]:
             return False
-        api = self._require_api()
         try:
-            await asyncio.to_thread(
-                api.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                self.namespace,
-                WORKFLOWS,
-                self.workflow_object,
-                {"status": {STRANDED_RUNS_FIELD: entries or None}},
-                _content_type="application/merge-patch+json",
-            )
+            await self._patch_workflow_status({STRANDED_RUNS_FIELD: entries or None})
         except ApiException as e:
             said = f"{e.status} {e.reason}"
             if said != self._stranded_failure:
@@ -208,6 +188,21 @@ class WorkflowRunMirror:
             return False
         self._stranded, self._stranded_failure, self._stranded_retry = entries, None, None
         return True
+
+    async def _patch_workflow_status(self, fields: dict[str, Any]) -> None:
+        """A merge patch of these fields of the Workflow's status and nothing else: the operator's fields stay, and
+        the operator's patches, which never name these, keep them."""
+        api = self._require_api()
+        await asyncio.to_thread(
+            api.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            self.namespace,
+            WORKFLOWS,
+            self.workflow_object,
+            {"status": fields},
+            _content_type="application/merge-patch+json",
+        )
 
     def _require_api(self) -> client.CustomObjectsApi:
         if self._api is None:
