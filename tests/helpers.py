@@ -1,13 +1,14 @@
 """The helpers the tests share, each defined once: test modules never import one another, only this (and the
 fixtures pytest hands them). Polling for an outcome, free ports and unique names, the repository's paths, a
 /metrics page parsed, a throwaway database, and what several tiers use of the operator (Workflow manifests,
-`conveyor-operator` processes), of the CLI's worker app and of the engine's pipeline. The fixtures that start the
-real services are in tests/services.py."""
+`conveyor-operator` processes), of the CLI's worker app, of the engine's pipeline, and runs a deploy strands.
+The fixtures that start the real services are in tests/services.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import os
 import socket
 import subprocess
@@ -22,11 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from pydantic import BaseModel
 
 from conveyor._core.records import Event
 
 if TYPE_CHECKING:
     from kubernetes import client
+
+    from conveyor import Builder, Run
+    from conveyor._core.clock import Clock
+    from conveyor._core.ports import EventStreamer, RecordStore, RoleScheduler
 
 # -- paths ----------------------------------------------------------------------------------------------------------
 
@@ -267,3 +273,60 @@ class Receiver:
 async def no_drain() -> AsyncIterator[None]:
     """A pipeline's drain guard that guards nothing (no workflow is stopping)."""
     yield
+
+
+# -- runs a deploy strands (the stranded-runs check) ----------------------------------------------------------------
+
+
+class Parcel(BaseModel):
+    note: str = ""
+
+
+class Parked(enum.IntEnum):
+    """Statuses A, B and C: the old code moves runs A -> B -> C."""
+
+    A = 1
+    B = 2
+    C = 3
+
+
+def _to_b(run: Run[Parcel, Parked]) -> Parked:
+    return Parked.B
+
+
+def _to_c(run: Run[Parcel, Parked]) -> Parked:
+    return Parked.C
+
+
+def parked(name: str, *, b_step: bool = True) -> Builder[Parcel, Parked]:
+    """The workflow `name` of statuses A, B and C: A's step to B and, with `b_step`, B's step to C. Without it (the
+    next deploy's code) B is terminal, and runs the old code left at B are stranded."""
+    from conveyor import Builder
+
+    b = Builder(name, Parcel, Parked)
+    b.add_step(Parked.A, _to_b, Parked.B)
+    if b_step:
+        b.add_step(Parked.B, _to_c, Parked.C)
+    return b
+
+
+async def park_at_b(
+    streamer: EventStreamer, store: RecordStore, roles: RoleScheduler, name: str, clock: Clock
+) -> list[str]:
+    """Three runs of the old code (`parked(name)`) left at B, as a deploy finds them: two moved there by A's step,
+    one of them paused, and one triggered there (initiated); B's step never ran. Their run ids."""
+    from conveyor import ProcessKind
+
+    wf = parked(name).build(streamer, store, roles, clock=clock)
+    a_step = [p.role for p in wf.processes() if p.kind == ProcessKind.STEP_CONSUMER and p.status is Parked.A]
+    relay = [p.role for p in wf.processes() if p.kind == ProcessKind.OUTBOX_RELAY]
+    await wf.run(roles=a_step + relay)
+    try:
+        moved = [await wf.trigger(f"parcel-{i}") for i in range(2)]
+        for i, run_id in enumerate(moved):
+            await wf.wait_for(f"parcel-{i}", run_id, Parked.B, timeout=10)
+        await wf.pause(moved[1], "on hold")
+        started = await wf.trigger("parcel-2", start_at=Parked.B)
+    finally:
+        await wf.stop()
+    return [*moved, started]

@@ -45,6 +45,7 @@ def test_conveyor() -> None:
             "RunState",
             "SaveAndRepeat",
             "Skip",
+            "StrandedRuns",
             "SystemClock",
             "Workflow",
             "__version__",
@@ -224,6 +225,9 @@ def test_kubernetes() -> None:
             "CODE_MISMATCH",
             "GROUP",
             "MAX_CONDITION_MESSAGE",
+            "STRANDED_RUNS",
+            "STRANDED_RUNS_FIELD",
+            "STRANDED_STATUSES_LIMIT",
             "TERMINATION_LOG",
             "TERMINATION_MESSAGE_LIMIT",
             "VERSION",
@@ -237,6 +241,8 @@ def test_kubernetes() -> None:
             "conditions_by_type",
             "default_namespace",
             "format_time",
+            "stranded_entries",
+            "stranded_message",
             "write_termination_message",
         ]
     )

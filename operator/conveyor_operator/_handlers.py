@@ -1,8 +1,9 @@
 """The kopf handlers: when a Workflow is created, changed or found at start-up, whenever one of the Deployments
-it owns changes (its pods became ready, someone deleted or edited it), and when one of its workers' pods says
-something new against it (its code does not match the manifest, it crash-loops, or it stopped saying so), converge
-that Workflow. WorkflowRuns are the workflow's system worker's (the WorkflowRun mirror of conveyor.kubernetes); the
-operator only marks one whose Workflow is missing.
+it owns changes (its pods became ready, someone deleted or edited it), when one of its workers' pods says
+something new against it (its code does not match the manifest, it crash-loops, or it stopped saying so), and when
+its system worker publishes other stranded runs into its status.strandedRuns, converge that Workflow. WorkflowRuns
+are the workflow's system worker's (the WorkflowRun mirror of conveyor.kubernetes); the operator only marks one
+whose Workflow is missing.
 
 Importing this module registers the handlers with kopf's default registry (that is how kopf works); `main` and
 the tests import it, nothing else should.
@@ -29,7 +30,15 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from conveyor.kubernetes import GROUP, VERSION, WORKFLOW_RUNS, WORKFLOWS, condition, conditions_by_type
+from conveyor.kubernetes import (
+    GROUP,
+    VERSION,
+    WORKFLOW_RUNS,
+    WORKFLOWS,
+    condition,
+    conditions_by_type,
+    stranded_entries,
+)
 from conveyor_operator._login import in_cluster, reach_of, traced_session
 from conveyor_operator._metrics import reconciling
 from conveyor_operator._names import MANAGED_BY, MANAGER, WORKFLOW
@@ -172,6 +181,48 @@ def worker_pod_said(
     said, known = _said(status), memo.setdefault(SAID, {})
     if said and type != "DELETED":
         known[uid] = said
+    else:
+        known.pop(uid, None)
+
+
+# memo key: Workflow uid -> its status.strandedRuns when it was last converged for them; only Workflows that have
+# some are kept.
+STRANDED_SEEN = "workflows_stranded_seen"
+
+
+def _stranded(type: str | None, status: Mapping[str, Any]) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    if type == "DELETED":
+        return ()
+    return tuple(tuple(sorted(each.items())) for each in stranded_entries(status))
+
+
+def _stranded_changed(type: str | None, uid: str | None, status: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> bool:
+    """The Workflow's system worker published other stranded runs than when it was last converged for them. The
+    status patches of the operator itself, the graph and every other event of a Workflow cost nothing here (its
+    spec's changes are workflow_changed's)."""
+    return bool(memo.setdefault(STRANDED_SEEN, {}).get(uid, ()) != _stranded(type, status))
+
+
+@kopf.on.event(GROUP, VERSION, WORKFLOWS, when=_stranded_changed)
+def stranded_runs_changed(
+    type: str | None,
+    uid: str | None,
+    status: Mapping[str, Any],
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """The system worker counted other stranded runs: converge the Workflow, whose Degraded condition shows them
+    (StrandedRuns) until there are none."""
+    assert namespace is not None, "Workflows are namespaced"
+    if type != "DELETED":
+        # Event handlers are not retried; an API failure leaves the memo as it was, so the next event tries again.
+        with reconciling("Workflow"):
+            _converge(memo.api, namespace, name)
+    seen, known = _stranded(type, status), memo.setdefault(STRANDED_SEEN, {})
+    if seen:
+        known[uid] = seen
     else:
         known.pop(uid, None)
 

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSc
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from conveyor.kubernetes import STRANDED_STATUSES_LIMIT
+
 # Go's time.ParseDuration syntax (what the reference's options take): "30s", "1m30s", "250ms", "1.5h", "0".
 DURATION_PATTERN = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$"
 # A status enum member's name; it ends with a letter or digit because it is also a label value.
@@ -244,14 +246,30 @@ class StepStatus(_Model):
     ready_shards: int = Field(description="Shards whose Deployment is rolled out with every replica ready.", ge=0)
 
 
+class StrandedRunsStatus(_Model):
+    """Active runs at one status that no step, callback or timeout of the running code moves."""
+
+    status: str = Field(
+        description="The status's name in the running code, or its number when the code has no such status.",
+        min_length=1,
+        max_length=63,
+    )
+    value: int = Field(description="The status's number, as the runs store it.")
+    count: int = Field(description="How many active (initiated, running or paused) runs are at it.", ge=1)
+    since: datetime | None = Field(
+        None, description="The earliest last update among them: since then the longest-waiting has not moved."
+    )
+
+
 class WorkflowStatus(_Model):
-    """What the operator observed and did."""
+    """What the operator observed and did; graph and strandedRuns are the system worker's, from the code."""
 
     observed_generation: int | None = Field(None, description="metadata.generation last reconciled.", ge=0)
     conditions: list[Condition] | None = Field(
         None,
-        description="Ready, Progressing, Degraded (reasons include RolloutStuck, ReplicaFailure and CodeMismatch: a "
-        "worker found that the code's steps differ from spec.steps, and its message says which).",
+        description="Ready, Progressing, Degraded (reasons include RolloutStuck, ReplicaFailure, CodeMismatch: a "
+        "worker found that the code's steps differ from spec.steps, and its message says which; WorkerCrashLooping; "
+        "and StrandedRuns: strandedRuns is not empty).",
         max_length=8,
         json_schema_extra=_CONDITIONS,
     )
@@ -267,6 +285,15 @@ class WorkflowStatus(_Model):
         description="The workflow's state diagram as mermaid text, from its code: published by its system worker "
         "(the operator has no user code). Render it with any mermaid viewer, or `conveyor graph`.",
         max_length=MAX_GRAPH,
+    )
+    stranded_runs: list[StrandedRunsStatus] | None = Field(
+        None,
+        description="Active runs at statuses that no step, callback or timeout of the running code moves, per "
+        "status, as the system worker last counted them (at start, then every 30 s); absent when there are none. "
+        "While there are some the Workflow is Degraded (StrandedRuns). Nothing is done to them: put the status's "
+        "step back until they drain, or move them (`conveyor runs fork`).",
+        max_length=STRANDED_STATUSES_LIMIT,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["value"]},
     )
 
 

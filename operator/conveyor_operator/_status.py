@@ -8,6 +8,10 @@ what a current worker's container status says make a Workflow Degraded: a worker
 not match the manifest (CodeMismatch, from its termination message), or one that keeps failing (WorkerCrashLooping:
 in CrashLoopBackOff, or not ready since its last run ended with an error), with its last words. CodeMismatch comes
 first: it names the fix, and its pods crash-loop too.
+
+Stranded runs (the system worker's status.strandedRuns: active runs at statuses its code cannot move) make the
+Workflow Degraded with reason StrandedRuns and the counts in the message, but neither unready nor stalled: its
+workers run and new runs go through. Beside another problem they are added to Degraded's message.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.kubernetes import CODE_MISMATCH, condition, conditions_by_type
+from conveyor.kubernetes import (
+    CODE_MISMATCH,
+    STRANDED_RUNS,
+    condition,
+    conditions_by_type,
+    stranded_entries,
+    stranded_message,
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,12 @@ def worker_problems(pods: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]])
     return found
 
 
+def stranded_problem(status: Mapping[str, Any]) -> Problem | None:
+    """What a Workflow's status.strandedRuns (written by its system worker) says, if it holds any runs."""
+    message = stranded_message(stranded_entries(status))
+    return Problem(STRANDED_RUNS, message) if message is not None else None
+
+
 def workflow_status(
     generation: int,
     desired_shards: Mapping[str, int],
@@ -163,8 +180,9 @@ def workflow_status(
     workers: Iterable[Problem] = (),
 ) -> dict[str, Any]:
     """The Workflow's new status. `deployments` are the shard Deployments it owns (labelled with their step),
-    `problem` what keeps the operator from carrying out the spec, `previous` the status it had, `workers` what
-    its current workers' pods say (`worker_problems`)."""
+    `problem` what keeps the operator from carrying out the spec, `previous` the status it had (its strandedRuns
+    are the system worker's: `stranded_problem`), `workers` what its current workers' pods say
+    (`worker_problems`)."""
     ready: dict[str, int] = dict.fromkeys(desired_shards, 0)
     problems = [problem] if problem is not None else []
     for said in workers:
@@ -180,31 +198,36 @@ def workflow_status(
     total_ready = sum(min(ready[step], want) for step, want in desired_shards.items())
     total = sum(desired_shards.values())
     before = conditions_by_type(previous.get("conditions"))
+    stranded = stranded_problem(previous)
 
     def current(type_: str, status: bool, reason: str, message: str) -> dict[str, Any]:
         return condition(type_, status, reason, message, previous=before, generation=generation)
 
     if problems:
         first = problems[0]
+        messages = [p.message for p in [*problems, *([stranded] if stranded else [])]]
         conditions = [
             current("Ready", False, first.reason, first.message),
             current("Progressing", False, first.reason, first.message),
-            current("Degraded", True, first.reason, "; ".join(p.message for p in problems)),
-        ]
-    elif total_ready >= total:
-        message = f"all {total} shards ready"
-        conditions = [
-            current("Ready", True, "AllShardsReady", message),
-            current("Progressing", False, "RolledOut", message),
-            current("Degraded", False, "AsExpected", ""),
+            current("Degraded", True, first.reason, "; ".join(messages)),
         ]
     else:
-        message = f"{total_ready}/{total} shards ready"
-        conditions = [
-            current("Ready", False, "ShardsNotReady", message),
-            current("Progressing", True, "WaitingForShards", message),
-            current("Degraded", False, "AsExpected", ""),
-        ]
+        if total_ready >= total:
+            message = f"all {total} shards ready"
+            conditions = [
+                current("Ready", True, "AllShardsReady", message),
+                current("Progressing", False, "RolledOut", message),
+            ]
+        else:
+            message = f"{total_ready}/{total} shards ready"
+            conditions = [
+                current("Ready", False, "ShardsNotReady", message),
+                current("Progressing", True, "WaitingForShards", message),
+            ]
+        if stranded is not None:
+            conditions.append(current("Degraded", True, stranded.reason, stranded.message))
+        else:
+            conditions.append(current("Degraded", False, "AsExpected", ""))
     return {
         "observedGeneration": generation,
         "conditions": conditions,

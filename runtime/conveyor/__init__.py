@@ -22,6 +22,7 @@ from conveyor._engine.options import Options
 from conveyor._engine.roles import ProcessInfo, ProcessKind
 from conveyor._engine.run import CancelRun, PauseRun, Run, SaveAndRepeat, Skip
 from conveyor._engine.spec import duration_timer, time_timer
+from conveyor._engine.stranded import StrandedRuns
 from conveyor._engine.workflow import Workflow
 
 __version__ = "0.1.0"
@@ -45,6 +46,7 @@ __all__ = [
     "RunState",
     "SaveAndRepeat",
     "Skip",
+    "StrandedRuns",
     "SystemClock",
     "Workflow",
     "__version__",

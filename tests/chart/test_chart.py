@@ -621,6 +621,7 @@ COVERED = {
     "workflow_run_state_changes_total": "run state changes",
     "workflow_process_states": "process states",
     "conveyor_role_held": "role",
+    "conveyor_stranded_runs": "stranded runs",
     "conveyor_operator_leader": "leading",
     "conveyor_operator_reconciles_total": "reconciles",
 }
@@ -648,7 +649,7 @@ def test_grafana_dashboard(render: Render) -> None:
         titles = [title.lower() for title, expr in targets if re.search(rf"\b{name}\b", expr)]
         assert any(words in title for title in titles), (name, titles)
     labels = {"workflow_name", "process_name", "reason", "previous_run_state", "current_run_state", "role", "le"}
-    labels |= {"kind", "result"}
+    labels |= {"kind", "result", "status"}
     for _, expr in targets:
         for group in re.findall(r"by \(([^)]*)\)", expr):
             assert {g.strip() for g in group.split(",")} <= labels, expr

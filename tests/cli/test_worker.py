@@ -223,6 +223,7 @@ def test_system_roles_are_every_role_but_the_step_consumers() -> None:
         "roles-app-completed-run-state-change-hook-consumer",
         "roles-app-delete-consumer",
         "roles-app-paused-records-retry-consumer",
+        "roles-app-stranded-runs-check",
     } == set(system)
     assert choose_roles(wf, "OPENED", 3, False) == [step_role("roles-app", 1, 3, 3)]
 

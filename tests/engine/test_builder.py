@@ -205,6 +205,8 @@ def test_roles_are_the_references() -> None:
             "order_processing-paused-run-state-change-hook-consumer",
             "order_processing-delete-consumer",
             "order_processing-paused-records-retry-consumer",
+            # Ours, beside the reference's: the stranded-runs check.
+            "order_processing-stranded-runs-check",
         ]
     )
     no_retry = b.build(

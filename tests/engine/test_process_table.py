@@ -75,6 +75,7 @@ def test_every_process_is_published_with_its_kind_step_and_shard() -> None:
         ProcessKind.HOOK_CONSUMER,
         ProcessKind.DELETE_CONSUMER,
         ProcessKind.PAUSED_RETRY,
+        ProcessKind.STRANDED_CHECK,
     }
     connectors = [p for p in table if p.kind == ProcessKind.CONNECTOR_CONSUMER]
     assert [p.shard.index for p in connectors if p.shard] == [1, 2, 3]

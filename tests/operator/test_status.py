@@ -1,6 +1,7 @@
 """A Workflow's status from its workers' pods, without a cluster: a worker that keeps failing (in CrashLoopBackOff,
 or not ready since a run that ended with an error) makes the Workflow Degraded, WorkerCrashLooping, naming the pods
-and their last words; a ready, starting or cleanly stopped worker does not; CodeMismatch comes first."""
+and their last words; a ready, starting or cleanly stopped worker does not; CodeMismatch comes first. Stranded
+runs (its system worker's status.strandedRuns) make it Degraded, StrandedRuns, without making it unready."""
 
 from __future__ import annotations
 
@@ -143,3 +144,69 @@ def test_workers_failing_alike_make_one_message_and_the_workflow_degraded() -> N
     calm = workflow_status(3, {"CREATED": 2, "PAID": 1}, [], None, status, worker_problems(pods[-1:]))
     degraded = next(c for c in calm["conditions"] if c["type"] == "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("False", "AsExpected")
+
+
+# What a system worker publishes for runs its code cannot move: 3 at a status it knows, 1 at a number it does not.
+STRANDED = [
+    {"status": "PAID", "value": 2, "count": 3, "since": "2026-12-03T07:00:00Z"},
+    {"status": "7", "value": 7, "count": 1, "since": "2026-12-01T10:00:00Z"},
+]
+STRANDED_MESSAGE = (
+    "4 active runs at statuses that no step, callback or timeout of the running code moves: 3 at PAID (2) since "
+    "2026-12-03T07:00:00Z, 1 at 7 since 2026-12-01T10:00:00Z; put the step back until they drain, or move them "
+    "(conveyor runs fork)"
+)
+
+
+def ready_deployment(step: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"w-{step.lower()}-1", "generation": 1, "labels": {"conveyor.dev/step": step}},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "updatedReplicas": 1, "readyReplicas": 1, "replicas": 1},
+    }
+
+
+def test_stranded_runs_make_the_workflow_degraded_but_leave_it_ready() -> None:
+    previous = {"strandedRuns": STRANDED, "graph": "stateDiagram-v2"}
+    status = workflow_status(2, {"CREATED": 1}, [ready_deployment("CREATED")], None, previous)
+    conditions = {c["type"]: (c["status"], c["reason"], c["message"]) for c in status["conditions"]}
+    assert conditions == {
+        "Ready": ("True", "AllShardsReady", "all 1 shards ready"),
+        "Progressing": ("False", "RolledOut", "all 1 shards ready"),
+        "Degraded": ("True", "StrandedRuns", STRANDED_MESSAGE),
+    }
+    # The field is the worker's: the operator's status leaves it (and the graph) alone.
+    assert "strandedRuns" not in status and "graph" not in status
+    # Shards still rolling out: progress as ever, the stranded runs beside it.
+    rolling = workflow_status(2, {"CREATED": 1}, [], None, previous)
+    rolling_conditions = {c["type"]: (c["status"], c["reason"]) for c in rolling["conditions"]}
+    assert rolling_conditions == {
+        "Ready": ("False", "ShardsNotReady"),
+        "Progressing": ("True", "WaitingForShards"),
+        "Degraded": ("True", "StrandedRuns"),
+    }
+    # Once the worker removes the field, Degraded is back to AsExpected (its transition time moves).
+    clear = workflow_status(
+        2, {"CREATED": 1}, [ready_deployment("CREATED")], None, {"conditions": status["conditions"]}
+    )
+    degraded = next(c for c in clear["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"], degraded["message"]) == ("False", "AsExpected", "")
+
+
+def test_beside_another_problem_stranded_runs_join_its_message() -> None:
+    problems = [Problem("CodeMismatch", MISMATCH)]
+    status = workflow_status(1, {"CREATED": 1}, [], None, {"strandedRuns": STRANDED}, problems)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["reason"], degraded["message"]) == ("CodeMismatch", f"{MISMATCH}; {STRANDED_MESSAGE}")
+
+
+def test_malformed_stranded_entries_are_ignored() -> None:
+    # The CRD's schema refuses these; the operator reads whatever the API server holds all the same.
+    odd: Any = {"strandedRuns": [{"status": "PAID", "value": 2, "count": 0}, "PAID", {"count": 3}]}
+    status = workflow_status(1, {"CREATED": 1}, [ready_deployment("CREATED")], None, odd)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("False", "AsExpected")
+    one = {"strandedRuns": [{"status": "B", "value": 2, "count": 1}]}
+    degraded = next(c for c in workflow_status(1, {}, [], None, one)["conditions"] if c["type"] == "Degraded")
+    assert degraded["message"].startswith("1 active run at statuses that no step, callback or timeout of the ")
+    assert ": 1 at B (2); put the step back" in degraded["message"]

@@ -73,8 +73,7 @@ def start_status(spec: WorkflowSpec[Any, S], start_at: object) -> S:
     if start_at is None:
         return spec.default_start
     found = member(spec, "start_at", start_at)
-    consumed = set(spec.steps) | set(spec.callbacks) | set(spec.timeouts)
-    if int(found) not in consumed:
+    if int(found) not in spec.consumed:
         raise InvalidStatus("start_at", "a status that a step, callback or timeout consumes", found)
     return found
 

@@ -11,7 +11,10 @@ them, and updated when the reference updates them:
 - workflow_run_state_changes: per stored change of a run, previous and current run state as the reference names
   them (a step's first change of an initiated run counts from Running, as the reference's does).
 
-conveyor_role_held is ours (the reference has none): 1 while this process holds the role, 0 once it let go."""
+conveyor_role_held is ours (the reference has none): 1 while this process holds the role, 0 once it let go.
+conveyor_stranded_runs is ours too: the active runs at a status the running code has no step, callback or timeout
+for, per status (its name, or its number when the code has no such status), served only by the holder of the
+stranded-runs check (the system worker) and only for the statuses that have some."""
 
 from __future__ import annotations
 
@@ -53,6 +56,11 @@ RUN_STATE_CHANGES = Counter(
     [WORKFLOW, "previous_run_state", "current_run_state"],
 )
 ROLE_HELD = Gauge("conveyor_role_held", "1 while this process holds the role", [WORKFLOW, "role"])
+STRANDED_RUNS = Gauge(
+    "conveyor_stranded_runs",
+    "Active runs at a status that no step, callback or timeout of the running code moves",
+    [WORKFLOW, "status"],
+)
 
 
 class WorkflowMetrics:
@@ -105,6 +113,13 @@ class WorkflowMetrics:
 
     def role_held(self, role: str, held: bool) -> None:
         ROLE_HELD.labels(self.workflow, role).set(1 if held else 0)
+
+    def stranded(self, status: str, count: int) -> None:
+        """`count` stranded runs at `status` (a name, or a number the code does not know); 0 removes the series."""
+        if count > 0:
+            STRANDED_RUNS.labels(self.workflow, status).set(count)
+        else:
+            STRANDED_RUNS.remove(self.workflow, status)
 
     def lag(self, process: str, event_time: datetime, now: datetime, alert_after: float) -> None:
         """The age of the event `process` is about to handle; and, if it has a threshold, whether that is past it

@@ -15,6 +15,8 @@ OUTBOX_POLLING_FREQUENCY = timedelta(milliseconds=250)
 OUTBOX_ERR_BACKOFF = timedelta(milliseconds=500)
 OUTBOX_LAG_ALERT = timedelta(minutes=1)
 OUTBOX_BATCH_LIMIT = 1000
+# How often the stranded-runs check counts the active runs the code cannot move (see _engine/stranded.py).
+STRANDED_CHECK_INTERVAL = timedelta(seconds=30)
 # Events a consumer handles at once by default (different foreign ids only; see _engine/pipeline.py).
 DEFAULT_MAX_IN_FLIGHT = 64
 

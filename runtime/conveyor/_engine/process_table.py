@@ -18,6 +18,7 @@ from conveyor._engine import processes, roles
 from conveyor._engine.options import OUTBOX_ERR_BACKOFF, Options
 from conveyor._engine.roles import Process, ProcessInfo, ProcessKind
 from conveyor._engine.runtime import Runtime
+from conveyor._engine.stranded import StrandedCheck
 from conveyor._engine.supervise import Stopping, until_lost
 from conveyor.errors import InvalidInput
 
@@ -33,8 +34,11 @@ def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return lambda: fn(*args)
 
 
-def defined_processes(rt: Runtime[Any, Any], workflow: Workflow[Any, Any], *, outbox: bool) -> list[Process]:
-    """Every process the workflow's definition makes, with the options in force."""
+def defined_processes(
+    rt: Runtime[Any, Any], workflow: Workflow[Any, Any], *, outbox: bool, stranded: StrandedCheck
+) -> list[Process]:
+    """Every process the workflow's definition makes, with the options in force; `stranded` is the workflow's
+    stranded-runs check."""
     spec, name = rt.spec, rt.spec.name
     found: list[Process] = []
     if outbox:
@@ -109,6 +113,8 @@ def defined_processes(rt: Runtime[Any, Any], workflow: Workflow[Any, Any], *, ou
         info = ProcessInfo(roles.paused_retry_role(name), "paused-records-retry-consumer", ProcessKind.PAUSED_RETRY)
         body = _bind(processes.paused_retry_consumer, rt, info.role, info.name)
         found.append(Process(info, body, defaults.err_backoff))
+    info = ProcessInfo(roles.stranded_check_role(name), "stranded-runs-check", ProcessKind.STRANDED_CHECK)
+    found.append(Process(info, stranded.run, defaults.err_backoff))
     return found
 
 

@@ -49,6 +49,11 @@ def paused_retry_role(workflow: str) -> str:
     return make_role(workflow, "paused", "records", "retry", "consumer")
 
 
+def stranded_check_role(workflow: str) -> str:
+    """Ours (the reference has none): the process that counts the runs the workflow's code cannot move."""
+    return make_role(workflow, "stranded", "runs", "check")
+
+
 def connector_role(connector: str, workflow: str, shard: int, shards: int) -> str:
     return make_role(connector, "connector", "to", workflow, "consumer", shard, "of", shards)
 
@@ -78,6 +83,7 @@ class ProcessKind(enum.StrEnum):
     HOOK_CONSUMER = "hook-consumer"
     DELETE_CONSUMER = "delete-consumer"
     PAUSED_RETRY = "paused-retry"
+    STRANDED_CHECK = "stranded-check"
     SCHEDULER = "scheduler"
 
 

@@ -128,3 +128,9 @@ class WorkflowSpec(Generic[T, S]):
     connectors: tuple[ConnectorSpec[T, S], ...]
     hooks: Mapping[int, HookFn[T, S]]
     default_start: S
+
+    @property
+    def consumed(self) -> frozenset[int]:
+        """The statuses this code moves runs on from: those with a step, a callback or a timeout. An active run at
+        any other status stays there (a terminal status completes the run in the same write that reaches it)."""
+        return frozenset(self.steps) | frozenset(self.callbacks) | frozenset(self.timeouts)

@@ -16,11 +16,12 @@ from conveyor._core.ports import EventStreamer, RecordStore, RoleScheduler, Time
 from conveyor._engine import checks, cron, process_table, processes, roles, tracing
 from conveyor._engine.client import CONTROLS, Client
 from conveyor._engine.opened import OpenAdapters
-from conveyor._engine.options import Options
+from conveyor._engine.options import STRANDED_CHECK_INTERVAL, Options
 from conveyor._engine.roles import Process, ProcessInfo, ProcessKind
 from conveyor._engine.run import Run
 from conveyor._engine.runtime import Runtime
 from conveyor._engine.spec import CustomDeleteFn, WorkflowSpec
+from conveyor._engine.stranded import StrandedCheck, StrandedRuns
 from conveyor._engine.visualise import mermaid
 from conveyor.errors import InvalidInput, WorkflowNotRunning
 
@@ -60,7 +61,8 @@ class Workflow(Generic[T, S]):
             pause_retry=pause_retry,
         )
         self._client = Client._of(self._rt, streamer)
-        self._table = process_table.defined_processes(self._rt, self, outbox=outbox)
+        self._stranded = StrandedCheck(self._rt, STRANDED_CHECK_INTERVAL.total_seconds())
+        self._table = process_table.defined_processes(self._rt, self, outbox=outbox, stranded=self._stranded)
         process_table.fence(role_scheduler, self._table)
         self._supervisor = process_table.Supervisor(self._rt)
         self._running = False
@@ -113,6 +115,13 @@ class Workflow(Generic[T, S]):
     def mermaid(self) -> str:
         """The workflow's state diagram as mermaid text."""
         return mermaid(self._spec)
+
+    def stranded_runs(self) -> tuple[StrandedRuns, ...] | None:
+        """What this process's stranded-runs check counted last: the active runs at each status that no step,
+        callback or timeout of this code moves (none: an empty tuple). None while the check has not counted here:
+        it runs where its role is held (the system worker), at start and every 30 seconds, and forgets its counts
+        when it stops. Nothing is done to those runs; see the README's "Changing a workflow's graph"."""
+        return self._stranded.latest
 
     def add_process(
         self,

@@ -67,7 +67,8 @@ def step_processes(wf: Workflow[Any, Any]) -> list[ProcessInfo]:
 
 def choose_roles(wf: Workflow[Any, Any], step: str | None, shard: int | None, system: bool) -> list[str]:
     """The roles this worker runs: shard `shard` of step `step`, or (`system`) every process that is not a step
-    consumer: outbox relay, timeouts, connectors, hooks, data deletion, paused-run retry, the WorkflowRun mirror."""
+    consumer: outbox relay, timeouts, connectors, hooks, data deletion, paused-run retry, the stranded-runs check,
+    the WorkflowRun mirror."""
     if system:
         return [p.role for p in wf.processes() if p.kind != ProcessKind.STEP_CONSUMER]
     assert step is not None and shard is not None

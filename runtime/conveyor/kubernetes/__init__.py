@@ -7,6 +7,9 @@ one place so neither can drift from the other.
 - `write_termination_message` and the termination message's path, size limit and CodeMismatch reason, how a
   worker tells the operator why it exits;
 - `default_namespace`: the pod's own namespace, else "default";
+- stranded runs: the Workflow status field the system worker publishes them in (STRANDED_RUNS_FIELD), the
+  Degraded reason the operator shows for them (STRANDED_RUNS), and `stranded_entries` / `stranded_message`, how
+  the operator reads that field and says it;
 - `add_workflowrun_mirror` (and its `WorkflowRunMirror`): the process of a workflow's table that makes WorkflowRuns
   do what they say; it needs the kubernetes client, imported only when one of these two names is first used.
 
@@ -31,6 +34,13 @@ from conveyor.kubernetes._resources import (
     WORKFLOW_RUN_KIND,
     WORKFLOW_RUNS,
     WORKFLOWS,
+)
+from conveyor.kubernetes._stranded import (
+    STRANDED_RUNS,
+    STRANDED_RUNS_FIELD,
+    STRANDED_STATUSES_LIMIT,
+    stranded_entries,
+    stranded_message,
 )
 from conveyor.kubernetes._termination import (
     CODE_MISMATCH,
@@ -59,6 +69,9 @@ __all__ = [
     "CODE_MISMATCH",
     "GROUP",
     "MAX_CONDITION_MESSAGE",
+    "STRANDED_RUNS",
+    "STRANDED_RUNS_FIELD",
+    "STRANDED_STATUSES_LIMIT",
     "TERMINATION_LOG",
     "TERMINATION_MESSAGE_LIMIT",
     "VERSION",
@@ -72,5 +85,7 @@ __all__ = [
     "conditions_by_type",
     "default_namespace",
     "format_time",
+    "stranded_entries",
+    "stranded_message",
     "write_termination_message",
 ]

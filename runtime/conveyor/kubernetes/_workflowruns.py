@@ -12,8 +12,11 @@ lists the WorkflowRuns of its namespace whose spec.workflow is this workflow:
 - a changed spec.state pauses, resumes, cancels or requests data deletion (an impossible change is a condition);
 - a finished run's WorkflowRun is deleted ttlSecondsAfterFinished after the run last changed.
 
-The holder of the role also publishes the workflow's graph (mermaid) into its Workflow's status.graph when it
-takes the role: the operator shows what it cannot compute, having no user code.
+The holder of the role also publishes what the operator cannot compute, having no user code, into its Workflow's
+status: the workflow's graph (mermaid) into status.graph when it takes the role, and the workflow's stranded runs
+(what its stranded-runs check, run by the same system worker, counted last: `Workflow.stranded_runs()`) into
+status.strandedRuns whenever they change, the field removed once there are none (see `conveyor.kubernetes`'s
+`_stranded`), from where the operator shows the Workflow Degraded with reason StrandedRuns.
 
 Postgres stays the source of truth: the status is patched only when what it mirrors changed. Runs are triggered
 and steered through the workflow's `Client`, the one path every change of a run takes."""
@@ -25,7 +28,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from kubernetes import client
@@ -34,6 +37,7 @@ from kubernetes.client.exceptions import ApiException
 from conveyor._core.records import Record
 from conveyor._core.runstate import RunState
 from conveyor._engine.roles import ProcessInfo
+from conveyor._engine.stranded import StrandedRuns
 from conveyor._engine.workflow import Workflow
 from conveyor.adapters.kubernetes._client import load_configuration
 from conveyor.errors import (
@@ -46,11 +50,15 @@ from conveyor.errors import (
 )
 from conveyor.kubernetes._conditions import MAX_CONDITION_MESSAGE, condition, conditions_by_type, format_time
 from conveyor.kubernetes._resources import GROUP, VERSION, WORKFLOW_RUNS, WORKFLOWS
+from conveyor.kubernetes._stranded import STRANDED_RUNS_FIELD, STRANDED_STATUSES_LIMIT
 
 logger = logging.getLogger("conveyor.workflowruns")
 
 INTERVAL = 1.0
 ERROR_BACKOFF = 2.0
+# Seconds before publishing the same stranded runs again after a failure (a missing Workflow is not retried every
+# INTERVAL).
+STRANDED_RETRY = 30.0
 # The kind of the mirror's process in the workflow's table (`Workflow.processes()`).
 MIRROR_KIND = "workflowrun-mirror"
 
@@ -100,6 +108,10 @@ class WorkflowRunMirror:
         self.workflow_object = workflow_object or wf.name
         self._api: client.CustomObjectsApi | None = None
         self._failures = _Failures()
+        # status.strandedRuns as this holder of the role last published it (None: not yet), and when to try again
+        # the counts it failed to publish.
+        self._stranded: list[dict[str, Any]] | None = None
+        self._stranded_retry: tuple[list[dict[str, Any]], datetime] | None = None
 
     async def run(self) -> None:
         """The process's body, while the role is held: publish the graph, then mirror until cancelled. The API
@@ -120,9 +132,11 @@ class WorkflowRunMirror:
                     self._failures.failed("listing", f"listing WorkflowRuns in {self.namespace}", e)
                 else:
                     self._failures.recovered("listing", f"listing WorkflowRuns in {self.namespace}")
+                await self.publish_stranded()
                 await self.wf.clock.sleep(self.interval)
         finally:
             self._api = None
+            self._stranded = self._stranded_retry = None
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(api_client.close)
 
@@ -132,24 +146,55 @@ class WorkflowRunMirror:
         holder of the role, and tried again each round until it is done; a failure (no such Workflow, no
         permission, the API server away) is logged, never fatal: the graph is for humans, the runs do not depend
         on it. True if it was published."""
-        api = self._require_api()
         what = f"publishing the graph into Workflow {self.namespace}/{self.workflow_object}"
         try:
-            await asyncio.to_thread(
-                api.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                self.namespace,
-                WORKFLOWS,
-                self.workflow_object,
-                {"status": {"graph": self.wf.mermaid()}},
-                _content_type="application/merge-patch+json",
-            )
+            await self._patch_workflow_status({"graph": self.wf.mermaid()})
         except _API_FAILURES as e:
             self._failures.failed("graph", what, e)
             return False
         self._failures.recovered("graph", what)
         return True
+
+    async def publish_stranded(self) -> bool:
+        """Put what the workflow's stranded-runs check counted last into its Workflow's status.strandedRuns (a
+        merge patch of that field only; null removes it once there are none), when it differs from what this
+        holder of the role published last. Nothing while the check has not counted in this process. A failure (no
+        such Workflow, no permission) is logged once until it changes and tried again after STRANDED_RETRY seconds,
+        or at once for other counts; True if the field is now as counted."""
+        found = self.wf.stranded_runs()
+        if found is None:
+            return False
+        entries = stranded_fields(found)
+        if entries == self._stranded:
+            return True
+        now = self.wf.clock.now()
+        if self._stranded_retry is not None and self._stranded_retry[0] == entries and now < self._stranded_retry[1]:
+            return False
+        what = f"publishing the stranded runs into Workflow {self.namespace}/{self.workflow_object}"
+        try:
+            await self._patch_workflow_status({STRANDED_RUNS_FIELD: entries or None})
+        except _API_FAILURES as e:
+            self._failures.failed("stranded", what, e)
+            self._stranded_retry = (entries, now + timedelta(seconds=STRANDED_RETRY))
+            return False
+        self._failures.recovered("stranded", what)
+        self._stranded, self._stranded_retry = entries, None
+        return True
+
+    async def _patch_workflow_status(self, fields: dict[str, Any]) -> None:
+        """A merge patch of these fields of the Workflow's status and nothing else: the operator's fields stay, and
+        the operator's patches, which never name these, keep them."""
+        api = self._require_api()
+        await asyncio.to_thread(
+            api.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            self.namespace,
+            WORKFLOWS,
+            self.workflow_object,
+            {"status": fields},
+            _content_type="application/merge-patch+json",
+        )
 
     def _require_api(self) -> client.CustomObjectsApi:
         if self._api is None:
@@ -320,6 +365,17 @@ class WorkflowRunMirror:
                 raise
             return
         logger.info("WorkflowRun %s/%s deleted: its run finished ttlSecondsAfterFinished ago", self.namespace, name)
+
+
+def stranded_fields(found: tuple[StrandedRuns, ...]) -> list[dict[str, Any]]:
+    """Stranded runs as status.strandedRuns holds them: per status its name (or number, when the code has no such
+    status), number, count and the oldest last update; at most STRANDED_STATUSES_LIMIT statuses, the largest
+    counts, ordered by status."""
+    kept = sorted(found, key=lambda s: (-s.count, s.status))[:STRANDED_STATUSES_LIMIT]
+    return [
+        {"status": s.label, "value": s.status, "count": s.count, "since": format_time(s.oldest)}
+        for s in sorted(kept, key=lambda s: s.status)
+    ]
 
 
 def add_workflowrun_mirror(

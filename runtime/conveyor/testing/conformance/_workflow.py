@@ -1,5 +1,5 @@
 """The engine on a set of adapters: the reference's acceptance test (steps, a sharded step, a timeout) plus
-our own cases (two processes competing for roles, a late outcome, data deletion), run against whatever
+our own cases (two processes competing for roles, a late outcome, data deletion, stranded runs), run against whatever
 adapters the `adapters` fixture makes. Workflow names are unique per test, so shared services are fine."""
 
 from __future__ import annotations
@@ -8,13 +8,18 @@ import asyncio
 import enum
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
 from conveyor._core.runstate import RunState
 from conveyor._engine.builder import Builder
+from conveyor._engine.options import STRANDED_CHECK_INTERVAL
+from conveyor._engine.roles import ProcessKind
 from conveyor._engine.run import Run
+from conveyor._engine.stranded import StrandedRuns
+from conveyor._engine.workflow import Workflow
 from conveyor.testing._clock import FakeClock
 from conveyor.testing._helpers import await_timeout_insert
 from conveyor.testing.conformance._adapters import AdaptersFactory, build_on
@@ -159,3 +164,55 @@ class WorkflowSuite(ClientCases):
                 while (await wf.get_run(run_id)).run_state is not RunState.DATA_DELETED:
                     await asyncio.sleep(0.01)
             assert (await wf.get_run(run_id)).object is None
+
+    async def test_runs_a_new_build_cannot_move_are_counted_until_they_move(self, adapters: AdaptersFactory) -> None:
+        """Runs left at a status whose step the next build of the workflow dropped: that build's stranded-runs
+        check counts them as it starts, and again every period of the workflow's clock until they are gone."""
+        name = _name("stranded")
+
+        async def step(run: Run[User, SyncStatus]) -> SyncStatus:
+            return SyncStatus.COMPLETED
+
+        def builder(*, email_step: bool) -> Builder[User, SyncStatus]:
+            b = Builder(name, User, SyncStatus)
+            b.add_step(SyncStatus.STARTED, step, SyncStatus.EMAIL_SET)
+            if email_step:
+                b.add_step(SyncStatus.EMAIL_SET, step, SyncStatus.COMPLETED)
+            return b
+
+        clock = FakeClock()
+        before = build_on(builder(email_step=True), adapters(), clock=clock)
+        await before.run(roles=())  # triggers only: nothing moves the runs
+        try:
+            ids = [await before.trigger(f"user-{i}", start_at=SyncStatus.EMAIL_SET) for i in range(3)]
+        finally:
+            await before.stop()
+
+        after = build_on(builder(email_step=False), adapters(), clock=clock)
+        await after.run(roles=[p.role for p in after.processes() if p.kind == ProcessKind.STRANDED_CHECK])
+        try:
+            found = await _counted(after, lambda found: found is not None)
+            assert [(s.status, s.name, s.label, s.count, s.run_states) for s in found] == [
+                (int(SyncStatus.EMAIL_SET), "EMAIL_SET", "EMAIL_SET", 3, ((RunState.INITIATED, 3),))
+            ]
+            assert found[0].oldest <= clock.now()
+            for run_id in ids:
+                await after.pause(run_id, "to be moved")
+                await after.cancel(run_id, "moved")
+            # The next period, once the check sleeps until it.
+            async with asyncio.timeout(30):
+                while not clock.sleeping_until(clock.now() + STRANDED_CHECK_INTERVAL):
+                    await asyncio.sleep(0.01)
+            clock.advance(STRANDED_CHECK_INTERVAL)
+            assert await _counted(after, lambda found: found == ()) == ()
+        finally:
+            await after.stop()
+        assert after.stranded_runs() is None
+
+
+async def _counted(wf: Workflow[User, SyncStatus], done: Callable[[object], bool]) -> tuple[StrandedRuns, ...]:
+    async with asyncio.timeout(30):
+        while not done(found := wf.stranded_runs()):
+            await asyncio.sleep(0.01)
+    assert found is not None
+    return found
