@@ -4,7 +4,8 @@ Prints one JSON line and a table: runs/s and transitions/s at full load, trigger
 that load (each after one warm-up run, so the consumers' start-up is not counted), the bench process's CPU per
 transition, and, on the same Postgres server,
 pgbench's single-row commit rate with `parallel * 3` clients and with 1 client, and the ratio of our
-transitions/s to each. Targets: transitions/s >= 1.0x the pgbench rate; p50 <= 30 ms at half load.
+transitions/s to each (context, not a target). Target: p50 <= 30 ms at half load. Removes its rows, topics and
+pgbench's table afterwards.
 
     python bench/throughput.py [--runs 2000] [--parallel 4] [--seconds 10]
 
@@ -29,6 +30,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+import _flags
 from _workload import Stage, builder
 from conveyor import RunState
 from conveyor.adapters.memory import MemoryRoleScheduler
@@ -177,29 +179,23 @@ def pgbench(dsn: str, seconds: float, clients: int) -> float:
         "CREATE TABLE IF NOT EXISTS conveyor_bench_commits (id bigserial PRIMARY KEY, at timestamptz, body text)",
         "TRUNCATE conveyor_bench_commits",
     ]
-    psql = [str(Path(binary).with_name("psql")), "-q", *(arg for sql in setup for arg in ("-c", sql)), database]
-    subprocess.run(psql, env={**env, "PGOPTIONS": "-c client_min_messages=warning"}, check=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        script.write("INSERT INTO conveyor_bench_commits (at, body) VALUES (now(), 'x');\n")
-    out = subprocess.run(
-        [
-            str(binary),
-            "-n",
-            "-f",
-            script.name,
-            "-c",
-            str(clients),
-            "-j",
-            str(min(clients, 2)),
-            "-T",
-            str(int(seconds)),
-            database,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    psql = [str(Path(binary).with_name("psql")), "-q", "-v", "ON_ERROR_STOP=1"]
+    quiet = {**env, "PGOPTIONS": "-c client_min_messages=warning"}
+    subprocess.run([*psql, *(arg for sql in setup for arg in ("-c", sql)), database], env=quiet, check=True)
+    with tempfile.TemporaryDirectory(prefix="conveyor-pgbench-") as scratch:
+        script = Path(scratch) / "commit.sql"
+        script.write_text("INSERT INTO conveyor_bench_commits (at, body) VALUES (now(), 'x');\n")
+        command = [str(binary), "-n", "-f", str(script), "-c", str(clients), "-j", str(min(clients, 2))]
+        try:
+            out = subprocess.run(
+                [*command, "-T", str(max(1, round(seconds))), database],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        finally:
+            subprocess.run([*psql, "-c", "DROP TABLE IF EXISTS conveyor_bench_commits", database], env=quiet)
     found = re.search(r"tps = ([\d.]+)", out)
     if not found:
         sys.exit(f"could not read pgbench's rate: {out}")
@@ -208,9 +204,9 @@ def pgbench(dsn: str, seconds: float, clients: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2000)
-    parser.add_argument("--parallel", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=_flags.count, default=2000)
+    parser.add_argument("--parallel", type=_flags.count, default=4)
+    parser.add_argument("--seconds", type=_flags.seconds, default=10.0)
     args = parser.parse_args()
     dsn, kafka = service("postgres.sh", "CONVEYOR_PG_DSN"), service("kafka.sh", "CONVEYOR_KAFKA")
     from conveyor.adapters.postgres import migrate
@@ -239,7 +235,8 @@ def main() -> None:
         "ratio_to_pgbench": round(full["transitions_per_second"] / commits, 3),
         "pgbench_1_client_commits_per_second": round(commits_1, 1),
         "ratio_to_pgbench_1_client": round(full["transitions_per_second"] / commits_1, 3),
-        "targets": {"ratio_to_pgbench": ">= 1.0", "half_load_p50_ms": "<= 30"},
+        "workflows": names,
+        "targets": {"half_load_p50_ms": "<= 30"},
     }
     print(json.dumps(result))
     for key in (
@@ -253,7 +250,7 @@ def main() -> None:
     print(
         f"{'pgbench_commits_per_second':<36} {result['pgbench_commits_per_second']} ({clients} clients, 1-row INSERTs)"
     )
-    print(f"{'ratio_to_pgbench':<36} {result['ratio_to_pgbench']} (target >= 1.0)")
+    print(f"{'ratio_to_pgbench':<36} {result['ratio_to_pgbench']} (context, not a target)")
     print(f"{'pgbench_1_client_commits_per_second':<36} {result['pgbench_1_client_commits_per_second']} (1 client)")
     print(f"{'ratio_to_pgbench_1_client':<36} {result['ratio_to_pgbench_1_client']}")
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _flags
 from _workload import builder
 from conveyor import RecordFilter, RunState, SortOrder
 
@@ -110,8 +111,8 @@ async def timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--runs", type=_flags.count, default=100_000)
+    parser.add_argument("--repeat", type=_flags.count, default=7)
     parser.add_argument("--keep", action="store_true", help="leave the runs in the database")
     args = parser.parse_args()
 

@@ -1,0 +1,65 @@
+"""bench/deployed.py at a small size on the session's real services: both shapes measured, every figure present, the
+latency curve drawn, and nothing of its own left behind (rows, topics, Leases, worker logs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bench.conftest import BENCH, leftovers, run_bench_script
+
+
+def shape_is_measured(shape: dict[str, Any], rates: int) -> None:
+    assert shape["transitions_per_second"] > 0 and shape["runs_per_second"] > 0
+    by_process = shape["cpu_us_per_transition_by_process"]
+    assert {"bench process", "postgres", "kafka broker", "kube-apiserver"} <= set(by_process)
+    assert shape["cpu_us_per_transition"] == pytest.approx(sum(by_process.values()), abs=1.0)
+    assert by_process["postgres"] > 0
+    points = shape["latency"]
+    assert len(points) >= rates
+    for point in points:
+        assert 0 < point["p50_ms"] <= point["p99_ms"]
+        assert len(point["hop_p50_ms"]) == 3  # trigger -> CHECKED -> PRICED -> DONE
+    assert [p["offered_runs_per_second"] for p in points] == sorted(p["offered_runs_per_second"] for p in points)
+
+
+def test_the_deployed_shape_against_the_single_process(services_env: dict[str, str], tmp_path: Path) -> None:
+    png = tmp_path / "curve.png"
+    args = ["--runs", "40", "--parallel", "1", "--seconds", "0.5", "--rates", "2", "--png", str(png)]
+    result = run_bench_script("deployed.py", args, services_env, timeout=600)
+    assert result["bench"] == "deployed" and result["runs"] == 40
+    deployed, single = result["deployed"], result["single_process"]
+    assert deployed["processes"] == 4 and single["processes"] == 1  # 3 steps x 1 shard + the system worker
+    shape_is_measured(deployed, rates=2)
+    shape_is_measured(single, rates=2)
+    assert {"system worker", "step workers"} <= set(deployed["cpu_us_per_transition_by_process"])
+    assert deployed["cpu_us_per_transition_by_process"]["step workers"] > 0
+    assert result["ratio"] == pytest.approx(deployed["transitions_per_second"] / single["transitions_per_second"], 0.01)
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert set(result["pgbench_commits_per_second"]) == {"1", "3"}
+    assert len(result["workflows"]) == 2
+    assert leftovers(services_env, result["workflows"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--runs", "0", "argument --runs: expected a whole number >= 1, got '0'"),
+        ("--parallel", "two", "argument --parallel: expected a whole number >= 1, got 'two'"),
+        ("--seconds", "-1", "argument --seconds: expected a number of seconds > 0, got '-1'"),
+        ("--rates", "1.5", "argument --rates: expected a whole number >= 1, got '1.5'"),
+    ],
+)
+def test_a_bad_size_is_refused_naming_the_flag_before_anything_starts(flag: str, value: str, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("CONVEYOR_PG_DSN", "CONVEYOR_KAFKA", "KUBECONFIG")}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "deployed.py"), f"{flag}={value}"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert done.stdout == ""
