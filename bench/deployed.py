@@ -50,6 +50,7 @@ from urllib.parse import urlparse
 import aiohttp
 
 import _flags
+from _hops import split
 from _load import PEER_RATE, Point, at_rate, drain, knee, latencies, offer, offered_rates, plot, point, table
 from _proc import kafka_pid, listening_pid, named_pid, postgres_pid, tree_cpu_seconds
 from _workload import PARALLEL_VARIABLE, TRANSITIONS_PER_RUN, WORKFLOW_VARIABLE, Stage, builder
@@ -254,14 +255,21 @@ async def full_load(
 
 
 async def curve(
-    trigger: Callable[[str], Awaitable[str]], pool: Any, name: str, maximum: float, count: int, seconds: float
-) -> list[Point]:
-    points = []
-    for index, rate in enumerate(offered_rates(maximum, count)):
-        run_ids = await offer(trigger, rate, seconds, f"rate{index}")
+    trigger: Callable[[str], Awaitable[str]], pool: Any, kafka: str, name: str, maximum: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The latency at each offered rate, and at the rate nearest the peers' each hop split where its event was
+    published (bench/_hops.py)."""
+    rates = offered_rates(maximum, args.rates)
+    nearest = min(rates, key=lambda r: abs(r - PEER_RATE))
+    points, hop_split = [], None
+    for index, rate in enumerate(rates):
+        run_ids = await offer(trigger, rate, args.seconds, f"rate{index}")
         await drain(pool, name, DRAIN_TIMEOUT)
         points.append(point(rate, await latencies(pool, run_ids)))
-    return points
+        if rate == nearest:
+            found = await split(pool, kafka, name, run_ids)
+            hop_split = {"offered_runs_per_second": rate, **(found.as_json() if found else {})}
+    return {"points": points, "hop_split": hop_split}
 
 
 async def deployed_shape(args: argparse.Namespace, services: Services, logs: Path, names: list[str]) -> dict[str, Any]:
@@ -286,10 +294,10 @@ async def deployed_shape(args: argparse.Namespace, services: Services, logs: Pat
             await latencies(pool, warm)
             meter = services_meter(services, deployment.pids())
             full = await full_load(trigger, pool, name, args.runs, meter)
-            points = await curve(trigger, pool, name, full["runs_per_second"], args.rates, args.seconds)
+            measured = await curve(trigger, pool, services.kafka, name, full["runs_per_second"], args)
         if (why := deployment.failed()) is not None:
             raise RuntimeError(why)
-        return {"processes": len(deployment.processes), "full_load": full, "points": points}
+        return {"processes": len(deployment.processes), "full_load": full, **measured}
     finally:
         deployment.stop()
 
@@ -301,8 +309,8 @@ async def single_process_shape(args: argparse.Namespace, services: Services, nam
         await warm_up(wf)
         meter = services_meter(services, {})
         full = await full_load(wf.trigger, wf.store.pool, wf.name, args.runs, meter)
-        points = await curve(wf.trigger, wf.store.pool, wf.name, full["runs_per_second"], args.rates, args.seconds)
-    return {"processes": 1, "full_load": full, "points": points}
+        measured = await curve(wf.trigger, wf.store.pool, services.kafka, wf.name, full["runs_per_second"], args)
+    return {"processes": 1, "full_load": full, **measured}
 
 
 def summary(shape: dict[str, Any]) -> dict[str, Any]:
@@ -315,6 +323,7 @@ def summary(shape: dict[str, Any]) -> dict[str, Any]:
         "knee_runs_per_second": knee(points),
         "peer_rate_p50_ms": round(peer.p50_ms, 2) if peer else None,
         "peer_rate_p99_ms": round(peer.p99_ms, 2) if peer else None,
+        "hop_split": shape["hop_split"],
     }
 
 
@@ -332,6 +341,12 @@ def report(result: dict[str, Any], curves: dict[str, list[Point]]) -> None:
             f"  {'at 36 runs/s p50 / p99 ms':<28} {s['peer_rate_p50_ms']} / {s['peer_rate_p99_ms']} "
             "(targets <= 5 / <= 15)"
         )
+        if (hop := s["hop_split"]) and "decided_to_published_p50_ms" in hop:
+            where = f"a hop at {hop['offered_runs_per_second']:g} runs/s, p50 ms"
+            print(
+                f"  {where:<28} {hop['decided_to_published_p50_ms']} decided -> published, "
+                f"{hop['published_to_next_decided_p50_ms']} published -> next decided"
+            )
     print(f"{'deployed / single-process transitions/s':<42} {result['ratio']} (target >= 0.8)")
     for shape, points in curves.items():
         print("\n".join(table(shape, points)))

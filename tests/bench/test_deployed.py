@@ -26,6 +26,10 @@ def shape_is_measured(shape: dict[str, Any], rates: int) -> None:
         assert 0 < point["p50_ms"] <= point["p99_ms"]
         assert len(point["hop_p50_ms"]) == 3  # trigger -> CHECKED -> PRICED -> DONE
     assert [p["offered_runs_per_second"] for p in points] == sorted(p["offered_runs_per_second"] for p in points)
+    hop = shape["hop_split"]  # every hop's event was published, in both shapes
+    assert hop["offered_runs_per_second"] in [p["offered_runs_per_second"] for p in points]
+    assert hop["decided_to_published_p50_ms"] > 0
+    assert isinstance(hop["published_to_next_decided_p50_ms"], float)
 
 
 def test_the_deployed_shape_against_the_single_process(services_env: dict[str, str], tmp_path: Path) -> None:
