@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Any
 
+import _flags
 from _workload import Stage, builder
 from conveyor import RecordFilter, RunState
 from conveyor.adapters.memory import MemoryRecordStore, MemoryRoleScheduler, MemoryStreamer
@@ -77,8 +78,8 @@ def _trace() -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20_000)
-    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--runs", type=_flags.count, default=20_000)
+    parser.add_argument("--parallel", type=_flags.count, default=1)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     parser.add_argument("--trace", action="store_true", help="trace with the OpenTelemetry SDK (the otel extra + SDK)")
     args = parser.parse_args()

@@ -3,15 +3,12 @@ latency curve drawn, and nothing of its own left behind (rows, topics, Leases, w
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.bench.conftest import BENCH, leftovers, run_bench_script
+from tests.bench.conftest import leftovers, run_bench_script
 
 
 def shape_is_measured(shape: dict[str, Any], rates: int) -> None:
@@ -48,22 +45,3 @@ def test_the_deployed_shape_against_the_single_process(services_env: dict[str, s
     assert set(result["pgbench_commits_per_second"]) == {"1", "3"}
     assert len(result["workflows"]) == 2
     assert leftovers(services_env, result["workflows"]) == {}
-
-
-@pytest.mark.parametrize(
-    ("flag", "value", "expected"),
-    [
-        ("--runs", "0", "argument --runs: expected a whole number >= 1, got '0'"),
-        ("--parallel", "two", "argument --parallel: expected a whole number >= 1, got 'two'"),
-        ("--seconds", "-1", "argument --seconds: expected a number of seconds > 0, got '-1'"),
-        ("--rates", "1.5", "argument --rates: expected a whole number >= 1, got '1.5'"),
-    ],
-)
-def test_a_bad_size_is_refused_naming_the_flag_before_anything_starts(flag: str, value: str, expected: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("CONVEYOR_PG_DSN", "CONVEYOR_KAFKA", "KUBECONFIG")}
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "deployed.py"), f"{flag}={value}"], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 2
-    assert expected in done.stderr
-    assert done.stdout == ""
