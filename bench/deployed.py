@@ -10,12 +10,14 @@ bench/throughput.py's: every role in this process (`Workflow.trigger`, in-proces
 For each shape it prints, in one JSON line and a table:
 - full load: runs/s and transitions/s for `--runs` runs triggered at once, and the CPU per transition summed over
   every process involved (the workers or this process, Postgres (every backend), the Kafka broker, the API server and
-  etcd; read from /proc), per process group too; the deployed transitions/s over the single-process one (target
-  >= 0.8);
+  etcd; read from /proc through psutil), per process group too; the deployed transitions/s over the
+  single-process one (target >= 0.8);
 - latency against offered load: trigger-to-completed p50 and p99 at `--rates` rates from 1% to 90% of the shape's
   measured maximum (and at 36 runs/s, where our peers were compared: targets p50 <= 5 ms, p99 <= 15 ms), with the
   median time of each hop (trigger -> first step stored -> second -> third) and the knee of the curve; drawn as a
-  PNG (`--png`).
+  PNG (`--png`);
+- at the rate nearest 36 runs/s, each hop split where its event was published (bench/_hops.py).
+pgbench's single-row commit rate on the same Postgres (1 client, and one per step shard) follows, as context.
 
     python bench/deployed.py [--runs 2000] [--parallel 4] [--seconds 5] [--rates 10] [--png PATH] [--keep-logs]
 
