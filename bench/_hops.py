@@ -10,7 +10,7 @@ split at the moment its event was published.
   record in process as soon as it is stored, so this part can be negative: the event is published, but nothing
   waits for it.
 
-Kafka timestamps have millisecond resolution, so each part is good to about a millisecond per hop; their medians
+Kafka timestamps have millisecond resolution, so each part is good to half a millisecond per hop; their medians
 over a curve point's runs are what is reported."""
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def published_at(kafka: str, workflow: str) -> dict[tuple[str, int], float]:
                     raise RuntimeError(f"reading the hop topics of {workflow}: {error}")
                 headers = json.loads(message.value() or b"{}").get("headers", {})
                 _, millis = message.timestamp()
-                found[(headers["run_id"], int(headers["record_version"]))] = millis / 1000
+                # A whole millisecond (the sender truncates) stands for the middle of that millisecond.
+                found[(headers["run_id"], int(headers["record_version"]))] = (millis + 0.5) / 1000
         return found
     finally:
         consumer.close()

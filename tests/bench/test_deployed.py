@@ -25,7 +25,7 @@ def shape_is_measured(shape: dict[str, Any], rates: int) -> None:
     assert [p["offered_runs_per_second"] for p in points] == sorted(p["offered_runs_per_second"] for p in points)
     hop = shape["hop_split"]  # every hop's event was published, in both shapes
     assert hop["offered_runs_per_second"] in [p["offered_runs_per_second"] for p in points]
-    assert hop["decided_to_published_p50_ms"] > 0
+    assert hop["decided_to_published_p50_ms"] > -0.5  # Kafka's timestamps are whole milliseconds
     assert isinstance(hop["published_to_next_decided_p50_ms"], float)
 
 
