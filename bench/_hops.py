@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from _load import histories
 from _workload import Stage
 
 # The topics of the events that start a hop: the trigger's (RECEIVED) and the two steps' after it.
@@ -79,17 +80,10 @@ def published_at(kafka: str, workflow: str) -> dict[tuple[str, int], float]:
 
 async def split(pool: Any, kafka: str, workflow: str, run_ids: list[str]) -> HopSplit | None:
     """The median of each part over every hop of these runs; None if no hop's event was found."""
-    async with pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT run_id, array_agg(version ORDER BY version),"
-            " array_agg(EXTRACT(EPOCH FROM updated_at)::float8 ORDER BY version)"
-            " FROM conveyor_run_history WHERE run_id = ANY(%s) GROUP BY run_id",
-            (run_ids,),
-        )
-        rows = await cursor.fetchall()
+    rows = await histories(pool, run_ids)
     published = await asyncio.to_thread(published_at, kafka, workflow)
     before, after = [], []
-    for run_id, versions, decided in rows:
+    for run_id, versions, decided, _ in rows:
         for index in range(len(versions) - 1):
             at = published.get((run_id, versions[index]))
             if at is not None:

@@ -72,20 +72,27 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
 
-async def latencies(pool: Any, run_ids: list[str]) -> Latencies:
-    """From the history each run left: when it was created and when each later version was stored."""
+async def histories(pool: Any, run_ids: list[str]) -> list[tuple[str, list[int], list[float], float]]:
+    """Per run: its id, its versions in order, when each was decided (updated_at, seconds since the epoch) and when
+    the run was created; one query over the history of every run given."""
     async with pool.connection() as conn:
         cursor = await conn.execute(
-            "SELECT run_id, array_agg(EXTRACT(EPOCH FROM updated_at)::float8 ORDER BY version),"
+            "SELECT run_id, array_agg(version ORDER BY version),"
+            " array_agg(EXTRACT(EPOCH FROM updated_at)::float8 ORDER BY version),"
             " min(EXTRACT(EPOCH FROM created_at))::float8"
             " FROM conveyor_run_history WHERE run_id = ANY(%s) GROUP BY run_id",
             (run_ids,),
         )
-        rows = await cursor.fetchall()
+        return list(await cursor.fetchall())
+
+
+async def latencies(pool: Any, run_ids: list[str]) -> Latencies:
+    """From the history each run left: when it was created and when each later version was stored."""
+    rows = await histories(pool, run_ids)
     if len(rows) != len(run_ids):
         raise RuntimeError(f"{len(run_ids) - len(rows)} of {len(run_ids)} runs left no history")
     total, hops = [], []
-    for _, updated, created in rows:
+    for _, _, updated, created in rows:
         total.append((updated[-1] - created) * 1000)
         hops.append([(b - a) * 1000 for a, b in zip([created, *updated[1:-1]], updated[1:], strict=True)])
     return Latencies(total, hops)

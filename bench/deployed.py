@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -55,10 +54,11 @@ import _flags
 from _hops import split
 from _load import PEER_RATE, Point, at_rate, drain, knee, latencies, offer, offered_rates, plot, point, table
 from _proc import kafka_pid, listening_pid, named_pid, postgres_pid, tree_cpu_seconds
+from _services import script_says, service
 from _workload import PARALLEL_VARIABLE, TRANSITIONS_PER_RUN, WORKFLOW_VARIABLE, Stage, builder
 from conveyor import Client
 from conveyor.cli._worker import settle_heap
-from throughput import pgbench, remove, service, warm_up
+from throughput import pgbench, remove, warm_up
 from throughput import workflow as single_process_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +73,7 @@ class Kube:
 
     def __init__(self) -> None:
         self.config = os.environ.get("KUBECONFIG") or service("kube.sh", "KUBECONFIG")
-        out = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "kube.sh"), "bin"], capture_output=True, text=True, check=True
-        ).stdout
-        found = re.search(r"KUBE_BIN=(\S+)", out)
-        if not found:
-            sys.exit(f"scripts/kube.sh bin did not print KUBE_BIN: {out}")
-        self.kubectl = str(Path(found.group(1)) / "kubectl")
+        self.kubectl = str(Path(script_says("kube.sh", "bin", "KUBE_BIN")) / "kubectl")
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": self.config}

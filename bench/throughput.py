@@ -31,24 +31,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import _flags
+from _services import service
 from _workload import Stage, builder
 from conveyor import RunState
 from conveyor.adapters.memory import MemoryRoleScheduler
 from conveyor.cli._worker import settle_heap
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def service(script: str, variable: str) -> str:
-    if os.environ.get(variable):
-        return os.environ[variable]
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / script), "start"], capture_output=True, text=True, check=True
-    ).stdout
-    found = re.search(rf"{variable}=(\S+)", out)
-    if not found:
-        sys.exit(f"{script} start did not print {variable}: {out}")
-    return found.group(1)
 
 
 def workflow(dsn: str, kafka: str, parallel: int) -> object:

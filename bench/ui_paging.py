@@ -15,11 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,23 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import _flags
+from _services import service
 from _workload import builder
 from conveyor import RecordFilter, RunState, SortOrder
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = 25
-
-
-def postgres() -> str:
-    if os.environ.get("CONVEYOR_PG_DSN"):
-        return os.environ["CONVEYOR_PG_DSN"]
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "postgres.sh"), "start"], capture_output=True, text=True, check=True
-    ).stdout
-    found = re.search(r"CONVEYOR_PG_DSN=(\S+)", out)
-    if not found:
-        sys.exit(f"scripts/postgres.sh start did not print CONVEYOR_PG_DSN: {out}")
-    return found.group(1)
 
 
 def state_of(i: int) -> RunState:
@@ -122,7 +107,7 @@ async def main() -> None:
     from conveyor.ui import make_app
     from conveyor.ui._waiting import PAUSED_SHOWN
 
-    dsn = postgres()
+    dsn = service("postgres.sh", "CONVEYOR_PG_DSN")
     await migrate(dsn)
     workflow = f"bench-ui-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
