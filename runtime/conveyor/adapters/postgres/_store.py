@@ -1,6 +1,6 @@
 """PostgresRecordStore: runs, their history and the outbox in PostgreSQL. A store is ONE statement (so one
-transaction): the conditional update or insert of the run, its history row, its outbox row and a NOTIFY that
-wakes the outbox relay on commit.
+transaction): the conditional update or insert of the run, its history row and its outbox row. The NOTIFY that
+wakes the outbox relay goes after the commit, outside it (see `_wake`: inside, it serialises every commit).
 
 Concurrent updates and lookups are batched (see `_batch`): one statement updates many runs, each row under its
 own version predicate, and reports which rows matched; only the callers whose row did not match get
@@ -27,6 +27,7 @@ from conveyor._core.records import Meta, OutboxEvent, Record, compact_json, outb
 from conveyor._core.runstate import RunState
 from conveyor.adapters.postgres._batch import Batcher
 from conveyor.adapters.postgres._connect import acquire_pool, connect, release_pool
+from conveyor.adapters.postgres._wake import Waker
 from conveyor.errors import InvalidInput, RecordNotFound, VersionConflict, WorkflowInProgress
 
 _COLUMNS = (
@@ -46,10 +47,8 @@ WITH run AS (
     INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
 ), outbox AS (
     INSERT INTO conveyor_outbox (workflow_name, data, created_at) SELECT workflow_name, %(data)s, %(now)s FROM run
-), wake AS (
-    SELECT pg_notify(%(channel)s, '') FROM run
 )
-SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM wake)
+SELECT count(*) FROM run
 """
 
 _UPDATE = f"""
@@ -64,10 +63,8 @@ WITH run AS (
     INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
 ), outbox AS (
     INSERT INTO conveyor_outbox (workflow_name, data, created_at) SELECT workflow_name, %(data)s, %(now)s FROM run
-), wake AS (
-    SELECT pg_notify(%(channel)s, '') FROM run
 )
-SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM wake)
+SELECT count(*) FROM run
 """
 
 # A batch goes as ONE json parameter (bytea as hex, timestamps as ISO 8601): encoding it is one C call, where
@@ -76,7 +73,7 @@ _UPDATE_MANY = f"""
 WITH input AS (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS i(
         idx int, run_id text, expected bigint, run_state smallint, status int, object text, updated_at timestamptz,
-        run_state_reason text, status_description text, version bigint, trace_origin text, data text, channel text
+        run_state_reason text, status_description text, version bigint, trace_origin text, data text
     )
 ), run AS (
     UPDATE conveyor_runs AS r SET
@@ -85,27 +82,25 @@ WITH input AS (
         version = i.version, trace_origin = i.trace_origin
     FROM input AS i
     WHERE r.run_id = i.run_id AND r.version = i.expected
-    RETURNING i.idx, i.data, i.channel, {", ".join("r." + c for c in _COLUMNS.split(", "))}
+    RETURNING i.idx, i.data, {", ".join("r." + c for c in _COLUMNS.split(", "))}
 ), history AS (
     INSERT INTO conveyor_run_history ({_COLUMNS}) SELECT {_COLUMNS} FROM run
 ), outbox AS (
     INSERT INTO conveyor_outbox (workflow_name, data, created_at)
     SELECT workflow_name, decode(data, 'hex'), %(now)s FROM run ORDER BY idx
-), wake AS (
-    SELECT pg_notify(channel, '') FROM (SELECT DISTINCT channel FROM run) AS woken
 )
-SELECT array(SELECT idx FROM run), (SELECT count(*) FROM wake)
+SELECT array(SELECT idx FROM run)
 """
 
 _INSERT_MANY = f"""
 WITH input AS (
     SELECT idx, workflow_name, foreign_id, run_id, run_state, status, decode(object, 'hex') AS object, created_at,
            updated_at, run_state_reason, status_description, version, trace_origin, forked_from,
-           forked_from_status, data, channel
+           forked_from_status, data
     FROM json_to_recordset(%(rows)s::json) AS i(
         idx int, workflow_name text, foreign_id text, run_id text, run_state smallint, status int, object text,
         created_at timestamptz, updated_at timestamptz, run_state_reason text, status_description text,
-        version bigint, trace_origin text, forked_from text, forked_from_status int, data text, channel text
+        version bigint, trace_origin text, forked_from text, forked_from_status int, data text
     )
 ), run AS (
     INSERT INTO conveyor_runs ({_COLUMNS}) SELECT {_COLUMNS} FROM input ORDER BY idx RETURNING {_COLUMNS}
@@ -115,10 +110,8 @@ WITH input AS (
     -- Every row of input is inserted or the statement fails as a whole: input stands for run here.
     INSERT INTO conveyor_outbox (workflow_name, data, created_at)
     SELECT workflow_name, decode(data, 'hex'), %(now)s FROM input ORDER BY idx
-), wake AS (
-    SELECT pg_notify(channel, '') FROM (SELECT DISTINCT channel FROM input) AS woken
 )
-SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM wake)
+SELECT count(*) FROM run
 """
 
 # Batches in flight at once per store (the pool serves everything else meanwhile) and their size.
@@ -177,7 +170,6 @@ def _batch_row(record: Record) -> dict[str, Any]:
         "version": meta.version,
         "trace_origin": meta.trace_origin,
         "data": outbox_data(record).hex(),
-        "channel": channel(record.workflow_name),
     }
 
 
@@ -203,6 +195,7 @@ class PostgresRecordStore:
         self._lookups: Batcher[str, Record] = Batcher(
             self._lookup_many, key=lambda run_id: run_id, concurrency=_LOOKUP_BATCHES, limit=_BATCH_LIMIT
         )
+        self._waker = Waker(lambda: self.pool)
 
     async def open(self) -> None:
         if self._opens == 0:
@@ -214,6 +207,7 @@ class PostgresRecordStore:
             return
         self._opens -= 1
         if self._opens == 0 and self._pool is not None:
+            await self._waker.drain()
             pool, self._pool = self._pool, None
             await release_pool(pool)
 
@@ -260,6 +254,7 @@ class PostgresRecordStore:
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
             # Nothing of this batch was written.
             return [await self._insert_one(record) for record in records]
+        self._waker.wake({channel(record.workflow_name) for record in records})
         return [None] * len(records)
 
     async def _insert_one(self, record: Record) -> BaseException | None:
@@ -267,6 +262,7 @@ class PostgresRecordStore:
             await self._fetch(_INSERT, self._params(record, None))
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as e:
             return _refusal(record, e)
+        self._waker.wake([channel(record.workflow_name)])
         return None
 
     async def store_all(self, writes: Sequence[tuple[Record, int | None]]) -> None:
@@ -278,13 +274,14 @@ class PostgresRecordStore:
                 query = _INSERT if expected is None else _UPDATE
                 try:
                     cursor = await conn.execute(query, self._params(record, expected))
-                    [(stored, _)] = await cursor.fetchall()
+                    [(stored,)] = await cursor.fetchall()
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as e:
                     raise _refusal(record, e) from None
                 if stored != 1:
                     cursor = await conn.execute("SELECT version FROM conveyor_runs WHERE run_id = %s", (record.run_id,))
                     row = await cursor.fetchone()
                     raise VersionConflict(record.run_id, expected or 0, row[0] if row else None)
+        self._waker.wake({channel(record.workflow_name) for record, _ in writes})
 
     async def count_active(self, workflow_name: str) -> builtins.list[StatusCount]:
         # The predicate is the unfinished-runs index's own, so this reads that index (which includes the status,
@@ -315,7 +312,6 @@ class PostgresRecordStore:
             "forked_from_status": meta.forked_from_status,
             "data": outbox_data(record),
             "now": self._clock.now(),
-            "channel": channel(record.workflow_name),
             "expected": expected_version,
         }
 
@@ -327,7 +323,7 @@ class PostgresRecordStore:
         params = {"rows": _batch_json(rows), "now": self._clock.now()}
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
-                [(stored, _)] = await self._fetch(_UPDATE_MANY, params)
+                [(stored,)] = await self._fetch(_UPDATE_MANY, params)
                 break
             except psycopg.errors.DeadlockDetected:
                 # Another writer locked some of these rows in another order; nothing was written: go again.
@@ -338,6 +334,8 @@ class PostgresRecordStore:
                 # gets the error.
                 return list(await asyncio.gather(*(self._update_one(r, e) for r, e in items), return_exceptions=True))
         matched = set(stored)
+        if matched:
+            self._waker.wake({channel(items[i][0].workflow_name) for i in matched})
         missed = [items[i][0].run_id for i in range(len(items)) if i not in matched]
         versions: dict[str, int] = {}
         if missed:
@@ -349,10 +347,11 @@ class PostgresRecordStore:
         ]
 
     async def _update_one(self, record: Record, expected_version: int) -> None:
-        [(stored, _)] = await self._fetch(_UPDATE, self._params(record, expected_version))
+        [(stored,)] = await self._fetch(_UPDATE, self._params(record, expected_version))
         if stored != 1:
             rows = await self._fetch("SELECT version FROM conveyor_runs WHERE run_id = %s", (record.run_id,))
             raise VersionConflict(record.run_id, expected_version, rows[0][0] if rows else None)
+        self._waker.wake([channel(record.workflow_name)])
 
     async def lookup(self, run_id: str) -> Record:
         return await self._lookups.submit(run_id)
