@@ -8,7 +8,8 @@ and runs triggered from this process through the public `conveyor.Client`. The s
 bench/throughput.py's: every role in this process (`Workflow.trigger`, in-process hand-off between steps).
 
 For each shape it prints, in one JSON line and a table:
-- full load: runs/s and transitions/s for `--runs` runs triggered at once, and the CPU per transition summed over
+- full load: runs/s and transitions/s for `--runs` runs triggered at once (after the same load once, unmeasured, so
+  neither shape meets a cold broker, cold caches or workers still starting), and the CPU per transition summed over
   every process involved (the workers or this process, Postgres (every backend), the Kafka broker, the API server and
   etcd; read from /proc through psutil), per process group too; the deployed transitions/s over the
   single-process one (target >= 0.8);
@@ -234,10 +235,14 @@ class Deployment:
 async def full_load(
     trigger: Callable[[str], Awaitable[str]], pool: Any, name: str, runs: int, meter: Meter
 ) -> dict[str, Any]:
-    """`runs` runs triggered at once, timed until every one has completed, with the CPU every process spent."""
+    """`runs` runs triggered at once, timed until every one has completed, with the CPU every process spent.
+
+    The same load goes once before, unmeasured. The shape measured first otherwise met a broker whose JVM had not
+    compiled its hot paths yet: on a broker started minutes before, its CPU per transition came out at 310-395 us in
+    the first runs and 105-170 us once warm, which moved the ratio by itself."""
+    await _all_at_once(trigger, pool, name, runs, "unmeasured")
     before, started = meter.read(), time.perf_counter()
-    await asyncio.gather(*(trigger(f"item-{i}") for i in range(runs)))
-    await drain(pool, name, DRAIN_TIMEOUT)
+    await _all_at_once(trigger, pool, name, runs, "item")
     seconds, after = time.perf_counter() - started, meter.read()
     transitions = TRANSITIONS_PER_RUN * runs
     cpu = {group: (after[group] - before[group]) / transitions * 1e6 for group in after}
@@ -248,6 +253,11 @@ async def full_load(
         "cpu_us_per_transition": round(sum(cpu.values()), 1),
         "cpu_us_per_transition_by_process": {group: round(us, 1) for group, us in cpu.items()},
     }
+
+
+async def _all_at_once(trigger: Callable[[str], Awaitable[str]], pool: Any, name: str, runs: int, prefix: str) -> None:
+    await asyncio.gather(*(trigger(f"{prefix}-{i}") for i in range(runs)))
+    await drain(pool, name, DRAIN_TIMEOUT)
 
 
 async def curve(
