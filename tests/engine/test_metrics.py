@@ -79,7 +79,7 @@ def fulfil(run: Run[Order, Status]) -> Status:
 
 def test_definitions_are_the_references() -> None:
     """internal/metrics/metrics.go of luno/workflow: name, type, help, labels (and buckets)."""
-    expected = {
+    expected: dict[Any, tuple[str, str, str, tuple[str, ...]]] = {
         metrics.CONSUMER_LAG: (
             LAG,
             "gauge",
@@ -123,19 +123,58 @@ def test_definitions_are_the_references() -> None:
             ("workflow_name", "previous_run_state", "current_run_state"),
         ),
     }
+    exposed = {family.name: family for family in REGISTRY.collect()}
     for metric, (name, kind, help_text, labels) in expected.items():
-        assert (metric._name, metric._type, metric._documentation, metric._labelnames) == (
-            name,
-            kind,
-            help_text,
-            labels,
-        )
-    assert metrics.PROCESS_LATENCY._kwargs["buckets"] == (0.01, 0.1, 1, 5, 10, 60, 300)
+        if isinstance(metric, metrics.Family):
+            defined = (metric.name, metric.kind, metric.documentation, metric.labelnames)
+        else:
+            defined = (metric._name, metric._type, metric._documentation, metric._labelnames)
+        assert defined == (name, kind, help_text, labels)
+        # What a scrape of the default registry says of it, samples or not.
+        assert (exposed[name].type, exposed[name].documentation) == (kind, help_text), name
+    assert metrics.PROCESS_LATENCY.buckets == (0.01, 0.1, 1, 5, 10, 60, 300)
     assert (metrics.ROLE_HELD._name, metrics.ROLE_HELD._type, metrics.ROLE_HELD._labelnames) == (
         ROLE_HELD,
         "gauge",
         ("workflow_name", "role"),
     )
+
+
+def test_a_second_metric_of_an_engine_name_is_refused_by_the_registry() -> None:
+    """The engine's per-event families are a collector of their own, described to the registry: another metric
+    of one of their names is refused, as it would be if they were prometheus_client's own objects."""
+    from prometheus_client import Counter
+
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        Counter("workflow_run_state_changes", "again", ["workflow_name"])
+
+
+def test_the_exposition_of_the_per_event_families_is_prometheus_clients() -> None:
+    """Counters carry _total and _created, histograms cumulative buckets with le as prometheus_client writes it,
+    _count, _sum and _created; the lag gauges their last value."""
+    from prometheus_client import generate_latest
+
+    name = unique("exposition")
+    m = metrics.WorkflowMetrics(name)
+    m.run_state_change("Running", "Completed")
+    m.run_state_change("Running", "Completed")
+    m.latency("p", 0.05)
+    m.latency("p", 7)
+    m.latencies("p", 500, 2)
+    m.lag("p", datetime(2026, 1, 1, 0, 0, 0), datetime(2026, 1, 1, 0, 0, 3), alert_after=2)
+    text = generate_latest(REGISTRY).decode()
+    changes = {"workflow_name": name, "previous_run_state": "Running", "current_run_state": "Completed"}
+    assert sample(f"{CHANGES}_total", **changes) == 2
+    assert sample(f"{CHANGES}_created", **changes) is not None
+    process = {"workflow_name": name, "process_name": "p"}
+    for le, count in (("0.01", 0), ("0.1", 1), ("5.0", 1), ("10.0", 2), ("300.0", 2), ("+Inf", 4)):
+        assert sample(f"{LATENCY}_bucket", **process, le=le) == count, le
+    assert sample(f"{LATENCY}_count", **process) == 4
+    assert sample(f"{LATENCY}_sum", **process) == 1007.05
+    assert sample(f"{LATENCY}_created", **process) is not None
+    assert sample(LAG, **process) == 3
+    assert sample(LAG_ALERT, **process) == 1
+    assert f'{LATENCY}_bucket{{le="+Inf",process_name="p",workflow_name="{name}"}} 4.0' in text
 
 
 # -- when each is recorded ---------------------------------------------------------------------------------------

@@ -14,46 +14,176 @@ them, and updated when the reference updates them:
 conveyor_role_held is ours (the reference has none): 1 while this process holds the role, 0 once it let go.
 conveyor_stranded_runs is ours too: the active runs at a status the running code has no step, callback or timeout
 for, per status (its name, or its number when the code has no such status), served only by the holder of the
-stranded-runs check (the system worker) and only for the statuses that have some."""
+stranded-runs check (the system worker) and only for the statuses that have some.
+
+The five updated per event or transition (lag, lag alert, latency, skipped events, run state changes) are plain
+numbers served by a collector of ours (`Family`); the rest are prometheus_client's own objects. A scrape cannot
+tell them apart."""
 
 from __future__ import annotations
 
+import bisect
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Final
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 from conveyor._engine import tracing
 
 WORKFLOW = "workflow_name"
 PROCESS = "process_name"
 
-CONSUMER_LAG = Gauge(
+COUNTER: Final = "counter"
+GAUGE: Final = "gauge"
+HISTOGRAM: Final = "histogram"
+
+
+class Family:
+    """A metric the engine updates for every event or transition, kept as plain numbers and turned into a
+    Prometheus family only when scraped (a custom collector, as prometheus_client documents them).
+
+    Why not a prometheus_client Counter, Gauge or Histogram: each update of one goes through a few Python calls and
+    a lock, and the five families here were a tenth of the engine's instructions per transition. Here an update is
+    an addition to a cell, a list held by the caller. Cells are updated only on their workflow's event loop (the
+    engine's hot path runs there, never in a step's worker thread); making a cell and reading them all for a
+    scrape, which another thread does, hold the family's lock.
+
+    A histogram's cell holds the count of each bucket (not cumulative; the last is +Inf), then the sum."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float] = (),
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.buckets = tuple(buckets)
+        self.bounds = (*self.buckets, float("inf"))
+        # `le` as prometheus_client writes it for these bounds ("0.01", "1.0", "+Inf").
+        self._les = tuple("+Inf" if bound == float("inf") else repr(float(bound)) for bound in self.bounds)
+        self._width = len(self.bounds) + 1 if kind == HISTOGRAM else 1
+        self._lock = threading.Lock()
+        self._cells: dict[tuple[str, ...], list[float]] = {}
+        self._created: dict[tuple[str, ...], float] = {}
+
+    def cell(self, *labels: str) -> list[float]:
+        """The cell of one series, made (at zero) the first time it is asked for."""
+        with self._lock:
+            found = self._cells.get(labels)
+            if found is None:
+                found = self._cells[labels] = [0.0] * self._width
+                self._created[labels] = time.time()
+            return found
+
+    def value(self, *labels: str) -> float | None:
+        """The series' value (a histogram's count), None if it was never made."""
+        with self._lock:
+            found = self._cells.get(labels)
+        if found is None:
+            return None
+        return sum(found[:-1]) if self.kind == HISTOGRAM else found[0]
+
+    def family(self) -> Metric:
+        with self._lock:
+            series = [(labels, list(cell), self._created[labels]) for labels, cell in self._cells.items()]
+        if self.kind == COUNTER:
+            counter = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+            for labels, cell, created in series:
+                counter.add_metric(labels, cell[0], created=created)
+            return counter
+        if self.kind == GAUGE:
+            gauge = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+            for labels, cell, _ in series:
+                gauge.add_metric(labels, cell[0])
+            return gauge
+        histogram = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, cell, created in series:
+            cumulative, buckets = 0.0, []
+            for le, count in zip(self._les, cell[:-1], strict=True):
+                cumulative += count
+                buckets.append((le, cumulative))
+            histogram.add_metric(labels, buckets, cell[-1])
+            # As prometheus_client's own Histogram exposes it.
+            histogram.samples.append(
+                Sample(f"{self.name}_created", dict(zip(self.labelnames, labels, strict=True)), created)
+            )
+        return histogram
+
+    def empty(self) -> Metric:
+        if self.kind == COUNTER:
+            return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        if self.kind == GAUGE:
+            return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+
+def observe(family: Family, cell: list[float], seconds: float, count: int = 1) -> None:
+    """`count` observations of `seconds` in a histogram's cell."""
+    cell[bisect.bisect_left(family.bounds, seconds)] += count
+    cell[-1] += seconds * count
+
+
+class _Collector:
+    """Serves the families above from the default registry, beside prometheus_client's own metrics."""
+
+    def __init__(self, families: Sequence[Family]) -> None:
+        self._families = tuple(families)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._families:
+            yield family.family()
+
+    def describe(self) -> Iterator[Metric]:
+        # Lets the registry refuse a second metric of one of these names, as it does for its own.
+        for family in self._families:
+            yield family.empty()
+
+
+CONSUMER_LAG = Family(
     "workflow_process_lag_seconds",
+    GAUGE,
     "lag between now and the current event timestamp in seconds",
     [WORKFLOW, PROCESS],
 )
-CONSUMER_LAG_ALERT = Gauge(
+CONSUMER_LAG_ALERT = Family(
     "workflow_process_lag_alert",
+    GAUGE,
     "Whether or not the consumer lag crosses its alert threshold",
     [WORKFLOW, PROCESS],
 )
 PROCESS_STATES = Gauge("workflow_process_states", "The current states of all the processes", [WORKFLOW, PROCESS])
-PROCESS_LATENCY = Histogram(
+PROCESS_LATENCY = Family(
     "workflow_process_latency_seconds",
+    HISTOGRAM,
     "Event loop latency in seconds",
     [WORKFLOW, PROCESS],
     buckets=(0.01, 0.1, 1, 5, 10, 60, 300),
 )
 PROCESS_ERRORS = Counter("workflow_process_error_count", "Number of errors processing events", [WORKFLOW, PROCESS])
-PROCESS_SKIPPED_EVENTS = Counter(
+PROCESS_SKIPPED_EVENTS = Family(
     "workflow_process_skipped_events_count",
+    COUNTER,
     "Number of events skipped by consumer",
     [WORKFLOW, PROCESS, "reason"],
 )
-RUN_STATE_CHANGES = Counter(
+RUN_STATE_CHANGES = Family(
     "workflow_run_state_changes",
+    COUNTER,
     "The number of workflow run state changes going from state to a new state",
     [WORKFLOW, "previous_run_state", "current_run_state"],
+)
+REGISTRY.register(
+    _Collector([CONSUMER_LAG, CONSUMER_LAG_ALERT, PROCESS_LATENCY, PROCESS_SKIPPED_EVENTS, RUN_STATE_CHANGES])
 )
 ROLE_HELD = Gauge("conveyor_role_held", "1 while this process holds the role", [WORKFLOW, "role"])
 STRANDED_RUNS = Gauge(
@@ -64,46 +194,48 @@ STRANDED_RUNS = Gauge(
 
 
 class WorkflowMetrics:
-    """The metrics of one workflow, label lookups cached for the hot path."""
+    """The metrics of one workflow, each series' cell cached for the hot path."""
 
     def __init__(self, workflow_name: str) -> None:
         self.workflow = workflow_name
-        self._skipped: dict[tuple[str, str], Counter] = {}
-        self._latency: dict[str, Histogram] = {}
-        self._changes: dict[tuple[str, str], Counter] = {}
-        self._lag: dict[str, Gauge] = {}
-        self._alert: dict[str, Gauge] = {}
+        self._skipped: dict[tuple[str, str], list[float]] = {}
+        self._latency: dict[str, list[float]] = {}
+        self._changes: dict[tuple[str, str], list[float]] = {}
+        self._lag: dict[str, list[float]] = {}
+        self._alert: dict[str, list[float]] = {}
 
     def skipped(self, process: str, reason: str) -> None:
-        child = self._skipped.get((process, reason))
-        if child is None:
-            child = self._skipped[(process, reason)] = PROCESS_SKIPPED_EVENTS.labels(self.workflow, process, reason)
-        child.inc()
+        cell = self._skipped.get((process, reason))
+        if cell is None:
+            cell = self._skipped[(process, reason)] = PROCESS_SKIPPED_EVENTS.cell(self.workflow, process, reason)
+        cell[0] += 1
         # The reason reaches the span of the attempt that skipped, if it is traced.
         tracing.note_skipped(reason)
 
     def skipped_count(self, process: str, reason: str) -> float:
-        child = self._skipped.get((process, reason))
-        return child._value.get() if child is not None else 0.0
+        return PROCESS_SKIPPED_EVENTS.value(self.workflow, process, reason) or 0.0
 
     def latency(self, process: str, seconds: float) -> None:
-        child = self._latency.get(process)
-        if child is None:
-            child = self._latency[process] = PROCESS_LATENCY.labels(self.workflow, process)
-        child.observe(seconds)
+        cell = self._latency.get(process)
+        if cell is None:
+            cell = self._latency[process] = PROCESS_LATENCY.cell(self.workflow, process)
+        cell[bisect.bisect_left(PROCESS_LATENCY.bounds, seconds)] += 1
+        cell[-1] += seconds
 
     def latencies(self, process: str, seconds: float, count: int) -> None:
         """`count` events that were handled together in `seconds` (each took that long)."""
-        child = self._latency.get(process)
-        if child is None:
-            child = self._latency[process] = PROCESS_LATENCY.labels(self.workflow, process)
-        _observe_many(child, seconds, count)
+        if count <= 0:
+            return
+        cell = self._latency.get(process)
+        if cell is None:
+            cell = self._latency[process] = PROCESS_LATENCY.cell(self.workflow, process)
+        observe(PROCESS_LATENCY, cell, seconds, count)
 
     def run_state_change(self, previous: str, current: str) -> None:
-        child = self._changes.get((previous, current))
-        if child is None:
-            child = self._changes[(previous, current)] = RUN_STATE_CHANGES.labels(self.workflow, previous, current)
-        child.inc()
+        cell = self._changes.get((previous, current))
+        if cell is None:
+            cell = self._changes[(previous, current)] = RUN_STATE_CHANGES.cell(self.workflow, previous, current)
+        cell[0] += 1
 
     def error(self, process: str) -> None:
         PROCESS_ERRORS.labels(self.workflow, process).inc()
@@ -124,34 +256,13 @@ class WorkflowMetrics:
     def lag(self, process: str, event_time: datetime, now: datetime, alert_after: float) -> None:
         """The age of the event `process` is about to handle; and, if it has a threshold, whether that is past it
         (without one the alert series is never made, as in the reference)."""
-        child = self._lag.get(process)
-        if child is None:
-            child = self._lag[process] = CONSUMER_LAG.labels(self.workflow, process)
+        cell = self._lag.get(process)
+        if cell is None:
+            cell = self._lag[process] = CONSUMER_LAG.cell(self.workflow, process)
         lag = (now - event_time).total_seconds()
-        child.set(lag)
+        cell[0] = lag
         if alert_after > 0:
             alert = self._alert.get(process)
             if alert is None:
-                alert = self._alert[process] = CONSUMER_LAG_ALERT.labels(self.workflow, process)
-            alert.set(1 if lag > alert_after else 0)
-
-
-def _observe_many(child: Histogram, seconds: float, count: int) -> None:
-    """`count` observations of `seconds` at the cost of one: the relay publishes a batch of events that each took
-    the batch's time, and observing them one by one was a tenth of the engine's CPU per transition. Falls back to
-    one observe() each if prometheus_client's histogram ever stops keeping its buckets and sum as it does now."""
-    try:
-        bounds: list[float] = child._upper_bounds
-        buckets = child._buckets
-        total = child._sum
-    except AttributeError:
-        for _ in range(count):
-            child.observe(seconds)
-        return
-    if count <= 0:
-        return
-    total.inc(seconds * count)
-    for i, bound in enumerate(bounds):
-        if seconds <= bound:
-            buckets[i].inc(count)
-            break
+                alert = self._alert[process] = CONSUMER_LAG_ALERT.cell(self.workflow, process)
+            alert[0] = 1 if lag > alert_after else 0
