@@ -156,8 +156,8 @@ def test_the_exposition_of_the_per_event_families_is_prometheus_clients() -> Non
 
     name = unique("exposition")
     m = metrics.WorkflowMetrics(name)
-    m.run_state_change("Running", "Completed")
-    m.run_state_change("Running", "Completed")
+    m.run_state_change(RunState.RUNNING, RunState.COMPLETED)
+    m.run_state_change(RunState.RUNNING, RunState.COMPLETED)
     m.latency("p", 0.05)
     m.latency("p", 7)
     m.latencies("p", 500, 2)

@@ -240,7 +240,7 @@ def event_headers(record: Record) -> dict[str, str]:
 
 def outbox_event(record: Record) -> OutgoingEvent:
     """The event announcing a record change."""
-    return OutgoingEvent(foreign_id=record.foreign_id, type=record.status, headers=event_headers(record))
+    return OutgoingEvent(record.foreign_id, record.status, event_headers(record))  # positional: per transition
 
 
 def compact_json(value: object) -> bytes:

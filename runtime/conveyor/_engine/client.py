@@ -245,7 +245,7 @@ class Client:
                 tracing.note_skipped("run exists")
                 return run_id
             tracing.note_stored(record)
-        writer.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
+        writer.metrics.run_state_change(RunState.UNKNOWN, RunState.INITIATED)
         if writer.decisions.enabled:
             writer.decisions.log("triggered run", record)
         writer.stored(record)
@@ -456,7 +456,7 @@ class Client:
                 continue
             tracing.note_stored(after)
             # Counted from the state as stored, as the reference's RunStateController counts it.
-            self._metrics_of(before.workflow_name).run_state_change(before.run_state.label, target.label)
+            self._metrics_of(before.workflow_name).run_state_change(before.run_state, target)
             if writer is not None:
                 writer.decisions.log("run state changed", after, process=f"api-{target.name.lower()}")
             return after
@@ -564,9 +564,9 @@ class Client:
                     raise
                 continue  # the paused run changed meanwhile (a resume, a cancel): look at it again
             if cancelled is not None:
-                writer.metrics.run_state_change(RunState.PAUSED.label, RunState.CANCELLED.label)
+                writer.metrics.run_state_change(RunState.PAUSED, RunState.CANCELLED)
                 writer.decisions.log("run state changed", cancelled, process="api-fork")
-            writer.metrics.run_state_change(RunState.UNKNOWN.label, RunState.INITIATED.label)
+            writer.metrics.run_state_change(RunState.UNKNOWN, RunState.INITIATED)
             writer.decisions.log("forked run", forked, process="api-fork")
             writer.stored(forked)
             return new_run_id

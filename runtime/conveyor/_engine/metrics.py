@@ -33,6 +33,7 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
 
+from conveyor._core.runstate import RunState
 from conveyor._engine import tracing
 
 WORKFLOW = "workflow_name"
@@ -200,7 +201,7 @@ class WorkflowMetrics:
         self.workflow = workflow_name
         self._skipped: dict[tuple[str, str], list[float]] = {}
         self._latency: dict[str, list[float]] = {}
-        self._changes: dict[tuple[str, str], list[float]] = {}
+        self._changes: dict[tuple[RunState, RunState], list[float]] = {}
         self._lag: dict[str, list[float]] = {}
         self._alert: dict[str, list[float]] = {}
 
@@ -231,10 +232,13 @@ class WorkflowMetrics:
             cell = self._latency[process] = PROCESS_LATENCY.cell(self.workflow, process)
         observe(PROCESS_LATENCY, cell, seconds, count)
 
-    def run_state_change(self, previous: str, current: str) -> None:
+    def run_state_change(self, previous: RunState, current: RunState) -> None:
+        """A stored change of a run from `previous` to `current`, labelled with the states' display names."""
         cell = self._changes.get((previous, current))
         if cell is None:
-            cell = self._changes[(previous, current)] = RUN_STATE_CHANGES.cell(self.workflow, previous, current)
+            cell = self._changes[(previous, current)] = RUN_STATE_CHANGES.cell(
+                self.workflow, previous.label, current.label
+            )
         cell[0] += 1
 
     def error(self, process: str) -> None:

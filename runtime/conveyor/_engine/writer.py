@@ -42,6 +42,8 @@ class RunWriter(Generic[T, S]):
         self.tracing = tracing.tracer()
         self._async_cache: dict[Callable[..., Any], bool] = {}
         self._status_cache: dict[int, S] = {member.value: member for member in spec.status_type}
+        # An enum member's name is a Python-level descriptor: read once here, not per transition.
+        self._status_names: dict[int, str] = {member.value: member.name for member in spec.status_type}
 
     def stored(self, record: Record) -> None:
         """A run was triggered and stored; a `Runtime` hands it to its first step at once if that runs here."""
@@ -73,8 +75,8 @@ class RunWriter(Generic[T, S]):
 
     def status_name(self, value: int) -> str:
         """The status's name, or its number if the code no longer has it (a run stored by older code)."""
-        member = self._status_cache.get(value)
-        return member.name if member is not None else str(value)
+        name = self._status_names.get(value)
+        return name if name is not None else str(value)
 
     def to_run(self, record: Record, *, processing: bool = False) -> Run[T, S]:
         """The typed run of a record. `processing`: a step is about to act on it, so an initiated run is shown
@@ -104,7 +106,7 @@ class RunWriter(Generic[T, S]):
         object: bytes | None,
         reason: str | None = None,
     ) -> Record:
-        member = self._status_cache.get(status)
+        name = self._status_names.get(status)
         after = next_record(
             before,
             status=status,
@@ -112,7 +114,7 @@ class RunWriter(Generic[T, S]):
             object=object,
             reason=reason,
             now=self.clock,
-            description=member.name if member is not None else str(status),
+            description=name if name is not None else str(status),
         )
         if self.tracing is not None:
             self.tracing.stamp(after)
@@ -165,7 +167,7 @@ class RunWriter(Generic[T, S]):
         if self.tracing is not None:
             tracing.note_stored(after)
         previous = RunState.RUNNING if before.run_state is RunState.INITIATED else before.run_state
-        self.metrics.run_state_change(previous.label, after.run_state.label)
+        self.metrics.run_state_change(previous, after.run_state)
         if self.decisions.enabled:
             self.decisions.log(
                 "stored outcome",
