@@ -50,9 +50,10 @@ class Family:
 
     Why not a prometheus_client Counter, Gauge or Histogram: each update of one goes through a few Python calls and
     a lock, and the five families here were a tenth of the engine's instructions per transition. Here an update is
-    an addition to a cell, a list held by the caller. Cells are updated only on their workflow's event loop (the
-    engine's hot path runs there, never in a step's worker thread); making a cell and reading them all for a
-    scrape, which another thread does, hold the family's lock.
+    an addition to a cell, a list held by the caller. The engine updates cells from event loops, never from a step's
+    worker thread; a `Client` used from several threads at once could, in principle, have two threads add to one
+    cell together, but CPython (with its GIL) does not switch threads inside `cell[0] += 1`. Making a cell, and
+    reading them all for a scrape (another thread does), hold the family's lock.
 
     A histogram's cell holds the count of each bucket (not cumulative; the last is +Inf), then the sum."""
 
