@@ -17,10 +17,13 @@ For each shape it prints, in one JSON line and a table:
   measured maximum (and at 36 runs/s, where our peers were compared: targets p50 <= 5 ms, p99 <= 15 ms), with the
   median time of each hop (trigger -> first step stored -> second -> third) and the knee of the curve; drawn as a
   PNG (`--png`);
-- at the rate nearest 36 runs/s, each hop split where its event was published (bench/_hops.py).
+- at the rate nearest 36 runs/s, each hop split where its event was published (bench/_hops.py);
+- at rest: the CPU every process spends per second over `--rest` seconds with no load, once the shape is up and
+  warm (what a quiet deployment costs: consumers' fetches, Lease renewals, polls), per process group too.
 pgbench's single-row commit rate on the same Postgres (1 client, and one per step shard) follows, as context.
 
-    python bench/deployed.py [--runs 2000] [--parallel 4] [--seconds 5] [--rates 10] [--png PATH] [--keep-logs]
+    python bench/deployed.py [--runs 2000] [--parallel 4] [--seconds 5] [--rates 10] [--rest 10] [--png PATH]
+                             [--keep-logs]
 
 Uses $CONVEYOR_PG_DSN, $CONVEYOR_KAFKA and $KUBECONFIG, or starts the services with scripts/postgres.sh,
 scripts/kafka.sh and scripts/kube.sh. Removes what it made: the runs' rows, the topics, the Leases, the worker logs
@@ -255,6 +258,18 @@ async def full_load(
     }
 
 
+async def at_rest(meter: Meter, seconds: float) -> dict[str, Any]:
+    """The CPU every process spends per second over `seconds` with nothing to do."""
+    before, started = meter.read(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    elapsed, after = time.perf_counter() - started, meter.read()
+    cpu = {group: (after[group] - before[group]) / elapsed * 1e3 for group in after}
+    return {
+        "rest_cpu_ms_per_second": round(sum(cpu.values()), 1),
+        "rest_cpu_ms_per_second_by_process": {group: round(ms, 1) for group, ms in cpu.items()},
+    }
+
+
 async def _all_at_once(trigger: Callable[[str], Awaitable[str]], pool: Any, name: str, runs: int, prefix: str) -> None:
     await asyncio.gather(*(trigger(f"{prefix}-{i}") for i in range(runs)))
     await drain(pool, name, DRAIN_TIMEOUT)
@@ -299,11 +314,12 @@ async def deployed_shape(args: argparse.Namespace, services: Services, logs: Pat
             await drain(pool, name, DRAIN_TIMEOUT)
             await latencies(pool, warm)
             meter = services_meter(services, deployment.pids())
+            rest = await at_rest(meter, args.rest)
             full = await full_load(trigger, pool, name, args.runs, meter)
             measured = await curve(trigger, pool, services.kafka, name, full["runs_per_second"], args)
         if (why := deployment.failed()) is not None:
             raise RuntimeError(why)
-        return {"processes": len(deployment.processes), "full_load": full, **measured}
+        return {"processes": len(deployment.processes), "full_load": full, "rest": rest, **measured}
     finally:
         deployment.stop()
 
@@ -314,9 +330,10 @@ async def single_process_shape(args: argparse.Namespace, services: Services, nam
     async with wf:
         await warm_up(wf)
         meter = services_meter(services, {})
+        rest = await at_rest(meter, args.rest)
         full = await full_load(wf.trigger, wf.store.pool, wf.name, args.runs, meter)
         measured = await curve(wf.trigger, wf.store.pool, services.kafka, wf.name, full["runs_per_second"], args)
-    return {"processes": 1, "full_load": full, **measured}
+    return {"processes": 1, "full_load": full, "rest": rest, **measured}
 
 
 def summary(shape: dict[str, Any]) -> dict[str, Any]:
@@ -325,6 +342,7 @@ def summary(shape: dict[str, Any]) -> dict[str, Any]:
     return {
         "processes": shape["processes"],
         **shape["full_load"],
+        **shape["rest"],
         "latency": [p.as_json() for p in points],
         "knee_runs_per_second": knee(points),
         "peer_rate_p50_ms": round(peer.p50_ms, 2) if peer else None,
@@ -347,6 +365,9 @@ def report(result: dict[str, Any], curves: dict[str, list[Point]]) -> None:
             f"  {'at 36 runs/s p50 / p99 ms':<28} {s['peer_rate_p50_ms']} / {s['peer_rate_p99_ms']} "
             "(targets <= 5 / <= 15)"
         )
+        print(f"  {'CPU ms/s at rest, all':<28} {s['rest_cpu_ms_per_second']}")
+        for group, ms in s["rest_cpu_ms_per_second_by_process"].items():
+            print(f"    {group:<26} {ms}")
         if (hop := s["hop_split"]) and "decided_to_published_p50_ms" in hop:
             where = f"a hop at {hop['offered_runs_per_second']:g} runs/s, p50 ms"
             print(
@@ -369,6 +390,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=_flags.count, default=4, help="shards of each step")
     parser.add_argument("--seconds", type=_flags.seconds, default=5.0, help="seconds of load at each offered rate")
     parser.add_argument("--rates", type=_flags.count, default=10, help="offered rates, from 1%% to 90%% of the maximum")
+    parser.add_argument(
+        "--rest", type=_flags.seconds, default=10.0, help="seconds at rest over which each shape's idle CPU is read"
+    )
     parser.add_argument("--png", type=Path, default=ROOT / "artifacts" / "bench" / "deployed-latency.png")
     parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs (printed where)")
     args = parser.parse_args()
@@ -411,6 +435,7 @@ def main() -> None:
         "runs": args.runs,
         "parallel_count": args.parallel,
         "seconds_per_rate": args.seconds,
+        "rest_seconds": args.rest,
         "cpus": os.cpu_count(),
         "deployed": summary(deployed),
         "single_process": summary(single),

@@ -1,7 +1,8 @@
 """The helpers the tests share, each defined once: test modules never import one another, only this (and the
-fixtures pytest hands them). Polling for an outcome, free ports and unique names, the repository's paths, a
-/metrics page parsed, a throwaway database, and what several tiers use of the operator (Workflow manifests,
-`conveyor-operator` processes), of the CLI's worker app, of the engine's pipeline, and runs a deploy strands.
+fixtures pytest hands them). The project's scripts run, polling for an outcome, free ports and unique names, the
+repository's paths, a /metrics page parsed, a throwaway database, and what several tiers use of the operator
+(Workflow manifests, `conveyor-operator` processes), of the CLI's worker app, of the engine's pipeline, and runs a
+deploy strands.
 The fixtures that start the real services are in tests/services.py."""
 
 from __future__ import annotations
@@ -42,6 +43,30 @@ CACHE = Path(os.environ.get("CONVEYOR_CACHE") or Path.home() / ".cache" / "conve
 """Where scripts/ keeps what it builds and the services' data (outside the repository)."""
 CONVEYOR = Path(sys.executable).parent / "conveyor"
 """The installed `conveyor` console script of this virtualenv."""
+
+
+# -- the project's scripts -----------------------------------------------------------------------------------------
+
+
+def run_script(
+    script: str, *args: str, env: dict[str, str] | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """scripts/<script> with `args`, its output read back as text. The output goes to files, not pipes: a server
+    the script leaves running could hold a pipe open, and then neither the script's end nor `timeout` would ever be
+    seen (a hung test instead of a failed one). Raises subprocess.TimeoutExpired after `timeout` seconds."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / script), *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=timeout,
+            check=False,
+        )
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
 
 
 # -- polling --------------------------------------------------------------------------------------------------------

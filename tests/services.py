@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import run_script
 
 
 def unavailable(what: str) -> None:
@@ -23,21 +23,17 @@ def unavailable(what: str) -> None:
     pytest.skip(what)
 
 
-def restartable_kube(kubeconfig: str) -> list[str]:
-    """The argv of scripts/kube.sh, for a test that restarts the API server of `kubeconfig`: only when that control
-    plane is the one the script started (else the test is unavailable)."""
-    script = ["bash", str(ROOT / "scripts" / "kube.sh")]
-    status = subprocess.run([*script, "status"], capture_output=True, text=True, check=False)
+def restartable_kube(kubeconfig: str) -> None:
+    """For a test that restarts the API server of `kubeconfig` with scripts/kube.sh: that control plane must be the
+    one the script started (else the test is unavailable)."""
+    status = run_script("kube.sh", "status", timeout=60)
     if status.returncode != 0 or kubeconfig not in status.stdout:
         unavailable("the API server under test was not started by scripts/kube.sh, so this test cannot restart it")
-    return script
 
 
 def _script(name: str, variable: str, timeout: float) -> str | None:
     try:
-        done = subprocess.run(
-            ["bash", str(ROOT / "scripts" / name), "start"], capture_output=True, text=True, timeout=timeout
-        )
+        done = run_script(name, "start", timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
     found = re.search(rf"^{variable}=(\S+)$", done.stdout, re.MULTILINE)
@@ -52,17 +48,14 @@ def service(name: str, variable: str, script: str, reachable: Callable[[str], bo
     if given and reachable(given):
         yield given
         return
-    was_running = (
-        subprocess.run(["bash", str(ROOT / "scripts" / script), "status"], capture_output=True, check=False).returncode
-        == 0
-    )
+    was_running = run_script(script, "status", timeout=60).returncode == 0
     address = _script(script, variable, timeout)
     if address is None or not reachable(address):
         unavailable(f"{name} could not be started with scripts/{script}")
         return
     yield address
     if not was_running:
-        subprocess.run(["bash", str(ROOT / "scripts" / script), "stop"], capture_output=True, check=False)
+        run_script(script, "stop", timeout=300)
 
 
 def _postgres_answers(dsn: str) -> bool:

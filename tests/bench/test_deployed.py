@@ -17,6 +17,10 @@ def shape_is_measured(shape: dict[str, Any], rates: int) -> None:
     assert {"bench process", "postgres", "kafka broker", "kube-apiserver"} <= set(by_process)
     assert shape["cpu_us_per_transition"] == pytest.approx(sum(by_process.values()), abs=1.0)
     assert by_process["postgres"] > 0
+    at_rest = shape["rest_cpu_ms_per_second_by_process"]
+    assert set(at_rest) == set(by_process)  # the same processes, read with nothing to do
+    assert shape["rest_cpu_ms_per_second"] == pytest.approx(sum(at_rest.values()), abs=1.0)
+    assert at_rest["kafka broker"] > 0  # a broker at rest still answers fetches and heartbeats
     points = shape["latency"]
     assert len(points) >= rates
     for point in points:
@@ -31,9 +35,9 @@ def shape_is_measured(shape: dict[str, Any], rates: int) -> None:
 
 def test_the_deployed_shape_against_the_single_process(services_env: dict[str, str], tmp_path: Path) -> None:
     png = tmp_path / "curve.png"
-    args = ["--runs", "40", "--parallel", "1", "--seconds", "0.5", "--rates", "2", "--png", str(png)]
+    args = ["--runs", "40", "--parallel", "1", "--seconds", "0.5", "--rates", "2", "--rest", "1", "--png", str(png)]
     result = run_bench_script("deployed.py", args, services_env, timeout=600)
-    assert result["bench"] == "deployed" and result["runs"] == 40
+    assert result["bench"] == "deployed" and result["runs"] == 40 and result["rest_seconds"] == 1
     deployed, single = result["deployed"], result["single_process"]
     assert deployed["processes"] == 4 and single["processes"] == 1  # 3 steps x 1 shard + the system worker
     shape_is_measured(deployed, rates=2)

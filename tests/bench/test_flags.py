@@ -14,7 +14,7 @@ from tests.bench.conftest import BENCH
 SIZES = {
     "engine.py": ["--runs", "--parallel"],
     "throughput.py": ["--runs", "--parallel", "--seconds"],
-    "deployed.py": ["--runs", "--parallel", "--seconds", "--rates"],
+    "deployed.py": ["--runs", "--parallel", "--seconds", "--rates", "--rest"],
     "ui_paging.py": ["--runs", "--repeat"],
 }
 BAD = {
@@ -25,7 +25,7 @@ CASES = [
     (script, flag, value, message)
     for script, flags in SIZES.items()
     for flag in flags
-    for value, message in BAD["--seconds" if flag == "--seconds" else "count"]
+    for value, message in BAD["--seconds" if flag in ("--seconds", "--rest") else "count"]
 ]
 
 

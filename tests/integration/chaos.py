@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conveyor import RunState
 from conveyor.adapters.postgres import PostgresRecordStore
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_script
 from tests.integration.worker import Leg, adapters, builder
 
 RUNS = 1000
@@ -30,13 +30,7 @@ class Service:
         self.script, self.variable, self.directory, self.address_variable = script, variable, directory, address
 
     def run(self, command: str) -> str:
-        done = subprocess.run(
-            ["bash", str(ROOT / "scripts" / self.script), command],
-            env={**os.environ, self.variable: str(self.directory)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = run_script(self.script, command, env={**os.environ, self.variable: str(self.directory)}, timeout=300)
         assert done.returncode == 0, f"{self.script} {command}: {done.stdout}{done.stderr}"
         return done.stdout
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_script
 from tests.integration.chaos import survive
 from tests.services import restartable_kube
 
@@ -22,10 +22,11 @@ pytestmark = pytest.mark.slow
 async def test_an_api_server_restart_mid_run_loses_nothing_and_repeats_nothing(
     pg_dsn: str, kafka_bootstrap: str, kubeconfig: str, tmp_path: Path
 ) -> None:
-    script = restartable_kube(kubeconfig)
+    restartable_kube(kubeconfig)
 
     async def restart() -> None:
-        await asyncio.to_thread(subprocess.run, [*script, "restart-apiserver"], check=True, capture_output=True)
+        done = await asyncio.to_thread(run_script, "kube.sh", "restart-apiserver", timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
 
     env = {**os.environ, "CONVEYOR_PG_DSN": pg_dsn, "CONVEYOR_KAFKA": kafka_bootstrap, "KUBECONFIG": kubeconfig}
     # Holders keep acting for up to two thirds of the 3 s lease after their last renewal: enough runs that many

@@ -4,8 +4,6 @@ or a crash) and the operator must go on reconciling new Workflows."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +11,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from tests.helpers import GROUP, VERSION, Operator, eventually, has_deployments, workflow
+from tests.helpers import GROUP, VERSION, Operator, eventually, has_deployments, run_script, workflow
 from tests.services import restartable_kube
 
 # Long enough that the leader keeps its Lease while the API server is away (a leader that cannot renew would stop
@@ -37,7 +35,7 @@ def retried(call: Callable[[], T], timeout: float = 60) -> T:
 def test_the_operator_keeps_reconciling_across_an_api_server_restart(
     api: client.ApiClient, namespace: str, kubeconfig: str, crds: list[dict[str, Any]]
 ) -> None:
-    script = restartable_kube(kubeconfig)
+    restartable_kube(kubeconfig)
     operator = Operator("operator-resilient", namespace, f"leader-{uuid.uuid4().hex[:6]}", kubeconfig, LEASE_SECONDS)
     custom = client.CustomObjectsApi(api)
     try:
@@ -47,7 +45,8 @@ def test_the_operator_keeps_reconciling_across_an_api_server_restart(
         )
         eventually(lambda: has_deployments(api, namespace, "before-restart"), timeout=60)
 
-        subprocess.run([*script, "restart-apiserver"], check=True, capture_output=True, env=os.environ.copy())
+        done = run_script("kube.sh", "restart-apiserver", timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
         restarted_at = time.monotonic()
         retried(
             lambda: custom.create_namespaced_custom_object(
