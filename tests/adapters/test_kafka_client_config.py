@@ -82,7 +82,7 @@ def test_the_users_settings_go_over_the_defaults_and_never_over_the_guarantees()
         "broker:9092",
         {"client.id": "mine", "socket.nagle.disable": False, "error_cb": on_error},
         {"linger.ms": 20},
-        {"fetch.wait.max.ms": 500},
+        {"fetch.wait.max.ms": 100},
     )
     assert configs.admin == {
         "socket.nagle.disable": False,
@@ -94,12 +94,12 @@ def test_the_users_settings_go_over_the_defaults_and_never_over_the_guarantees()
     assert configs.producer["enable.idempotence"] is True and configs.producer["acks"] == "all"
     assert "fetch.wait.max.ms" not in configs.producer
     consumer = configs.consumer("orders-1-consumer")
-    assert consumer["fetch.wait.max.ms"] == 500 and consumer["group.id"] == "orders-1-consumer"
+    assert consumer["fetch.wait.max.ms"] == 100 and consumer["group.id"] == "orders-1-consumer"
     assert consumer["enable.auto.commit"] is False and consumer["enable.auto.offset.store"] is False
     assert "linger.ms" not in consumer
-    # Without settings: latency-bound defaults.
+    # Without settings: latency-bound defaults, and an idle consumer's fetch held as long as librdkafka holds it.
     plain = ClientConfigs("broker:9092", None, None, None)
-    assert plain.producer["linger.ms"] == 0 and plain.consumer("g")["fetch.wait.max.ms"] == 50
+    assert plain.producer["linger.ms"] == 0 and plain.consumer("g")["fetch.wait.max.ms"] == 500
     assert plain.admin == {"socket.nagle.disable": True, "bootstrap.servers": "broker:9092"}
 
 

@@ -41,7 +41,11 @@ _OWNED_BY_PRODUCER = {
 # add delay (users who want bigger batches can set linger.ms themselves).
 _CLIENT_DEFAULTS: dict[str, Any] = {"socket.nagle.disable": True}
 _PRODUCER_DEFAULTS: dict[str, Any] = {"linger.ms": 0, "client.id": "conveyor"}
-_CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.wait.max.ms": 50}
+# How long the broker holds a fetch that finds nothing: it answers as soon as one message arrives, so this sets what
+# an idle consumer costs, not how soon it sees an event (we never pause, resume or seek a partition mid-stream,
+# which would wait for the fetch in flight). At 50 ms, 13 idle workers cost the broker about 100 ms of CPU a
+# second (bench/deployed.py, at rest); 500 is librdkafka's own default, said here so it does not move under us.
+_CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.wait.max.ms": 500}
 
 _PRODUCER_FIXED: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
 _CONSUMER_FIXED: dict[str, Any] = {
