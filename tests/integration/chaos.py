@@ -117,16 +117,19 @@ async def survive(
     drain, and both workers must still run, one of them having logged `sign_of_it` (or one of them: how a client
     meets an outage depends on what it was doing when it began)."""
     name = f"chaos-{os.getpid()}-{time.monotonic_ns() % 10**8}"
-    workers = [Worker(name, "first", env, log_dir), Worker(name, "second", env, log_dir)]
     streamer, store, roles, timeouts = adapters("api", env)
     triggering = builder(name, "api").build(streamer, store, roles, timeout_store=timeouts)
     await triggering.run(roles=())
     checker = PostgresRecordStore(env["CONVEYOR_PG_DSN"])
+    workers: list[Worker] = []
     try:
         run_ids: list[str] = []
-        for first in range(0, runs, 500):  # concurrent triggers share statements: all are in before many finish
+        for first in range(0, runs, 500):  # concurrent triggers share statements
             chunk = range(first, min(first + 500, runs))
             run_ids += await asyncio.gather(*(triggering.trigger(f"parcel-{i}") for i in chunk))
+        # The workers start once every run is in, so none finished while the rest were triggered: the outage then
+        # begins with nearly all of them left, however fast this machine runs them.
+        workers += [Worker(name, "first", env, log_dir), Worker(name, "second", env, log_dir)]
         await checker.open()
         async with asyncio.timeout(60):
             while await completed(checker, name) < runs // 20:

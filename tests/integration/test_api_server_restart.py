@@ -29,6 +29,7 @@ async def test_an_api_server_restart_mid_run_loses_nothing_and_repeats_nothing(
         assert done.returncode == 0, done.stdout + done.stderr
 
     env = {**os.environ, "CONVEYOR_PG_DSN": pg_dsn, "CONVEYOR_KAFKA": kafka_bootstrap, "KUBECONFIG": kubeconfig}
-    # Holders keep acting for up to two thirds of the 3 s lease after their last renewal: enough runs that many
-    # are left when the roles lapse.
-    await survive(env, tmp_path, restart, "could not be renewed in time", runs=5000)
+    # Holders keep acting for up to two thirds of the 3 s lease after their last renewal, and two workers that hand
+    # each run from step to step in process get through thousands in that time: enough runs that many are left
+    # when the roles lapse.
+    await survive(env, tmp_path, restart, "could not be renewed in time", runs=10000)
