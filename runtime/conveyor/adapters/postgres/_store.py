@@ -117,9 +117,9 @@ SELECT count(*) FROM run
 # Batches in flight at once per store (the pool serves everything else meanwhile) and their size. Fewer lanes make
 # bigger batches under load (what arrives while a batch is out goes in the next), so fewer statements per
 # transition, each costing the worker a round trip and the server a statement and a commit; a call alone still goes
-# at once. bench/deployed.py (one worker per step shard), 3 store and 2 lookup lanes -> 2 and 1: update statements
-# 0.36 -> 0.27 per run, CPU per transition over every process 594 -> 431 us (step workers 250 -> 173, Postgres
-# 212 -> 158), deployed transitions/s 3231 -> 4288; the single process 6542 -> 6620.
+# at once. bench/deployed.py (one worker per step shard), 3 store and 2 lookup lanes -> 2 and 1: statements per run
+# 0.36 -> 0.27 updates and 0.31 -> 0.22 lookups; CPU per transition over every process 497-540 -> 412-508 us and
+# deployed transitions/s 3448-3729 -> 3564-4410 (three runs each, interleaved); the single process the same.
 _STORE_BATCHES = 2
 _LOOKUP_BATCHES = 1
 _BATCH_LIMIT = 500
