@@ -25,17 +25,34 @@ class Consumer:
 
     def __init__(self, *, window: int = 8, owns: bool = True) -> None:
         self.handled: list[tuple[str, int]] = []
+        self.tasks: list[asyncio.Task[object] | None] = []  # the task that handled each
         self.gate = asyncio.Event()
         self.fail = False
         self.accepting = True
         self.working_now = 0
+        # The status of the record the step stores, as a step that moves the run on; None: it stores nothing.
+        self.moves_to: int | None = None
         self.target = Target(lambda _: owns, self.handle, self.working, lambda: self.accepting, window)
 
-    async def handle(self, r: Record) -> None:
+    async def handle(self, r: Record) -> Record | None:
         await self.gate.wait()
         if self.fail:
             raise RuntimeError("step failed")
         self.handled.append((r.run_id, r.meta.version))
+        self.tasks.append(asyncio.current_task())
+        if self.moves_to is None:
+            return None
+        return Record(
+            r.workflow_name,
+            r.foreign_id,
+            r.run_id,
+            r.run_state,
+            self.moves_to,
+            r.object,
+            NOW,
+            NOW,
+            Meta(version=r.meta.version + 1),
+        )
 
     @contextlib.asynccontextmanager
     async def working(self) -> AsyncIterator[None]:
@@ -177,3 +194,61 @@ async def test_handoff_goes_to_the_owning_consumer_of_the_records_status_only() 
 
     handoff.remove(1, owner.target)
     assert not handoff.offer(record("r4", status=1))
+
+
+def chained() -> tuple[Handoff, Consumer, Consumer]:
+    """A handoff with the consumers of two statuses: the first's step moves the run to the second's."""
+    handoff = Handoff()
+    first, second = Consumer(), Consumer()
+    first.moves_to = 2
+    handoff.add(1, first.target)
+    handoff.add(2, second.target)
+    return handoff, first, second
+
+
+async def test_a_handoff_goes_on_with_the_record_it_stored_in_the_same_task() -> None:
+    handoff, first, second = chained()
+    first.gate.set()
+    second.gate.set()
+    assert handoff.offer(record("r1", 2, status=1))
+    await settle()
+    assert first.handled == [("r1", 2)] and second.handled == [("r1", 3)]
+    assert first.tasks[0] is second.tasks[0]  # one task for both steps
+    assert first.target.handled("r1", 2) and second.target.handled("r1", 3)
+    assert not first.target.busy("r1") and not second.target.busy("r1")
+
+
+async def test_a_handoff_goes_on_only_where_it_may_and_leaves_the_rest_to_the_event() -> None:
+    handoff, first, second = chained()
+    first.gate.set()
+    second.gate.set()
+    second.accepting = False  # stopping: the second step takes nothing
+    assert handoff.offer(record("r1", 2, status=1))
+    await settle()
+    assert first.handled == [("r1", 2)] and second.handled == []
+    assert not second.target.handled("r1", 3)
+
+    second.accepting = True
+    await second.target.claim("r2")  # the second step's event of r2 is being handled: r2 is not taken over
+    assert handoff.offer(record("r2", 2, status=1))
+    await settle()
+    second.target.release("r2")
+    await settle()
+    assert first.handled == [("r1", 2), ("r2", 2)] and second.handled == []
+
+    assert handoff.offer(record("r3", 2, status=1))  # nothing in the way: it goes on
+    await settle()
+    assert second.handled == [("r3", 3)]
+
+
+async def test_a_chained_handoff_is_the_next_consumers_to_cancel() -> None:
+    handoff, first, second = chained()
+    first.gate.set()  # the second step waits at its gate
+    assert handoff.offer(record("r1", 2, status=1))
+    await settle()
+    assert first.handled == [("r1", 2)] and second.target.busy("r1")
+    await first.target.close()  # no longer the first consumer's: nothing to cancel there
+    assert second.target.busy("r1")
+    await second.target.close()
+    assert not second.target.busy("r1") and second.handled == []
+    assert second.working_now == 0 and first.working_now == 0

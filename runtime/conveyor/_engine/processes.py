@@ -138,7 +138,9 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
     # Asked once: an async step is awaited here, one coroutine less per transition than through rt.call.
     step_fn = cast(Callable[[Any], Awaitable[object]], step.fn) if is_async(step.fn) else None
 
-    async def run_step(before: Record, *, from_event: bool) -> None:
+    async def run_step(before: Record, *, from_event: bool) -> Record | None:
+        """Run the step on `before`; the record it stored, if it stored one. From an event, that record is offered
+        to its next step here; a handoff goes on with it itself (see `handoff`)."""
         started = time.perf_counter()
         try:
             run = rt.to_run(before, processing=True)
@@ -149,16 +151,20 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         except Exception as exc:
             # Errors count (and pause) on the event's path only: a failed handoff leaves the run to its event.
             if from_event and await rt.auto_pause(before, exc, process, opts.pause_after_err_count):
-                return
+                return None
             raise
         if after is None:
             rt.metrics.skipped(process, "next value specified skip")
             rt.decisions.log("skipped: the step asked to skip", before, process=process)
-        elif await rt.commit(before, after, process):
-            rt.handoff.offer(after)
-        if not from_event:
+        elif not await rt.commit(before, after, process):
+            after = None
+        if from_event:
+            if after is not None:
+                rt.handoff.offer(after)
+        else:
             # A handoff: its event is then acknowledged as done already, so the step's latency is observed here.
             rt.metrics.latency(process, time.perf_counter() - started)
+        return after
 
     async def handle_event(event: Event) -> None:
         if tracing is not None:
@@ -188,14 +194,14 @@ async def step_consumer(rt: Runtime[T, S], step: StepSpec[T, S], shard: Shard, r
         )
         return
 
-    handoff: Callable[[Record], Awaitable[None]]
+    handoff: Callable[[Record], Awaitable[Record | None]]
     if tracing is not None:
         traced = tracing
 
-        async def handoff(before: Record) -> None:
+        async def handoff(before: Record) -> Record | None:
             # A child of the span that stored the record, as its event's consumer would be.
             with traced.record_attempt("step", before, process, shard):
-                await run_step(before, from_event=False)
+                return await run_step(before, from_event=False)
 
     else:
         # A partial, not a coroutine around run_step: one frame less for every handoff.
