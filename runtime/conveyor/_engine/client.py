@@ -34,6 +34,7 @@ from conveyor._engine import checks, roles, tracing
 from conveyor._engine.metrics import WorkflowMetrics
 from conveyor._engine.opened import OpenAdapters
 from conveyor._engine.run import Run
+from conveyor._engine.run_ids import new_run_id
 from conveyor._engine.spec import WorkflowSpec
 from conveyor._engine.writer import RunWriter, next_record
 from conveyor.errors import (
@@ -221,7 +222,7 @@ class Client:
         status = checks.start_status(spec, start_at)
         value = spec.codec.coerce(initial_value, "initial_value") if initial_value is not None else _zero_value(spec)
         now = writer.clock.now()
-        run_id = run_id if run_id is not None else str(uuid.uuid4())
+        run_id = run_id if run_id is not None else new_run_id()
         record = Record(
             spec.name,
             foreign_id,
@@ -505,7 +506,7 @@ class Client:
         writer = self._writer(given.workflow_name)
         spec = writer.spec
         replacement = spec.codec.encode(spec.codec.coerce(object, "object")) if object is not None else None
-        new_run_id = str(uuid.uuid4())
+        forked_id = new_run_id()
         origin = _caller()
         for _ in range(CONTROL_ATTEMPTS):
             before = await self._record(run_id)
@@ -531,7 +532,7 @@ class Client:
             forked = Record(
                 spec.name,
                 before.foreign_id,
-                new_run_id,
+                forked_id,
                 RunState.INITIATED,
                 int(at),
                 replacement if replacement is not None else reached[-1].object,
@@ -553,7 +554,7 @@ class Client:
                     status=before.status,
                     run_state=RunState.CANCELLED,
                     object=before.object,
-                    reason=f"forked to {new_run_id}",
+                    reason=f"forked to {forked_id}",
                 )
                 # The paused run stops first: until it does, it is the foreign id's run in progress.
                 writes.insert(0, (cancelled, before.meta.version))
@@ -569,7 +570,7 @@ class Client:
             writer.metrics.run_state_change(RunState.UNKNOWN, RunState.INITIATED)
             writer.decisions.log("forked run", forked, process="api-fork")
             writer.stored(forked)
-            return new_run_id
+            return forked_id
         raise VersionConflict(run_id, before.meta.version, None)
 
     # -- callbacks -----------------------------------------------------------------------------------------------
