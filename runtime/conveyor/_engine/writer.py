@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from conveyor._core.clock import Clock
 from conveyor._core.ports import RecordStore
@@ -84,14 +84,15 @@ class RunWriter(Generic[T, S]):
         run_state = record.run_state
         if processing and run_state is RunState.INITIATED:
             run_state = RunState.RUNNING
-        value = self.spec.codec.decode(record.object) if record.object is not None else None
+        # Any, not typing.cast(T, ...): cast is a Python call, and this runs per step.
+        value: Any = self.spec.codec.decode(record.object) if record.object is not None else None
         return Run(
             workflow_name=record.workflow_name,
             foreign_id=record.foreign_id,
             run_id=record.run_id,
             run_state=run_state,
             status=self.status(record.status),
-            object=cast(T, value),
+            object=value,
             created_at=record.created_at,
             updated_at=record.updated_at,
             meta=record.meta,
