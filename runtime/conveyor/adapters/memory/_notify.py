@@ -23,6 +23,8 @@ class Notifier:
     def notify(self) -> None:
         with self._lock:
             self._generation += 1
+            if not self._waiters:
+                return  # most calls, under load (every store notifies): no set made for nobody
             waiters, self._waiters = self._waiters, set()
         for future in waiters:
             loop = future.get_loop()
