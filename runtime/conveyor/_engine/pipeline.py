@@ -97,6 +97,12 @@ class Pipeline:
                 if self._done_already is not None and event.foreign_id not in self._tails and self._done_already(event):
                     # Nothing to do for it (its work was done already, e.g. by a handoff) and nothing of its
                     # foreign id before it: it takes its place in the acknowledgement order, without a task.
+                    if not self._pending and not self._acking:
+                        # Nothing before it waits either (most such events): acknowledged at once, as
+                        # _ack_finished would, without a slot or the coroutine.
+                        await self._receiver.ack(event)
+                        self._free += 1
+                        continue
                     slot = _Slot(event)
                     slot.done = True
                     self._pending.append(slot)
