@@ -232,7 +232,7 @@ class Client:
             spec.codec.encode(value),
             now,
             now,
-            Meta(status_description=status.name, version=1, trace_origin=_caller()),
+            Meta(status_description=writer.status_name(int(status)), version=1, trace_origin=_caller()),
         )
         with tracing.traced("trigger", "trigger", run_id, record):
             tracing.stamp(record)

@@ -44,6 +44,8 @@ class RunWriter(Generic[T, S]):
         self._status_cache: dict[int, S] = {member.value: member for member in spec.status_type}
         # An enum member's name is a Python-level descriptor: read once here, not per transition.
         self._status_names: dict[int, str] = {member.value: member.name for member in spec.status_type}
+        # The statuses that complete a run, asked of the graph once: a step's result is looked up here.
+        self._terminal = frozenset(node for node in spec.graph.nodes if spec.graph.is_terminal(node))
 
     def stored(self, record: Record) -> None:
         """A run was triggered and stored; a `Runtime` hands it to its first step at once if that runs here."""
@@ -133,7 +135,7 @@ class RunWriter(Generic[T, S]):
             if result not in allowed:
                 names = ", ".join(s.name for s in allowed)
                 raise InvalidStatus(f"{what} result", f"one of the statuses it declared ({names})", result)
-            next_state = RunState.COMPLETED if self.spec.graph.is_terminal(result) else RunState.RUNNING
+            next_state = RunState.COMPLETED if result in self._terminal else RunState.RUNNING
             encoded = self.spec.codec.encode(run.object)
             return self.next_record(before, status=int(result), run_state=next_state, object=encoded)
         if isinstance(result, Skip):
