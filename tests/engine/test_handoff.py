@@ -252,3 +252,46 @@ async def test_a_chained_handoff_is_the_next_consumers_to_cancel() -> None:
     await second.target.close()
     assert not second.target.busy("r1") and second.handled == []
     assert second.working_now == 0 and first.working_now == 0
+
+
+async def test_a_handoff_that_goes_on_and_on_lets_the_loop_run_others() -> None:
+    """A step that stores and repeats, on a store that never waits: the handoff still yields to the loop, so
+    another task gets to run (here: the one that ends the repeating) within a few steps."""
+    handoff = Handoff()
+    steps: list[int] = []
+    stop = False
+
+    async def repeat(r: Record) -> Record | None:
+        steps.append(r.meta.version)
+        if stop or len(steps) >= 200:  # 200: where the test gives up on it without hanging
+            return None
+        return Record(
+            r.workflow_name,
+            r.foreign_id,
+            r.run_id,
+            r.run_state,
+            1,
+            r.object,
+            NOW,
+            NOW,
+            Meta(version=r.meta.version + 1),
+        )
+
+    @contextlib.asynccontextmanager
+    async def working() -> AsyncIterator[None]:
+        yield
+
+    target = Target(lambda _: True, repeat, working, lambda: True, 8)
+    handoff.add(1, target)
+    assert handoff.offer(record("r1", 2, status=1))
+    others_ran_after: list[int] = []
+
+    async def other() -> None:  # scheduled after the handoff's task
+        nonlocal stop
+        others_ran_after.append(len(steps))
+        stop = True
+
+    asyncio.get_running_loop().create_task(other())
+    await settle()
+    assert others_ran_after and 1 <= others_ran_after[0] <= 8
+    assert len(steps) <= 9

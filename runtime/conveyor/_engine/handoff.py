@@ -34,6 +34,11 @@ from conveyor._core.records import Event, Record
 # that many runs.
 _REMEMBERED = 10_000
 
+# A handoff that goes on with its run lets the loop run others every this many steps: a step that stores and
+# repeats (save_and_repeat, or a cycle of statuses) on a store that answers without waiting would otherwise hold
+# the loop for good. A run of a few steps never waits for it.
+_STEPS_BEFORE_YIELDING = 8
+
 
 class Target:
     """The handoff side of one running step consumer (one status and shard). `handle` runs the step on a record
@@ -205,10 +210,14 @@ async def _hand_on(target: Target, record: Record, chain: Handoff | None) -> Non
     record that stored, and so on, under each consumer's claim and drain in turn."""
     task = asyncio.current_task()
     assert task is not None
+    steps = 0
     while True:
         run_id = record.run_id
         stored = None
+        steps += 1
         try:
+            if steps % _STEPS_BEFORE_YIELDING == 0:
+                await asyncio.sleep(0)
             async with target._working():
                 stored = await target._handle(record)
             target.note_handled(run_id, record.meta.version)
