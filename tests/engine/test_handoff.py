@@ -20,6 +20,21 @@ def record(run_id: str, version: int = 2, *, status: int = 1, run_state: RunStat
     return Record("wf", f"fid-{run_id}", run_id, run_state, status, b"{}", NOW, NOW, Meta(version=version))
 
 
+def moved(r: Record, status: int) -> Record:
+    """The record a step that moved `r` to `status` stores: its next version."""
+    return Record(
+        r.workflow_name,
+        r.foreign_id,
+        r.run_id,
+        r.run_state,
+        status,
+        r.object,
+        NOW,
+        NOW,
+        Meta(version=r.meta.version + 1),
+    )
+
+
 class Consumer:
     """A target whose handling is released by the test, recording what it handled."""
 
@@ -42,17 +57,7 @@ class Consumer:
         self.tasks.append(asyncio.current_task())
         if self.moves_to is None:
             return None
-        return Record(
-            r.workflow_name,
-            r.foreign_id,
-            r.run_id,
-            r.run_state,
-            self.moves_to,
-            r.object,
-            NOW,
-            NOW,
-            Meta(version=r.meta.version + 1),
-        )
+        return moved(r, self.moves_to)
 
     @contextlib.asynccontextmanager
     async def working(self) -> AsyncIterator[None]:
@@ -265,17 +270,7 @@ async def test_a_handoff_that_goes_on_and_on_lets_the_loop_run_others() -> None:
         steps.append(r.meta.version)
         if stop or len(steps) >= 200:  # 200: where the test gives up on it without hanging
             return None
-        return Record(
-            r.workflow_name,
-            r.foreign_id,
-            r.run_id,
-            r.run_state,
-            1,
-            r.object,
-            NOW,
-            NOW,
-            Meta(version=r.meta.version + 1),
-        )
+        return moved(r, 1)
 
     @contextlib.asynccontextmanager
     async def working() -> AsyncIterator[None]:
