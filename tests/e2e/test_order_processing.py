@@ -39,7 +39,7 @@ READY_TIMEOUT = 300.0  # a reshard on 2 cores: the old shards stop, the new pods
 RUNS_TIMEOUT = 300.0
 GONE_TIMEOUT = 120.0
 BATCH_LABEL = "e2e.conveyor.dev/batch"
-FLOW_RATE = 15.0  # WorkflowRuns created per second while a step is rescaled
+FLOW_RATE = 25.0  # WorkflowRuns created per second while a step is rescaled
 MIN_IN_FLIGHT = 100  # the runs not finished at some moment of the rescaling
 
 
